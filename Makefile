@@ -1,0 +1,27 @@
+# Two entry points do all set-up on a fresh Debian machine: `make demo` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PKGS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small \
+            libportaudio2 jackd2 libsndfile1 xvfb
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test system-deps setup
+
+system-deps:
+	@dpkg -s $(APT_PKGS) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PKGS); }
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[train,test]' 'torch==2.13.0'
+	touch $@
+
+setup: system-deps $(BIN)/.installed
+
+demo: setup
+	$(BIN)/gansynth-live demo -o demo.wav
+
+test: setup
+	$(BIN)/python -m pytest -q
