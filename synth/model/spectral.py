@@ -75,6 +75,24 @@ class IFMel(torch.nn.Module):
         for t in range(N_FRAMES):
             env[t * HOP:t * HOP + N_FFT] += w2
         self.register_buffer("inv_envelope", (1.0 / env[_PAD_LEFT:_PAD_LEFT + NOTE_SAMPLES]).float())
+        # Log-magnitude range mapped to [-1, 1] for the generator's tanh output; set from data by set_range.
+        self.register_buffer("mag_range", torch.tensor([math.log(LOG_EPS), 3.0]))
+
+    def set_range(self, lo: float, hi: float) -> None:
+        self.mag_range.copy_(torch.tensor([lo, hi]))
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio → features scaled to [-1, 1] (the generator's output space)."""
+        f = self.forward(audio)
+        lo, hi = self.mag_range[0], self.mag_range[1]
+        mag = torch.clamp((f[:, 0] - lo) / (hi - lo) * 2 - 1, -1.0, 1.0)
+        return torch.stack([mag, f[:, 1]], dim=1)
+
+    def decode(self, feats: torch.Tensor) -> torch.Tensor:
+        """Generator-space features → audio."""
+        lo, hi = self.mag_range[0], self.mag_range[1]
+        mag = (feats[:, 0] + 1) * 0.5 * (hi - lo) + lo
+        return self.inverse(torch.stack([mag, feats[:, 1]], dim=1))
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """Complex STFT [B, 128, 512] of 4 s notes, DC bin dropped."""
@@ -104,7 +122,7 @@ class IFMel(torch.nn.Module):
         # Overlap-add with hop = N_FFT/2: output block t is the first half of frame t plus the second half of t-1.
         first, second = frames[:, :, :HOP], frames[:, :, HOP:]
         blocks = torch.nn.functional.pad(first, (0, 0, 0, 1)) + torch.nn.functional.pad(second, (0, 0, 1, 0))
-        audio = blocks.reshape(blocks.shape[0], -1)
+        audio = blocks.flatten(1)
         return audio[:, _PAD_LEFT:_PAD_LEFT + NOTE_SAMPLES] * self.inv_envelope
 
 

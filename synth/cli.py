@@ -1,0 +1,82 @@
+"""The one command-line entry point, `gansynth-live`, with a subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
+
+
+def _ints(text: str) -> list[int]:
+    """'0-7,40' → [0..7, 40]."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def cmd_dataset(a: argparse.Namespace) -> None:
+    from synth.model import dataset
+
+    summary = dataset.build(Path(a.out), a.soundfonts, a.programs, a.velocities, a.pitches, gain=a.gain,
+                            workers=a.workers)
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from synth.model.networks import NetConfig
+    from synth.model.train import TrainConfig, train
+
+    cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=NetConfig(z_dim=a.z_dim, channels=tuple(a.channels)),
+                      mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
+                      limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
+                      max_minutes=a.minutes, max_steps=a.steps, device=a.device)
+    print(json.dumps(train(cfg)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gansynth-live", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("dataset", help="build the NSynth-like note set from soundfonts")
+    ds_sub = ds.add_subparsers(dest="action", required=True)
+    b = ds_sub.add_parser("build", help="render notes with FluidSynth (resumable)")
+    b.add_argument("--out", default=str(DEFAULT_DATA))
+    b.add_argument("--soundfonts", nargs="+", help="fluidr3 timgm6mb musescore musescore-hq (default: all installed)")
+    b.add_argument("--programs", type=_ints, help="GM programs, e.g. 0-7,40 (default 0-111)")
+    b.add_argument("--velocities", type=_ints, help="default 60,90,120")
+    b.add_argument("--pitches", type=_ints, help="MIDI pitches (default 24-84)")
+    b.add_argument("--gain", type=float, default=1.5, help="FluidSynth master gain")
+    b.add_argument("--workers", type=int, default=2)
+    b.set_defaults(func=cmd_dataset)
+
+    t = sub.add_parser("train", help="train the GANSynth generator (resumes from OUT/checkpoint.pt)")
+    t.add_argument("--data", default=str(DEFAULT_DATA))
+    t.add_argument("--out", required=True, help="run directory (checkpoint, log.jsonl, samples/)")
+    t.add_argument("--z-dim", type=int, default=256)
+    t.add_argument("--channels", type=int, nargs=7, default=[256, 256, 256, 256, 128, 64, 32])
+    t.add_argument("--linear-if", action="store_true", help="linear-frequency IF instead of IF-Mel")
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=8e-4)
+    t.add_argument("--phase-images", type=int, default=800_000, help="images per progressive phase (13 phases)")
+    t.add_argument("--limit-notes", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--sample-every", type=int, default=500)
+    t.add_argument("--minutes", type=float, help="stop and checkpoint after this long")
+    t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
+    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, ValueError) as e:  # every user-facing error class derives from these
+        sys.exit(f"gansynth-live: {e}")

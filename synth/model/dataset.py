@@ -1,0 +1,233 @@
+"""NSynth-like note set rendered by FluidSynth from Debian's General MIDI soundfonts.
+
+One render unit is (soundfont, program, velocity): a MIDI file of all pitches spaced 6 s apart is rendered once
+and sliced into 4 s notes (3 s hold + 1 s release). Units are written atomically, so an interrupted build resumes
+where it stopped; the metadata table is rebuilt from the units at the end.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+from tqdm import tqdm
+
+SAMPLE_RATE = 16000
+NOTE_SECONDS = 4.0
+HOLD_SECONDS = 3.0
+SPACING_SECONDS = 6.0
+PITCH_MIN, PITCH_MAX = 24, 84
+MELODIC_PROGRAMS = range(0, 112)  # 112-127 are percussive and sound effects
+DEFAULT_VELOCITIES = (60, 90, 120)
+SILENT_PEAK = 10 ** (-50 / 20)
+CLIP_PEAK = 32767
+
+SOUNDFONTS = {
+    "fluidr3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "musescore": "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+    "musescore-hq": "/usr/share/sounds/sf3/MuseScore_General.sf3",
+}
+
+FAMILIES = (
+    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble",
+    "brass", "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic",
+)
+
+
+class DatasetError(ValueError):
+    """A problem building or reading the note set, worded for the user."""
+
+
+def family_of(program: int) -> int:
+    """GM family index (0-13) of a melodic program (0-111)."""
+    return program // 8
+
+
+def split_of(soundfont: str, program: int, velocity: int, pitch: int) -> str:
+    """Stable ~10 % held-out split by note identity."""
+    return "test" if zlib.crc32(f"{soundfont}/{program}/{velocity}/{pitch}".encode()) % 10 == 0 else "train"
+
+
+@dataclass(frozen=True)
+class Unit:
+    soundfont: str
+    program: int
+    velocity: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.soundfont}-{self.program:03d}-{self.velocity:03d}"
+
+
+def available_soundfonts(names: list[str] | None = None) -> dict[str, str]:
+    """Soundfonts to use: the named ones (error if missing) or every known one installed."""
+    if names:
+        unknown = [n for n in names if n not in SOUNDFONTS]
+        if unknown:
+            raise DatasetError(f"unknown soundfont {unknown[0]!r}; known: {', '.join(SOUNDFONTS)}")
+        missing = [n for n in names if not os.path.exists(SOUNDFONTS[n])]
+        if missing:
+            raise DatasetError(f"soundfont {missing[0]!r} is not installed ({SOUNDFONTS[missing[0]]})")
+        return {n: SOUNDFONTS[n] for n in names}
+    found = {n: p for n, p in SOUNDFONTS.items() if os.path.exists(p)}
+    # The HQ MuseScore font is a link to the same file when only the small one is installed.
+    if "musescore-hq" in found and os.path.realpath(found["musescore-hq"]) == os.path.realpath(found.get("musescore", "")):
+        del found["musescore-hq"]
+    if not found:
+        raise DatasetError("no General MIDI soundfont found: apt-get install fluid-soundfont-gm timgm6mb-soundfont")
+    return found
+
+
+def _write_midi(path: Path, program: int, velocity: int, pitches: list[int]) -> None:
+    ticks_per_beat, tempo = 480, 500_000  # 120 bpm: one beat is 0.5 s
+    beat = lambda seconds: int(round(seconds / 0.5 * ticks_per_beat))  # noqa: E731
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo), mido.Message("program_change", program=program)])
+    for pitch in pitches:
+        track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=beat(HOLD_SECONDS)))
+        track.append(mido.Message("control_change", control=123, value=0, time=beat(SPACING_SECONDS - HOLD_SECONDS)))
+    mid = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    mid.tracks.append(track)
+    mid.save(path)
+
+
+def _read_wav_mono(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        if w.getsampwidth() != 2 or w.getframerate() != SAMPLE_RATE:
+            raise DatasetError(f"fluidsynth wrote an unexpected format to {path}")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, w.getnchannels())
+    return data.astype(np.int32).sum(axis=1) // data.shape[1]
+
+
+def render_unit(unit: Unit, sf_path: str, pitches: list[int], out_dir: Path, gain: float) -> dict:
+    """Render one unit's notes to units/NAME.npz (atomic); return counts of kept and dropped notes."""
+    if shutil.which("fluidsynth") is None:
+        raise DatasetError("fluidsynth is not installed: apt-get install fluidsynth")
+    note_len = int(NOTE_SECONDS * SAMPLE_RATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "u.mid", Path(tmp) / "u.wav"
+        _write_midi(mid, unit.program, unit.velocity, pitches)
+        cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain), "-r", str(SAMPLE_RATE),
+               "-o", "synth.cpu-cores=1", "-F", str(wav), sf_path, str(mid)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not wav.exists():
+            raise DatasetError(f"fluidsynth failed on {unit.name}: {proc.stderr.strip()[:200]}")
+        audio = _read_wav_mono(wav)
+    step = int(SPACING_SECONDS * SAMPLE_RATE)
+    notes, kept, silent, clipped = [], [], 0, 0
+    for i, pitch in enumerate(pitches):
+        note = audio[i * step:i * step + note_len]
+        note = np.pad(note, (0, note_len - len(note)))
+        peak = int(np.abs(note).max())
+        if peak < SILENT_PEAK * 32768:
+            silent += 1
+        elif peak >= CLIP_PEAK:
+            clipped += 1
+        else:
+            notes.append(note.astype(np.int16))
+            kept.append(pitch)
+    out = out_dir / "units" / f"{unit.name}.npz"
+    tmp_path = out.with_suffix(".tmp.npz")
+    np.savez(tmp_path, audio=np.stack(notes) if notes else np.zeros((0, note_len), np.int16),
+             pitches=np.array(kept, dtype=np.int16), silent=silent, clipped=clipped)
+    os.replace(tmp_path, out)
+    return {"kept": len(kept), "silent": silent, "clipped": clipped}
+
+
+def build(out_dir: Path, soundfonts: list[str] | None = None, programs: list[int] | None = None,
+          velocities: list[int] | None = None, pitches: list[int] | None = None, gain: float = 1.5,
+          workers: int = 2, progress: bool = True) -> dict:
+    """Build (or resume) the note set in out_dir; returns the summary also saved as out_dir/build.json."""
+    fonts = available_soundfonts(soundfonts)
+    programs = list(MELODIC_PROGRAMS) if programs is None else programs
+    velocities = list(DEFAULT_VELOCITIES) if velocities is None else velocities
+    pitches = list(range(PITCH_MIN, PITCH_MAX + 1)) if pitches is None else pitches
+    bad = [p for p in programs if p not in MELODIC_PROGRAMS] or [p for p in pitches if not PITCH_MIN <= p <= PITCH_MAX]
+    if bad:
+        raise DatasetError(f"out of range: {bad[0]} (programs 0-111, pitches {PITCH_MIN}-{PITCH_MAX})")
+    (out_dir / "units").mkdir(parents=True, exist_ok=True)
+    units = [Unit(sf, p, v) for sf in sorted(fonts) for p in programs for v in velocities]
+    todo = [u for u in units if not (out_dir / "units" / f"{u.name}.npz").exists()]
+    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(units), initial=len(units) - len(todo),
+                                                                desc="rendering notes", unit="unit",
+                                                                disable=not progress) as bar:
+        for _ in pool.map(lambda u: render_unit(u, fonts[u.soundfont], pitches, out_dir, gain), todo):
+            bar.update(1)
+    return write_metadata(out_dir, units)
+
+
+def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
+    """Rebuild metadata.csv and build.json from the unit files."""
+    rows, silent, clipped = [], 0, 0
+    for u in units:
+        with np.load(out_dir / "units" / f"{u.name}.npz") as z:
+            silent += int(z["silent"])
+            clipped += int(z["clipped"])
+            for i, pitch in enumerate(z["pitches"].tolist()):
+                rows.append({"unit": u.name, "index": i, "soundfont": u.soundfont, "program": u.program,
+                             "family": FAMILIES[family_of(u.program)], "velocity": u.velocity, "pitch": pitch,
+                             "split": split_of(u.soundfont, u.program, u.velocity, pitch)})
+    tmp = out_dir / "metadata.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["unit"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out_dir / "metadata.csv")
+    summary = {"notes": len(rows), "train": sum(r["split"] == "train" for r in rows),
+               "test": sum(r["split"] == "test" for r in rows), "dropped_silent": silent,
+               "dropped_clipped": clipped, "units": len(units), "sample_rate": SAMPLE_RATE,
+               "note_seconds": NOTE_SECONDS, "soundfonts": sorted({u.soundfont for u in units})}
+    (out_dir / "build.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@dataclass
+class NoteSet:
+    """Notes of one split held in memory as int16 (scale with to_float)."""
+    audio: np.ndarray      # int16 [N, 64000]
+    pitch: np.ndarray      # int64 MIDI numbers
+    family: np.ndarray     # int64 family index
+    program: np.ndarray    # int64
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+    @staticmethod
+    def to_float(audio: np.ndarray) -> np.ndarray:
+        return audio.astype(np.float32) / 32768.0
+
+
+def load(data_dir: Path, split: str | None = None, limit: int | None = None, seed: int = 0) -> NoteSet:
+    """Load a split of a built note set (optionally a random, reproducible subset of `limit` notes)."""
+    meta_path = Path(data_dir) / "metadata.csv"
+    if not meta_path.exists():
+        raise DatasetError(f"no note set in {data_dir}: run 'gansynth-live dataset build --out {data_dir}' first")
+    with open(meta_path) as f:
+        rows = [r for r in csv.DictReader(f) if split is None or r["split"] == split]
+    if not rows:
+        raise DatasetError(f"the note set in {data_dir} has no {split or ''} notes")
+    if limit is not None and limit < len(rows):
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
+        rows = [rows[i] for i in keep]
+    audio = np.empty((len(rows), int(NOTE_SECONDS * SAMPLE_RATE)), dtype=np.int16)
+    cache: dict[str, np.ndarray] = {}
+    for i, r in enumerate(rows):
+        if r["unit"] not in cache:
+            cache.clear()
+            with np.load(Path(data_dir) / "units" / f"{r['unit']}.npz") as z:
+                cache[r["unit"]] = z["audio"]
+        audio[i] = cache[r["unit"]][int(r["index"])]
+    col = lambda k: np.array([int(r[k]) for r in rows], dtype=np.int64)  # noqa: E731
+    return NoteSet(audio=audio, pitch=col("pitch"), program=col("program"),
+                   family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64))

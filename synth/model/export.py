@@ -1,0 +1,61 @@
+"""ONNX export: the EMA generator with the IF→phase→inverse-STFT step inside the graph (z, pitch → audio)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from synth import __version__
+from synth.model.networks import N_PITCHES, PITCH_MIN, Generator, NetConfig
+from synth.model.spectral import IFMel, NOTE_SAMPLES, SAMPLE_RATE
+
+NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
+RELEASE_SECONDS = 1.0
+
+
+class NoteSynth(torch.nn.Module):
+    """G(z, pitch) → 4 s of audio at 16 kHz: the whole render in one module, exported as one graph."""
+
+    def __init__(self, generator: Generator, codec: IFMel) -> None:
+        super().__init__()
+        self.generator = generator
+        self.codec = codec
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        return self.codec.decode(self.generator(z, pitch))
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
+    """The EMA generator of a training checkpoint as a NoteSynth, plus the checkpoint's facts."""
+    ck = torch.load(path, map_location=device, weights_only=False)
+    g = Generator(NetConfig.from_dict(ck["net"]))
+    g.load_state_dict(ck["G_ema"])
+    codec = IFMel(mel=ck["mel"])
+    codec.set_range(*ck["mag_range"])
+    facts = {k: ck[k] for k in ("net", "mel", "images", "step", "trained_s", "data_dir", "train_notes", "device")}
+    return NoteSynth(g, codec).eval(), facts
+
+
+def export_onnx(model: NoteSynth, path: str | os.PathLike, metadata: dict[str, object]) -> None:
+    """Write the model and its contract metadata; the file appears only when complete."""
+    import onnx
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    z = torch.randn(2, model.generator.cfg.z_dim)
+    pitch = torch.tensor([PITCH_MIN, PITCH_MIN + N_PITCHES - 1])
+    torch.onnx.export(model, (z, pitch), str(tmp), input_names=["z", "pitch"], output_names=["audio"],
+                      dynamic_axes={"z": {0: "batch"}, "pitch": {0: "batch"}, "audio": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(tmp))
+    meta = {"sample_rate": SAMPLE_RATE, "z_dim": model.generator.cfg.z_dim, "pitch_min": PITCH_MIN,
+            "pitch_max": PITCH_MIN + N_PITCHES - 1, "note_seconds": NOTE_SECONDS,
+            "release_seconds": RELEASE_SECONDS, "version": __version__} | metadata
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)

@@ -1,0 +1,208 @@
+"""Progressive WGAN-GP training of the GANSynth generator, on CPU or CUDA, resumable from a checkpoint.
+
+The schedule follows GANSynth: level 0 trains for one phase, then each new level fades in for a phase and trains
+stable for a phase (13 phases for 7 levels). Losses go to log.jsonl; spectrogram pictures and audio to samples/.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synth.model import dataset
+from synth.model.networks import Discriminator, Generator, NetConfig, PITCH_MIN
+from synth.model.spectral import IFMel, SAMPLE_RATE
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str
+    out_dir: str
+    net: NetConfig = field(default_factory=NetConfig)
+    mel: bool = True
+    batch: int = 8
+    lr: float = 8e-4
+    phase_images: int = 800_000          # GANSynth: 800k images per phase
+    gp_weight: float = 10.0
+    drift: float = 0.001
+    aux_weight: float = 10.0
+    ema: float = 0.999
+    limit_notes: int | None = None       # train on a random subset of this many notes
+    seed: int = 0
+    sample_every: int = 500              # steps
+    checkpoint_every_s: float = 300.0
+    max_minutes: float | None = None     # stop (and checkpoint) after this much wall time in this run
+    max_steps: int | None = None
+    device: str | None = None
+
+    @property
+    def total_images(self) -> int:
+        return (2 * self.net.levels - 1) * self.phase_images
+
+
+def schedule(images: int, phase_images: int, levels: int) -> tuple[int, float]:
+    """(level, alpha) after `images` training images: phase 0 is level 0; odd phases fade a level in."""
+    phase = images // phase_images
+    level = min((phase + 1) // 2, levels - 1)
+    if phase % 2 == 1 and phase < 2 * levels - 1:
+        return level, (images % phase_images) / phase_images
+    return level, 1.0
+
+
+def to_level(feats: torch.Tensor, level: int, alpha: float, levels: int) -> torch.Tensor:
+    """Downsample full-resolution features to a level, blending with the coarser one while it fades in."""
+    x = F.avg_pool2d(feats, 2 ** (levels - 1 - level)) if level < levels - 1 else feats
+    if level > 0 and alpha < 1.0:
+        x = torch.lerp(F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"), x, alpha)
+    return x
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def magnitude_range(codec: IFMel, audio: np.ndarray, device: torch.device) -> tuple[float, float]:
+    """Log-magnitude range of the data (floor at the log epsilon) used to scale features into [-1, 1]."""
+    hi = -math.inf
+    for i in range(0, len(audio), 32):
+        x = torch.from_numpy(dataset.NoteSet.to_float(audio[i:i + 32])).to(device)
+        hi = max(hi, float(codec(x)[:, 0].max()))
+    return float(codec.mag_range[0]), hi
+
+
+def save_samples(out_dir: Path, step: int, g: Generator, codec: IFMel, z: torch.Tensor, pitch: torch.Tensor,
+                 level: int, alpha: float) -> None:
+    """Write a spectrogram picture (log-mag over IF, one column per note) and the notes as a WAV."""
+    from PIL import Image
+
+    from synth.audio_io import write_wav
+
+    with torch.no_grad():
+        feats = g(z, pitch, level, alpha)
+        scale = 2 ** (g.cfg.levels - 1 - level)
+        if scale > 1:
+            feats = F.interpolate(feats, scale_factor=scale, mode="nearest")
+        audio = codec.decode(feats).cpu().numpy()
+    pic = torch.cat([torch.cat([feats[i, 0].T.flip(0), feats[i, 1].T.flip(0)], dim=0) for i in range(len(z))], dim=1)
+    img = ((pic.cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    samples = out_dir / "samples"
+    samples.mkdir(exist_ok=True)
+    Image.fromarray(img).save(samples / f"step{step:07d}.png")
+    peak = max(float(np.abs(audio).max()), 1e-9)
+    write_wav(samples / f"step{step:07d}.wav", (audio / peak * 0.9).reshape(-1), SAMPLE_RATE)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) and return the last log record. Checkpoint: out_dir/checkpoint.pt."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    notes = dataset.load(Path(cfg.data_dir), "train", limit=cfg.limit_notes, seed=cfg.seed)
+    codec = IFMel(mel=cfg.mel).to(device)
+    G, D = Generator(cfg.net).to(device), Discriminator(cfg.net).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    ckpt_path = out / "checkpoint.pt"
+    images, step, trained_s = 0, 0, 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
+            raise ValueError(f"{ckpt_path} was trained with another network shape; use a new --out directory")
+        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            m.load_state_dict(ck[k])
+        codec.set_range(*ck["mag_range"])
+        images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
+        rng = np.random.default_rng([cfg.seed, step])
+        torch.manual_seed(cfg.seed + step)
+    else:
+        codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+
+    def checkpoint() -> None:
+        _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "G": G.state_dict(), "D": D.state_dict(),
+                      "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                      "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
+                      "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
+                      "device": str(device)}, ckpt_path)
+
+    sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
+    sample_pitch = torch.tensor([36, 48, 60, 72], device=device)
+    levels = cfg.net.levels
+    start, last_ckpt, record = time.monotonic(), time.monotonic(), {}
+    log = open(out / "log.jsonl", "a")
+    while images < cfg.total_images:
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+        if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
+            break
+        t0 = time.monotonic()
+        level, alpha = schedule(images, cfg.phase_images, levels)
+        idx = rng.integers(0, len(notes), cfg.batch)
+        pitch = torch.from_numpy(notes.pitch[idx]).to(device)
+        with torch.no_grad():
+            real = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
+            real = to_level(real, level, alpha, levels)
+        z = torch.randn(cfg.batch, cfg.net.z_dim, device=device)
+        fake = G(z, pitch, level, alpha)
+
+        d_real, p_real = D(real, level, alpha)
+        d_fake, _ = D(fake.detach(), level, alpha)
+        eps = torch.rand(cfg.batch, 1, 1, 1, device=device)
+        mix = torch.lerp(fake.detach(), real, eps).requires_grad_(True)
+        grad, = torch.autograd.grad(D(mix, level, alpha)[0].sum(), mix, create_graph=True)
+        gp = (grad.flatten(1).norm(dim=1) - 1).square().mean()
+        aux_d = F.cross_entropy(p_real, pitch - PITCH_MIN)
+        loss_d = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.square().mean() \
+            + cfg.aux_weight * aux_d
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        g_fake, p_fake = D(fake, level, alpha)
+        aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
+        loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - cfg.ema)
+
+        images += cfg.batch
+        step += 1
+        trained_s += time.monotonic() - t0
+        record = {"step": step, "images": images, "level": level, "alpha": round(alpha, 4),
+                  "loss_d": loss_d.item(), "loss_g": loss_g.item(), "wdist": (d_real.mean() - d_fake.mean()).item(),
+                  "gp": gp.item(), "aux_d": aux_d.item(), "aux_g": aux_g.item(),
+                  "pitch_acc_real": float((p_real.argmax(1) == pitch - PITCH_MIN).float().mean()),
+                  "sec_per_step": round(time.monotonic() - t0, 4)}
+        if not all(math.isfinite(v) for v in record.values()):
+            raise FloatingPointError(f"training diverged at step {step}: {record}")
+        if step % 10 == 0 or step == 1:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if progress:
+                print(f"step {step} img {images} L{level} a{alpha:.2f} D {record['loss_d']:.3f} "
+                      f"G {record['loss_g']:.3f} W {record['wdist']:.3f} {record['sec_per_step']:.2f}s/step",
+                      flush=True)
+        if step % cfg.sample_every == 0:
+            save_samples(out, step, G_ema, codec, sample_z, sample_pitch, level, alpha)
+        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+            checkpoint()
+            last_ckpt = time.monotonic()
+    checkpoint()
+    log.close()
+    return record | {"images": images, "step": step, "done": images >= cfg.total_images}

@@ -1,0 +1,119 @@
+"""Load a shipped ONNX note model with onnxruntime, check its contract, and render notes.
+
+Contract: inputs z float32[batch, Z] and pitch int64[batch] (MIDI numbers); output audio float32[batch, samples];
+metadata sample_rate, z_dim, pitch_min, pitch_max, note_seconds, release_seconds, training_data, metrics, version.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.onnx"
+REQUIRED_METADATA = ("sample_rate", "z_dim", "pitch_min", "pitch_max", "note_seconds", "release_seconds",
+                     "training_data", "metrics", "version")
+# Preference order: NVIDIA, Apple, Windows GPUs, then CPU.
+PROVIDER_ORDER = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used, with a one-line reason."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    sample_rate: int
+    z_dim: int
+    pitch_min: int
+    pitch_max: int
+    note_seconds: float
+    release_seconds: float
+    training_data: str
+    metrics: dict
+    version: str
+
+
+def choose_providers(available: list[str], wanted: str | None = None) -> list[str]:
+    """Providers to ask for: `wanted` ('cuda', 'cpu', or a full provider name) or the best available, CPU last."""
+    if wanted:
+        name = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider", "coreml": "CoreMLExecutionProvider",
+                "directml": "DmlExecutionProvider"}.get(wanted.lower(), wanted)
+        if name not in available:
+            raise ModelError(f"execution provider {wanted!r} is not available here; available: {', '.join(available)}")
+        return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+    return [p for p in PROVIDER_ORDER if p in available] or ["CPUExecutionProvider"]
+
+
+def _parse_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ModelError(f"model file {path} lacks metadata {', '.join(missing)}: export it with 'gansynth-live export'")
+    try:
+        info = ModelInfo(sample_rate=int(meta["sample_rate"]), z_dim=int(meta["z_dim"]),
+                         pitch_min=int(meta["pitch_min"]), pitch_max=int(meta["pitch_max"]),
+                         note_seconds=float(meta["note_seconds"]), release_seconds=float(meta["release_seconds"]),
+                         training_data=meta["training_data"], metrics=json.loads(meta["metrics"]),
+                         version=meta["version"])
+    except (ValueError, json.JSONDecodeError) as e:
+        raise ModelError(f"model file {path} has unreadable metadata ({e})") from None
+    if not (info.sample_rate > 0 and info.z_dim > 0 and 0 <= info.pitch_min <= info.pitch_max <= 127
+            and info.note_seconds > info.release_seconds >= 0):
+        raise ModelError(f"model file {path} has inconsistent metadata: {info}")
+    return info
+
+
+class NoteModel:
+    """A validated note model: render(z, pitches) → audio [batch, samples] at info.sample_rate."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_MODEL, provider: str | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = choose_providers(ort.get_available_providers(), provider)
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # onnxruntime raises several private exception types for unreadable files
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise ModelError(f"model file {self.path} is not a readable ONNX model ({first})") from None
+        self.provider = self.session.get_providers()[0]
+        self.info = _parse_metadata(self.path, self.session.get_modelmeta().custom_metadata_map)
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        ins = {i.name: i for i in self.session.get_inputs()}
+        outs = self.session.get_outputs()
+        where = f"model file {self.path}"
+        if set(ins) != {"z", "pitch"}:
+            raise ModelError(f"{where} must take inputs 'z' and 'pitch', not {', '.join(sorted(ins))}")
+        if len(outs) != 1 or outs[0].name != "audio":
+            raise ModelError(f"{where} must have one output 'audio', not {', '.join(o.name for o in outs)}")
+        z, pitch, audio = ins["z"], ins["pitch"], outs[0]
+        for arg, rank, dtype in ((z, 2, "tensor(float)"), (pitch, 1, "tensor(int64)"), (audio, 2, "tensor(float)")):
+            if len(arg.shape) != rank or arg.type != dtype:
+                raise ModelError(f"{where}: '{arg.name}' must be {dtype[7:-1]} of rank {rank}, "
+                                 f"is {arg.type[7:-1]} {list(arg.shape)}")
+        if isinstance(z.shape[1], int) and z.shape[1] != self.info.z_dim:
+            raise ModelError(f"{where}: 'z' has {z.shape[1]} dimensions but its metadata says {self.info.z_dim}")
+
+    @property
+    def note_samples(self) -> int:
+        return int(round(self.info.note_seconds * self.info.sample_rate))
+
+    def render(self, z: np.ndarray, pitches: np.ndarray | list[int]) -> np.ndarray:
+        """Render one note per row of z at the given MIDI pitches."""
+        z = np.ascontiguousarray(np.atleast_2d(z), dtype=np.float32)
+        pitch = np.asarray(pitches, dtype=np.int64).reshape(-1)
+        if z.shape != (len(pitch), self.info.z_dim):
+            raise ModelError(f"need one latent of size {self.info.z_dim} per pitch, got {z.shape} for {len(pitch)}")
+        if pitch.size and (pitch.min() < self.info.pitch_min or pitch.max() > self.info.pitch_max):
+            raise ModelError(f"pitch out of the model's range {self.info.pitch_min}-{self.info.pitch_max}")
+        return self.session.run(["audio"], {"z": z, "pitch": pitch})[0]
