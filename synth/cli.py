@@ -37,6 +37,38 @@ def cmd_train(a: argparse.Namespace) -> None:
     print(json.dumps(train(cfg)))
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    from synth.model.export import export_onnx, load_checkpoint
+
+    model, facts = load_checkpoint(a.checkpoint)
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
+    data = Path(facts["data_dir"]) / "build.json"
+    summary = json.loads(data.read_text()) if data.exists() else {}
+    training = {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"),
+                "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
+                "train_seconds": round(facts["trained_s"]), "device": facts["device"], "net": facts["net"],
+                "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
+    export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
+    print(f"wrote {a.out}")
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from synth.model.evaluate import evaluate, format_table, save_json
+
+    rows = evaluate(Path(a.data), a.model, per_pitch=a.per_pitch, real_limit=a.real_notes)
+    print(format_table(rows))
+    if a.json:
+        save_json(rows, a.json)
+        print(f"wrote {a.json}")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from synth.demo import render_demo
+
+    seconds = render_demo(a.out, model_path=a.model, seed=a.seed)
+    print(f"wrote {a.out} ({seconds:.1f} s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gansynth-live", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -69,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
+    e.add_argument("checkpoint")
+    e.add_argument("-o", "--out", required=True)
+    e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("eval", help="PA, FID, NDB and a YIN pitch check: real held-out notes vs a model")
+    v.add_argument("--data", default=str(DEFAULT_DATA))
+    v.add_argument("--model", help="ONNX model to evaluate (omit for the real-data reference row only)")
+    v.add_argument("--per-pitch", type=int, default=8, help="random latents per pitch")
+    v.add_argument("--real-notes", type=int, default=1000, help="held-out real notes in the reference row")
+    v.add_argument("--json", help="also write the rows as JSON")
+    v.set_defaults(func=cmd_eval)
+
+    d = sub.add_parser("demo", help="render a short demo phrase with the shipped model to a WAV file")
+    d.add_argument("-o", "--out", default="demo.wav")
+    d.add_argument("--model", help="ONNX model (default: the shipped one)")
+    d.add_argument("--seed", type=int, default=7, help="seed of the timbre latent")
+    d.set_defaults(func=cmd_demo)
     return p
 
 

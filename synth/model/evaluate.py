@@ -1,0 +1,251 @@
+"""Evaluation as in the GANSynth paper: pitch accuracy (PA), FID and NDB on the features of a pitch/family classifier
+trained on the real note set, plus an algorithmic pitch check (YIN) in cents.
+
+The real held-out notes go through the same code and make the reference row.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synth.model import dataset
+from synth.model.networks import N_PITCHES, PITCH_MIN
+from synth.model.spectral import IFMel, SAMPLE_RATE
+
+N_FAMILIES = len(dataset.FAMILIES)
+
+
+class NoteClassifier(nn.Module):
+    """Log-mel spectrogram → (128-d features, pitch logits [61], family logits [14]).
+
+    Frequency position is kept to the end (time is averaged, frequency flattened) because pitch lives there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codec = IFMel(mel=True)
+        chans = (1, 16, 32, 64)
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans, chans[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in chans[1:])
+        self.embed = nn.Linear(64 * 32, 128)
+        self.pitch = nn.Linear(128, N_PITCHES)
+        self.family = nn.Linear(128, N_FAMILIES)
+
+    def spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, 64000] audio → [B, 1, 32, 256] log-mel (time pooled 4x, frequency 2x)."""
+        with torch.no_grad():
+            logmag = self.codec(audio)[:, :1]
+            return F.avg_pool2d(logmag, (4, 2)) / 5.0
+
+    def forward(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = spec
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.max_pool2d(F.relu(norm(conv(x))), 2)
+        feats = F.relu(self.embed(x.mean(dim=2).flatten(1)))
+        return feats, self.pitch(feats), self.family(feats)
+
+
+def spectrograms(model: NoteClassifier, audio: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """Classifier inputs for int16 or float audio, computed in batches."""
+    out = []
+    for i in range(0, len(audio), batch):
+        chunk = audio[i:i + batch]
+        x = dataset.NoteSet.to_float(chunk) if chunk.dtype == np.int16 else chunk.astype(np.float32)
+        out.append(model.spectrogram(torch.from_numpy(x)))
+    return torch.cat(out)
+
+
+def train_classifier(data_dir: Path, limit: int = 6000, epochs: int = 6, seed: int = 0,
+                     progress: bool = True) -> NoteClassifier:
+    """Train the evaluation classifier on real training notes and cache it in data_dir/classifier.pt."""
+    path = Path(data_dir) / "classifier.pt"
+    model = NoteClassifier()
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    torch.manual_seed(seed)
+    notes = dataset.load(data_dir, "train", limit=limit, seed=seed)
+    specs = spectrograms(model, notes.audio)
+    pitch = torch.from_numpy(notes.pitch - PITCH_MIN)
+    family = torch.from_numpy(notes.family)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(specs), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), 64):
+            idx = order[i:i + 64]
+            _, lp, lf = model(specs[idx])
+            loss = F.cross_entropy(lp, pitch[idx]) + F.cross_entropy(lf, family[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        if progress:
+            print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}", flush=True)
+    model.eval()
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return model
+
+
+@torch.no_grad()
+def classify(model: NoteClassifier, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features [N,128], pitch probabilities [N,61], family probabilities [N,14])."""
+    feats, pitch, family = [], [], []
+    specs = spectrograms(model, audio)
+    for i in range(0, len(specs), 256):
+        f, lp, lf = model(specs[i:i + 256])
+        feats.append(f)
+        pitch.append(lp.softmax(1))
+        family.append(lf.softmax(1))
+    return torch.cat(feats).numpy(), torch.cat(pitch).numpy(), torch.cat(family).numpy()
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets."""
+    from scipy import linalg
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(ca @ cb, disp=False)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean.real))
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Plain Lloyd's k-means; returns the centres."""
+    rng = np.random.default_rng(seed)
+    centres = x[rng.choice(len(x), k, replace=False)]
+    for _ in range(iters):
+        labels = ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+        new = np.stack([x[labels == j].mean(0) if (labels == j).any() else centres[j] for j in range(k)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    return centres
+
+
+def ndb(reference: np.ndarray, samples: np.ndarray, centres: np.ndarray, alpha: float = 0.05) -> float:
+    """Share of k-means bins whose sample proportion differs significantly from the reference (NDB/K)."""
+    def proportions(x: np.ndarray) -> np.ndarray:
+        labels = ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+        return np.bincount(labels, minlength=len(centres)) / len(x)
+    p, q = proportions(reference), proportions(samples)
+    n, m = len(reference), len(samples)
+    pooled = (p * n + q * m) / (n + m)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
+    z = np.abs(p - q) / np.maximum(se, 1e-12)
+    from scipy.stats import norm
+
+    return float((z > norm.ppf(1 - alpha / 2)).mean())
+
+
+def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 1200.0,
+           start: float = 0.1, stop: float = 1.0, threshold: float = 0.15) -> np.ndarray:
+    """Median YIN f0 (Hz) of each note over start..stop seconds; NaN where no frame is voiced."""
+    window, tau_max, hop = 1024, int(sr / fmin) + 1, 512
+    tau_min = int(sr / fmax)
+    seg = audio[:, int(start * sr):int(stop * sr)].astype(np.float64)
+    length = window + tau_max
+    starts = np.arange(0, seg.shape[1] - length, hop)
+    frames = np.stack([seg[:, s:s + length] for s in starts], axis=1)  # [N, T, L]
+    n_fft = 1 << (2 * length - 1).bit_length()
+    a = frames[..., :window]
+    acf = np.fft.irfft(np.conj(np.fft.rfft(a, n_fft)) * np.fft.rfft(frames, n_fft), n_fft)[..., :tau_max + 1]
+    sq = np.concatenate([np.zeros(frames.shape[:2] + (1,)), np.cumsum(frames**2, axis=-1)], axis=-1)
+    taus = np.arange(tau_max + 1)
+    e2 = sq[..., taus + window] - sq[..., taus]
+    d = np.maximum(sq[..., window:window + 1] + e2 - 2 * acf, 0.0)
+    cmnd = d[..., 1:] * taus[1:] / np.maximum(np.cumsum(d[..., 1:], axis=-1), 1e-12)  # index i ↔ tau i+1
+    cmnd[..., :tau_min - 1] = np.inf
+    below = cmnd < threshold
+    # First dip under the threshold, walked down to its local minimum; else the global minimum.
+    first = np.where(below.any(-1), below.argmax(-1), cmnd.argmin(-1))
+    idx = first.copy()
+    for _ in range(tau_max):
+        nxt = np.minimum(idx + 1, cmnd.shape[-1] - 1)
+        step = np.take_along_axis(cmnd, nxt[..., None], -1)[..., 0] < np.take_along_axis(cmnd, idx[..., None], -1)[..., 0]
+        if not step.any():
+            break
+        idx = np.where(step, nxt, idx)
+    best = np.take_along_axis(cmnd, idx[..., None], -1)[..., 0]
+    lo = np.take_along_axis(cmnd, np.maximum(idx - 1, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(cmnd, np.minimum(idx + 1, cmnd.shape[-1] - 1)[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(np.isfinite(lo + hi), 0.5 * (lo - hi) / (lo - 2 * best + hi), 0.0)
+    tau = idx + 1 + np.clip(np.nan_to_num(shift), -1, 1)
+    loud = sq[..., window] / window > 1e-8  # frames quieter than -80 dBFS RMS are unvoiced
+    f0 = np.where((best < 0.35) & loud, sr / tau, np.nan)
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(f0).any(1), np.nanmedian(np.where(np.isfinite(f0), f0, np.nan), axis=1), np.nan)
+
+
+def cents_error(audio: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+    """|cents| between YIN's f0 and each asked MIDI pitch (inf where unvoiced)."""
+    f0 = yin_f0(audio)
+    want = 440.0 * 2 ** ((pitches - 69) / 12)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(1200 * np.log2(f0 / want))
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifier, ref_feats: np.ndarray,
+          centres: np.ndarray) -> dict:
+    """One row of the evaluation table."""
+    feats, pp, pf = classify(model, audio)
+    cents = cents_error(audio, pitches)
+    return {"set": name, "notes": int(len(audio)),
+            "pitch_accuracy": float((pp.argmax(1) == pitches - PITCH_MIN).mean()),
+            "fid": fid(feats, ref_feats), "ndb_over_k": ndb(ref_feats, feats, centres),
+            "median_cents_error": float(np.median(cents)), "within_50_cents": float((cents <= 50).mean()),
+            "families": int(len(np.unique(pf.argmax(1))))}
+
+
+def generated_notes(model_path: str | os.PathLike, per_pitch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Render per_pitch random latents at every pitch of the model through the ONNX runtime."""
+    from synth.runtime.model import NoteModel
+
+    m = NoteModel(model_path)
+    pitches = np.repeat(np.arange(m.info.pitch_min, m.info.pitch_max + 1), per_pitch)
+    z = np.random.default_rng(seed).standard_normal((len(pitches), m.info.z_dim)).astype(np.float32)
+    audio = np.concatenate([m.render(z[i:i + 32], pitches[i:i + 32]) for i in range(0, len(z), 32)])
+    return audio, pitches
+
+
+def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pitch: int = 8, real_limit: int = 1000,
+             k: int = 20, progress: bool = True) -> list[dict]:
+    """Reference row (real held-out notes) and, given a model, the generated row."""
+    clf = train_classifier(Path(data_dir), progress=progress)
+    ref = dataset.load(data_dir, "train", limit=2000, seed=1)
+    ref_feats = classify(clf, ref.audio)[0]
+    centres = kmeans(ref_feats, k)
+    test = dataset.load(data_dir, "test", limit=real_limit, seed=2)
+    rows = [score("real held-out", dataset.NoteSet.to_float(test.audio), test.pitch, clf, ref_feats, centres)]
+    if model_path is not None:
+        audio, pitches = generated_notes(model_path, per_pitch)
+        rows.append(score(f"generated ({Path(model_path).name})", audio, pitches, clf, ref_feats, centres))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ("set", "notes", "pitch_accuracy", "fid", "ndb_over_k", "median_cents_error", "within_50_cents", "families")
+    head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families")
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)  # noqa: E731
+    table = [head] + [tuple(fmt(r[c]) for c in cols) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table)
+
+
+def save_json(rows: list[dict], path: str | os.PathLike) -> None:
+    tmp = Path(f"{path}.part")
+    tmp.write_text(json.dumps(rows, indent=2))
+    os.replace(tmp, path)
