@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -26,7 +27,12 @@ def cmd_dataset(a: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_train(a: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed job still checkpoints
     from synth.model.networks import NetConfig
     from synth.model.train import TrainConfig, train
 
@@ -38,7 +44,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from synth.model.export import export_onnx, load_checkpoint
+    from synth.model.export import export_onnx, load_checkpoint, model_card
 
     model, facts = load_checkpoint(a.checkpoint)
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
@@ -46,10 +52,14 @@ def cmd_export(a: argparse.Namespace) -> None:
     summary = json.loads(data.read_text()) if data.exists() else {}
     training = {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"),
                 "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
-                "train_seconds": round(facts["trained_s"]), "device": facts["device"], "net": facts["net"],
+                "batch": facts["batch"],
+                "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
                 "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
     export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
     print(f"wrote {a.out}")
+    if a.card:
+        Path(a.card).write_text(model_card(Path(a.out).name, training, metrics))
+        print(f"wrote {a.card}")
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
@@ -106,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
+    e.add_argument("--card", help="also write a Markdown model card here")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("eval", help="PA, FID, NDB and a YIN pitch check: real held-out notes vs a model")

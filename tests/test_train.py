@@ -42,3 +42,17 @@ def test_training_steps_reduce_discriminator_loss_and_resume(tiny_notes, tmp_pat
     assert (tmp_path / "samples" / "step0000060.wav").stat().st_size > 44
     cfg.max_steps = 70
     assert train(cfg, progress=False)["step"] == 70
+
+
+def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
+    from synth.cli import main
+    from synth.runtime.model import NoteModel
+
+    run = tmp_path / "run"
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, max_steps=2), progress=False)
+    main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx"), "--card", str(tmp_path / "card.md")])
+    model = NoteModel(tmp_path / "m.onnx")
+    facts = json.loads(model.info.training_data)
+    assert facts["steps"] == 2 and facts["soundfonts"] == ["timgm6mb"] and facts["representation"] == "IF-Mel"
+    assert model.render(np.zeros((1, 16), np.float32), [60]).shape == (1, 64000)
+    assert "2 steps" in (tmp_path / "card.md").read_text()

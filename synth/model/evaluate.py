@@ -9,6 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ def train_classifier(data_dir: Path, limit: int = 6000, epochs: int = 6, seed: i
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         if progress:
             print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}", flush=True)
     model.eval()
@@ -113,12 +114,13 @@ def classify(model: NoteClassifier, audio: np.ndarray) -> tuple[np.ndarray, np.n
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets."""
-    from scipy import linalg
-
     mu_a, mu_b = a.mean(0), b.mean(0)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(ca @ cb, disp=False)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean.real))
+    # tr sqrt(ca cb) = sum of sqrt eigenvalues of the symmetric sqrt(ca) cb sqrt(ca).
+    w, v = np.linalg.eigh(ca)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.linalg.eigvalsh(root_a @ cb @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.sqrt(np.clip(cross, 0, None)).sum())
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
@@ -144,9 +146,7 @@ def ndb(reference: np.ndarray, samples: np.ndarray, centres: np.ndarray, alpha: 
     pooled = (p * n + q * m) / (n + m)
     se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
     z = np.abs(p - q) / np.maximum(se, 1e-12)
-    from scipy.stats import norm
-
-    return float((z > norm.ppf(1 - alpha / 2)).mean())
+    return float((z > NormalDist().inv_cdf(1 - alpha / 2)).mean())
 
 
 def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 1200.0,
@@ -185,8 +185,10 @@ def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: f
     tau = idx + 1 + np.clip(np.nan_to_num(shift), -1, 1)
     loud = sq[..., window] / window > 1e-8  # frames quieter than -80 dBFS RMS are unvoiced
     f0 = np.where((best < 0.35) & loud, sr / tau, np.nan)
-    with np.errstate(all="ignore"):
-        return np.where(np.isfinite(f0).any(1), np.nanmedian(np.where(np.isfinite(f0), f0, np.nan), axis=1), np.nan)
+    voiced = np.isfinite(f0).any(1)
+    out = np.full(len(f0), np.nan)
+    out[voiced] = np.nanmedian(f0[voiced], axis=1)
+    return out
 
 
 def cents_error(audio: np.ndarray, pitches: np.ndarray) -> np.ndarray:

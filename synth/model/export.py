@@ -35,6 +35,8 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteS
     codec = IFMel(mel=ck["mel"])
     codec.set_range(*ck["mag_range"])
     facts = {k: ck[k] for k in ("net", "mel", "images", "step", "trained_s", "data_dir", "train_notes", "device")}
+    facts["hardware"] = ck.get("hardware", ck["device"])
+    facts["batch"] = ck.get("batch")
     return NoteSynth(g, codec).eval(), facts
 
 
@@ -59,3 +61,26 @@ def export_onnx(model: NoteSynth, path: str | os.PathLike, metadata: dict[str, o
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
     onnx.save(proto, str(tmp))
     os.replace(tmp, path)
+
+
+def model_card(name: str, training: dict, metrics: list[dict]) -> str:
+    """Markdown model card built from the checkpoint's facts and the measured eval rows."""
+    from synth.model.evaluate import format_table
+
+    net = training["net"]
+    lines = [
+        f"# Model card: {name}", "",
+        "GANSynth-style generator G(z, pitch) exported by `gansynth-live export` with the inverse STFT in the graph.",
+        "", "| | |", "|---|---|",
+        f"| data | NSynth-like notes rendered by FluidSynth from {', '.join(training['soundfonts'] or [])}; "
+        f"{training['dataset_notes']} notes built, {training['train_notes']} in the training split |",
+        f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
+        f"| architecture | progressive 2-D conv generator, widths {net['channels']}, z {net['z_dim']}-d + 61-way pitch one-hot |",
+        f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
+        f"{training['train_seconds'] / 60:.0f} min on {training['hardware']} |",
+        "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",
+        "```", "",
+        "PA: the evaluation classifier's pitch accuracy. FID and NDB/K: on that classifier's 128-d features against "
+        "real training notes. Cents: YIN f0 over 0.1-1.0 s versus the asked pitch. Families: distinct GM families "
+        "the classifier assigns.", ""]
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,78 +132,87 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
 
+    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"CPU, {torch.get_num_threads()} threads ({platform.machine()})")
+
     def checkpoint() -> None:
         _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "G": G.state_dict(), "D": D.state_dict(),
                       "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
-                      "device": str(device)}, ckpt_path)
+                      "device": str(device), "batch": cfg.batch, "hardware": hardware}, ckpt_path)
 
     sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     sample_pitch = torch.tensor([36, 48, 60, 72], device=device)
     levels = cfg.net.levels
-    start, last_ckpt, record = time.monotonic(), time.monotonic(), {}
+    start, last_ckpt = time.monotonic(), time.monotonic()
+    record: dict = {}
     log = open(out / "log.jsonl", "a")
-    while images < cfg.total_images:
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            break
-        if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
-            break
-        t0 = time.monotonic()
-        level, alpha = schedule(images, cfg.phase_images, levels)
-        idx = rng.integers(0, len(notes), cfg.batch)
-        pitch = torch.from_numpy(notes.pitch[idx]).to(device)
-        with torch.no_grad():
-            real = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
-            real = to_level(real, level, alpha, levels)
-        z = torch.randn(cfg.batch, cfg.net.z_dim, device=device)
-        fake = G(z, pitch, level, alpha)
+    try:
+        while images < cfg.total_images:
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
+                break
+            t0 = time.monotonic()
+            level, alpha = schedule(images, cfg.phase_images, levels)
+            idx = rng.integers(0, len(notes), cfg.batch)
+            pitch = torch.from_numpy(notes.pitch[idx]).to(device)
+            with torch.no_grad():
+                real = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
+                real = to_level(real, level, alpha, levels)
+            z = torch.randn(cfg.batch, cfg.net.z_dim, device=device)
+            fake = G(z, pitch, level, alpha)
 
-        d_real, p_real = D(real, level, alpha)
-        d_fake, _ = D(fake.detach(), level, alpha)
-        eps = torch.rand(cfg.batch, 1, 1, 1, device=device)
-        mix = torch.lerp(fake.detach(), real, eps).requires_grad_(True)
-        grad, = torch.autograd.grad(D(mix, level, alpha)[0].sum(), mix, create_graph=True)
-        gp = (grad.flatten(1).norm(dim=1) - 1).square().mean()
-        aux_d = F.cross_entropy(p_real, pitch - PITCH_MIN)
-        loss_d = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.square().mean() \
-            + cfg.aux_weight * aux_d
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+            d_real, p_real = D(real, level, alpha)
+            d_fake, _ = D(fake.detach(), level, alpha)
+            eps = torch.rand(cfg.batch, 1, 1, 1, device=device)
+            mix = torch.lerp(fake.detach(), real, eps).requires_grad_(True)
+            grad, = torch.autograd.grad(D(mix, level, alpha)[0].sum(), mix, create_graph=True)
+            gp = (grad.flatten(1).norm(dim=1) - 1).square().mean()
+            aux_d = F.cross_entropy(p_real, pitch - PITCH_MIN)
+            loss_d = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.square().mean() \
+                + cfg.aux_weight * aux_d
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
 
-        g_fake, p_fake = D(fake, level, alpha)
-        aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
-        loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - cfg.ema)
+            g_fake, p_fake = D(fake, level, alpha)
+            aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
+            loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            with torch.no_grad():
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.lerp_(p, 1 - cfg.ema)
 
-        images += cfg.batch
-        step += 1
-        trained_s += time.monotonic() - t0
-        record = {"step": step, "images": images, "level": level, "alpha": round(alpha, 4),
-                  "loss_d": loss_d.item(), "loss_g": loss_g.item(), "wdist": (d_real.mean() - d_fake.mean()).item(),
-                  "gp": gp.item(), "aux_d": aux_d.item(), "aux_g": aux_g.item(),
-                  "pitch_acc_real": float((p_real.argmax(1) == pitch - PITCH_MIN).float().mean()),
-                  "sec_per_step": round(time.monotonic() - t0, 4)}
-        if not all(math.isfinite(v) for v in record.values()):
-            raise FloatingPointError(f"training diverged at step {step}: {record}")
-        if step % 10 == 0 or step == 1:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if progress:
-                print(f"step {step} img {images} L{level} a{alpha:.2f} D {record['loss_d']:.3f} "
-                      f"G {record['loss_g']:.3f} W {record['wdist']:.3f} {record['sec_per_step']:.2f}s/step",
-                      flush=True)
-        if step % cfg.sample_every == 0:
-            save_samples(out, step, G_ema, codec, sample_z, sample_pitch, level, alpha)
-        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
-            checkpoint()
-            last_ckpt = time.monotonic()
+            images += cfg.batch
+            step += 1
+            trained_s += time.monotonic() - t0
+            record = {"step": step, "images": images, "level": level, "alpha": round(alpha, 4),
+                      "loss_d": loss_d.item(), "loss_g": loss_g.item(), "wdist": (d_real.mean() - d_fake.mean()).item(),
+                      "gp": gp.item(), "aux_d": aux_d.item(), "aux_g": aux_g.item(),
+                      "pitch_acc_real": float((p_real.argmax(1) == pitch - PITCH_MIN).float().mean()),
+                      "sec_per_step": round(time.monotonic() - t0, 4)}
+            if not all(math.isfinite(v) for v in record.values()):
+                raise FloatingPointError(f"training diverged at step {step}: {record}")
+            if step % 10 == 0 or step == 1:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if progress:
+                    print(f"step {step} img {images} L{level} a{alpha:.2f} D {record['loss_d']:.3f} "
+                          f"G {record['loss_g']:.3f} W {record['wdist']:.3f} {record['sec_per_step']:.2f}s/step",
+                          flush=True)
+            if step % cfg.sample_every == 0:
+                save_samples(out, step, G_ema, codec, sample_z, sample_pitch, level, alpha)
+            if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+                checkpoint()
+                last_ckpt = time.monotonic()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was trained
+        checkpoint()
+        raise
+    finally:
+        log.close()
     checkpoint()
-    log.close()
     return record | {"images": images, "step": step, "done": images >= cfg.total_images}
