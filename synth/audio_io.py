@@ -30,3 +30,23 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
         return pcm.astype(np.float32) / 32768.0, w.getframerate()
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write a render atomically by extension: .wav (16-bit, standard library) or .flac/.aiff/.ogg (pedalboard)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        write_wav(path, audio, sample_rate)
+        return
+    if suffix not in (".flac", ".aiff", ".aif", ".ogg"):
+        raise ValueError(f"cannot write '{path.name}': use a .wav, .flac, .aiff or .ogg file name")
+    from pedalboard.io import AudioFile
+
+    data = np.asarray(audio, dtype=np.float32)
+    data = data[None] if data.ndim == 1 else data.T
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as f, AudioFile(f, "w", sample_rate, data.shape[0], bit_depth=16,
+                                         format=suffix.lstrip(".")) as out:
+        out.write(np.clip(data, -1.0, 1.0))
+    os.replace(tmp, path)

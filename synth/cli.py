@@ -72,11 +72,53 @@ def cmd_eval(a: argparse.Namespace) -> None:
         print(f"wrote {a.json}")
 
 
-def cmd_demo(a: argparse.Namespace) -> None:
-    from synth.demo import render_demo
+def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
+    from synth.engine.latent import PRESETS_DIR, load_presets
 
-    seconds = render_demo(a.out, model_path=a.model, seed=a.seed)
-    print(f"wrote {a.out} ({seconds:.1f} s)")
+    presets = load_presets(z_dim, a.presets or PRESETS_DIR)
+    if getattr(a, "preset", None):
+        chosen = [p for p in presets if p.name.lower() == a.preset.lower()]
+        if not chosen:
+            names = ", ".join(p.name for p in presets) or "none"
+            raise ValueError(f"no preset named '{a.preset}' (have: {names})")
+        presets = chosen
+    return presets
+
+
+def cmd_render(a: argparse.Namespace) -> None:
+    import time
+
+    from synth.audio_io import write_audio
+    from synth.engine.offline import render_midi
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
+    presets = _load_presets(a, model.info.z_dim)
+    t0 = time.perf_counter()
+    channels = {c - 1 for c in a.channels} if getattr(a, "channels", None) else None
+    result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels)
+    elapsed = time.perf_counter() - t0
+    write_audio(a.out, result.audio, result.rate)
+    seconds = len(result.audio) / result.rate
+    print(f"wrote {a.out}: {seconds:.1f} s, {result.notes} notes, timbres {', '.join(result.presets)}; "
+          f"rendered in {elapsed:.1f} s ({seconds / elapsed:.0f}x real time, {model.provider})")
+    if result.skipped_drums:
+        print(f"skipped {result.skipped_drums} drum notes on channel 10 (the model has no percussion)")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from synth.demo import DEMO_MIDI
+
+    a.midi = str(DEMO_MIDI)
+    cmd_render(a)
+
+
+def _render_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--model", help="ONNX model (default: the shipped one)")
+    r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    r.add_argument("--preset", help="play every channel with this preset")
+    r.add_argument("--rate", type=int, default=48000, help="output sample rate")
+    r.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", help="also write the rows as JSON")
     v.set_defaults(func=cmd_eval)
 
-    d = sub.add_parser("demo", help="render a short demo phrase with the shipped model to a WAV file")
+    r = sub.add_parser("render", help="render a MIDI file offline to WAV/FLAC with the engine")
+    r.add_argument("midi", help="input .mid file")
+    r.add_argument("-o", "--out", required=True, help="output .wav or .flac (written atomically)")
+    r.add_argument("--channels", type=_ints, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
+    _render_options(r)
+    r.set_defaults(func=cmd_render)
+
+    d = sub.add_parser("demo", help="render the bundled demo piece with the default model and presets")
     d.add_argument("-o", "--out", default="demo.wav")
-    d.add_argument("--model", help="ONNX model (default: the shipped one)")
-    d.add_argument("--seed", type=int, default=7, help="seed of the timbre latent")
+    _render_options(d)
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -1,42 +1,70 @@
-"""A short demo phrase rendered offline with the note model: proof that the shipped model plays music."""
+"""The bundled demo piece (synth/assets/demo.mid) and the main job: render it with the default model and presets.
+
+The piece is written here so it can be rebuilt: eight bars at 100 bpm slowing to 84 in the last two, a pad
+chord progression held with the sustain pedal (channel 1, warm pad), a flute melody (channel 2) and a
+fingered bass (channel 3).
+"""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-import numpy as np
+DEMO_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
+TICKS = 480
+CHORDS = [(48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50)] * 2
+BASS = [36, 33, 29, 31] * 2
+# (beat within the bar, pitch, beats) for each bar of the melody.
+MELODY = [
+    [(0, 76, 1), (1, 79, 1), (2, 77, 1), (3, 76, 1)],
+    [(0, 72, 2), (2, 74, 1), (3, 76, 1)],
+    [(0, 77, 1.5), (1.5, 76, 0.5), (2, 74, 2)],
+    [(0, 71, 1), (1, 74, 1), (2, 79, 2)],
+    [(0, 79, 1), (1, 76, 1), (2, 72, 1), (3, 76, 1)],
+    [(0, 81, 2), (2, 79, 1), (3, 76, 1)],
+    [(0, 77, 1), (1, 74, 1), (2, 72, 1), (3, 71, 1)],
+    [(0, 72, 4)],
+]
+PROGRAMS = {0: 89, 1: 73, 2: 33}  # GM: warm pad, flute, fingered bass
 
-from synth.audio_io import write_wav
-from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
-# (start beat, MIDI pitch, length in beats) at 100 bpm: a C major - A minor - F - G progression under a melody.
-PHRASE = [(0, 48, 2), (0, 55, 2), (0, 64, 1), (1, 67, 1), (2, 45, 2), (2, 52, 2), (2, 72, 1), (3, 69, 1),
-          (4, 41, 2), (4, 48, 2), (4, 65, 1), (5, 69, 1), (6, 43, 2), (6, 50, 2), (6, 67, 1), (7, 71, 1),
-          (8, 48, 4), (8, 55, 4), (8, 60, 4), (8, 64, 4), (8, 72, 4)]
-BEAT_SECONDS = 0.6
-ATTACK_S, RELEASE_S = 0.01, 0.3
+def demo_events() -> list[tuple[float, bytes]]:
+    """(beat, raw MIDI message) of the whole piece, in no particular order."""
+    ev: list[tuple[float, bytes]] = [(0.0, bytes([0xC0 | ch, prog])) for ch, prog in PROGRAMS.items()]
+    for bar, (chord, bass, melody) in enumerate(zip(CHORDS, BASS, MELODY)):
+        t = bar * 4.0
+        ev.append((t, bytes([0xB0, 64, 127])))
+        for p in chord:
+            ev += [(t, bytes([0x90, p, 70])), (t + 1.0, bytes([0x80, p, 0]))]
+        ev.append((t + 3.9, bytes([0xB0, 64, 0])))
+        for beat, length in ((0, 1.5), (2, 1.5)):
+            ev += [(t + beat, bytes([0x92, bass, 96])), (t + beat + length, bytes([0x82, bass, 0]))]
+        for beat, p, length in melody:
+            ev += [(t + beat, bytes([0x91, p, 100])), (t + beat + length * 0.9, bytes([0x81, p, 0]))]
+    return ev
 
 
-def render_demo(path: str | os.PathLike, model_path: str | os.PathLike | None = None, seed: int = 7) -> float:
-    """Render PHRASE with one random timbre; notes are cut at their length with a short linear release.
+def write_demo_midi(path: str | os.PathLike = DEMO_MIDI) -> None:
+    """Write the piece as a type-1 MIDI file: a tempo track and one track per channel."""
+    import mido
 
-    Returns the length in seconds. (The live engine's voices replace this simple mixer in a later issue.)
-    """
-    model = NoteModel(model_path or DEFAULT_MODEL)
-    sr, n = model.info.sample_rate, model.note_samples
-    z = np.random.default_rng(seed).standard_normal(model.info.z_dim).astype(np.float32)
-    notes = model.render(np.repeat(z[None], len(PHRASE), axis=0), [p for _, p, _ in PHRASE])
-    end = max(s + length for s, _, length in PHRASE) * BEAT_SECONDS + RELEASE_S + 0.5
-    out = np.zeros(int(end * sr), dtype=np.float32)
-    attack, release = int(ATTACK_S * sr), int(RELEASE_S * sr)
-    for (start, _, length), note in zip(PHRASE, notes):
-        hold = min(int(length * BEAT_SECONDS * sr), n - release)
-        env = np.ones(hold + release, dtype=np.float32)
-        env[:attack] = np.linspace(0, 1, attack, endpoint=False)
-        env[hold:] = np.linspace(1, 0, release)
-        i = int(start * BEAT_SECONDS * sr)
-        out[i:i + len(env)] += note[:len(env)] * env
-    peak = float(np.abs(out).max())
-    if peak > 0:
-        out *= 0.9 / peak
-    write_wav(path, out, sr)
-    return len(out) / sr
+    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS)
+    tempo = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
+                            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(84), time=24 * TICKS)])
+    mid.tracks.append(tempo)
+    for ch in PROGRAMS:
+        mine = sorted(((b, m) for b, m in demo_events() if m[0] & 0x0F == ch),
+                      key=lambda e: (e[0], e[1][0] & 0xF0 == 0x90))  # note-offs before note-ons at a tie
+        track, last = mido.MidiTrack(), 0
+        for beat, raw in mine:
+            tick = int(round(beat * TICKS))
+            track.append(mido.Message.from_bytes(list(raw), time=tick - last))
+            last = tick
+        mid.tracks.append(track)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    mid.save(str(tmp))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    write_demo_midi()

@@ -38,3 +38,33 @@ def tiny_model(tmp_path_factory, tiny_synth) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+class ToneSynth(torch.nn.Module):
+    """A model with a known answer: G(z, pitch) is a harmonic tone at exactly the pitch's frequency (fundamental
+    dominant, z shading the weak upper partials), 5 ms attack, steady for 3 s, then a 1 s decay. It goes through
+    the same export and ONNX loader as a trained model, so engine tests can check onsets and pitches."""
+
+    def __init__(self, z_dim: int = 8, rate: int = 16000, samples: int = 64000) -> None:
+        super().__init__()
+        t = torch.arange(samples) / rate
+        env = torch.clamp(t / 0.005, max=1.0) * torch.where(t < 3.0, torch.ones_like(t), torch.exp(-(t - 3.0) * 8))
+        self.register_buffer("t", t)
+        self.register_buffer("env", env)
+        self.z_dim = z_dim
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        f = 440.0 * torch.pow(2.0, (pitch.float() - 69.0) / 12.0)
+        weights = 0.1 * torch.sigmoid(z[:, :3])  # 2nd-4th partials at most -20 dB under the fundamental
+        phase = 2 * np.pi * f[:, None] * self.t[None, :]
+        audio = torch.sin(phase)
+        for k in range(3):
+            audio = audio + weights[:, k:k + 1] * torch.sin((k + 2) * phase)
+        return 0.3 * audio * self.env[None, :]
+
+
+@pytest.fixture(scope="session")
+def tone_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tone") / "tone.onnx"
+    export_onnx(ToneSynth().eval(), path, {"training_data": "analytic test tones", "metrics": {}}, z_dim=8)
+    return path

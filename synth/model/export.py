@@ -40,19 +40,21 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteS
     return NoteSynth(g, codec).eval(), facts
 
 
-def export_onnx(model: NoteSynth, path: str | os.PathLike, metadata: dict[str, object]) -> None:
-    """Write the model and its contract metadata; the file appears only when complete."""
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, object],
+                z_dim: int | None = None) -> None:
+    """Write a (z, pitch) → audio module and its contract metadata; the file appears only when complete."""
     import onnx
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-    z = torch.randn(2, model.generator.cfg.z_dim)
+    z_dim = z_dim or model.generator.cfg.z_dim
+    z = torch.randn(2, z_dim)
     pitch = torch.tensor([PITCH_MIN, PITCH_MIN + N_PITCHES - 1])
     torch.onnx.export(model, (z, pitch), str(tmp), input_names=["z", "pitch"], output_names=["audio"],
                       dynamic_axes={"z": {0: "batch"}, "pitch": {0: "batch"}, "audio": {0: "batch"}},
                       opset_version=17, dynamo=False)
     proto = onnx.load(str(tmp))
-    meta = {"sample_rate": SAMPLE_RATE, "z_dim": model.generator.cfg.z_dim, "pitch_min": PITCH_MIN,
+    meta = {"sample_rate": SAMPLE_RATE, "z_dim": z_dim, "pitch_min": PITCH_MIN,
             "pitch_max": PITCH_MIN + N_PITCHES - 1, "note_seconds": NOTE_SECONDS,
             "release_seconds": RELEASE_SECONDS, "version": __version__} | metadata
     del proto.metadata_props[:]

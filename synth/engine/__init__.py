@@ -1,0 +1,1 @@
+"""The live engine: latent maths, note bank, voices, audio output, MIDI input and offline rendering."""
