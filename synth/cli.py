@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -113,6 +114,89 @@ def cmd_demo(a: argparse.Namespace) -> None:
     cmd_render(a)
 
 
+def cmd_play(a: argparse.Namespace) -> None:
+    import time
+
+    from synth.engine.audio import AudioOutput
+    from synth.engine.engine import Engine
+    from synth.engine.midi import MidiInput
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Leave a core to the audio callback when rendering on the CPU.
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=max(1, (os.cpu_count() or 2) - 1))
+    presets = _load_presets(a, model.info.z_dim)
+    latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
+    engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
+                    channel=a.channel - 1 if a.channel else None)
+    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=latency)
+    midi = None
+    try:
+        engine.start()
+        midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
+        out.start()
+        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms",
+              flush=True)
+        print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
+              f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
+        t0, announced, last = time.monotonic(), False, 0.0
+        while a.seconds is None or time.monotonic() - t0 < a.seconds:
+            time.sleep(0.1)
+            st = engine.status()
+            if not announced and engine.renderer.complete():
+                announced = True
+                print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
+                      f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
+            if st["render_error"]:
+                raise RuntimeError(st["render_error"])
+            if time.monotonic() - last >= 1.0:
+                last = time.monotonic()
+                p50, p99 = out.callback_us()
+                line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
+                        f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
+                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}")
+                if sys.stdout.isatty():
+                    print("\r" + line, end="", flush=True)
+                elif a.verbose:
+                    print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if midi is not None:
+            midi.close()
+        out.stop()
+        engine.stop()
+        if sys.stdout.isatty():
+            print()
+        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
+
+
+def cmd_devices(a: argparse.Namespace) -> None:
+    import rtmidi
+
+    from synth.engine.audio import output_devices
+    from synth.engine.midi import APIS, MidiPortError, list_ports
+
+    print("Audio outputs:")
+    for d in output_devices():
+        print(f"  [{d['index']}] {d['name']} ({d['hostapi']}, {d['channels']} ch, {d['default_rate']:.0f} Hz, "
+              f"low latency {d['low_latency_ms']} ms)")
+    print("MIDI inputs:")
+    compiled = set(rtmidi.get_compiled_api())
+    for name, const in APIS.items():
+        if getattr(rtmidi, const) not in compiled:
+            continue
+        try:
+            ports = list_ports(name)
+        except MidiPortError as e:
+            print(f"  {name}: {e}")
+            continue
+        for i, port in enumerate(ports):
+            print(f"  {name} [{i}] {port}")
+        if not ports:
+            print(f"  {name}: no ports")
+
+
 def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--model", help="ONNX model (default: the shipped one)")
     r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
@@ -175,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--channels", type=_ints, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
     _render_options(r)
     r.set_defaults(func=cmd_render)
+
+    pl = sub.add_parser("play", help="play live: MIDI in, audio out (Ctrl-C stops)")
+    _render_options(pl)
+    pl.set_defaults(rate=48000)
+    pl.add_argument("--audio-out", help="output device: name fragment or number (see 'devices')")
+    pl.add_argument("--host-api", help="jack, alsa, pulse, coreaudio, wasapi, asio, ...")
+    pl.add_argument("--block", type=int, default=128, help="frames per audio block")
+    pl.add_argument("--latency", default="low", help="low, high or seconds")
+    pl.add_argument("--midi-in", help="MIDI input port: name fragment or number (default: our virtual port "
+                                      "'GANSynth Live')")
+    pl.add_argument("--midi-api", help="jack, alsa, coremidi, winmm (default: JACK if running, else the system's)")
+    pl.add_argument("--channel", type=int, choices=range(1, 17), metavar="1-16", help="listen to one channel only")
+    pl.add_argument("--polyphony", type=int, default=32)
+    pl.add_argument("--release", type=float, default=0.3, help="release time in seconds")
+    pl.add_argument("--seconds", type=float, help="stop after this long")
+    pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
+    pl.set_defaults(func=cmd_play)
+
+    dv = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
+    dv.set_defaults(func=cmd_devices)
 
     d = sub.add_parser("demo", help="render the bundled demo piece with the default model and presets")
     d.add_argument("-o", "--out", default="demo.wav")

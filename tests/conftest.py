@@ -68,3 +68,41 @@ def tone_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tone") / "tone.onnx"
     export_onnx(ToneSynth().eval(), path, {"training_data": "analytic test tones", "metrics": {}}, z_dim=8)
     return path
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A private JACK server on the dummy backend (48 kHz, 128 frames): real audio and MIDI for PortAudio and
+    rtmidi without a sound card. Missing jackd fails the test (the README's setup installs it), never skips."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    import jack
+
+    if shutil.which("jackd") is None:
+        pytest.fail("jackd is not installed (Debian package jackd2); run the README's setup")
+    name = f"gsltest{os.getpid()}"
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log", "w")
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            jack.Client("probe", no_start_server=True).close()
+            break
+        except jack.JackOpenError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"jackd did not start (see {log.name})")
+            time.sleep(0.1)
+    yield name
+    proc.terminate()
+    proc.wait(timeout=10)
+    if old is None:
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+    else:
+        os.environ["JACK_DEFAULT_SERVER"] = old

@@ -78,6 +78,8 @@ class NoteModel:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
+        # Idle pool threads must sleep, not spin: they share the cores with the audio callback.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(ort.get_available_providers(), provider)
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)

@@ -1,0 +1,82 @@
+"""The instrument as one object: model, note bank renderer, voices, presets and the timbre, with the small API
+the command line and the GUI drive (thread-safe: every call only queues an event or starts a bank)."""
+from __future__ import annotations
+
+import numpy as np
+
+from synth.engine.bank import BankRenderer
+from synth.engine.latent import Preset, morph
+from synth.engine.offline import default_timbre
+from synth.engine.voices import Voices
+from synth.runtime.model import NoteModel
+
+
+class Engine:
+    """Play G(z, pitch) live: `send()` MIDI bytes from any thread, `process()` from the audio callback."""
+
+    def __init__(self, model: NoteModel, rate: int = 48000, block: int = 128, polyphony: int = 32,
+                 presets: list[Preset] | None = None, release: float = 0.3, channel: int | None = None) -> None:
+        self.model = model
+        self.rate = rate
+        self.presets = list(presets or [])
+        self.renderer = BankRenderer(model, rate, polyphony=polyphony)
+        self.renderer.blocks_per_second = rate / block
+        self.voices = Voices(self.renderer, max_block=max(block, 1024), polyphony=polyphony, release=release,
+                             channel=channel)
+        self.preset_index: int | None = None
+        self.z = self.presets[0].z if self.presets else default_timbre(model.info.z_dim)
+        if self.presets:
+            self.preset_index = 0
+        self.renderer.set_timbre(self.z)
+
+    def start(self) -> None:
+        """Start rendering the bank in the background."""
+        self.renderer.start()
+
+    def stop(self) -> None:
+        self.renderer.stop()
+
+    # -- timbre ------------------------------------------------------------------------------------------------
+    def set_timbre(self, z: np.ndarray) -> None:
+        """Play this latent from now on (new notes use it as soon as their pitch is rendered)."""
+        self.z = np.asarray(z, dtype=np.float32).copy()
+        self.renderer.set_timbre(self.z)
+
+    def select_preset(self, index: int) -> None:
+        """Program change: preset number `index` (wrapping around the list)."""
+        if self.presets:
+            self.preset_index = index % len(self.presets)
+            self.set_timbre(self.presets[self.preset_index].z)
+
+    def morph_to(self, corners: list[np.ndarray], x: float, y: float) -> np.ndarray:
+        z = morph(corners, x, y)
+        self.set_timbre(z)
+        return z
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
+        """Queue one MIDI channel message; program changes select a preset here, off the audio thread."""
+        if status & 0xF0 == 0xC0:
+            if self.voices.channel is None or status & 0x0F == self.voices.channel:
+                self.select_preset(d1)
+            return
+        self.voices.events.append((status, d1, d2))
+
+    def note_on(self, pitch: int, velocity: int = 100, channel: int = 0) -> None:
+        self.send(0x90 | channel, pitch, velocity)
+
+    def note_off(self, pitch: int, channel: int = 0) -> None:
+        self.send(0x80 | channel, pitch, 0)
+
+    def process(self, frames: int) -> np.ndarray:
+        return self.voices.process(frames)
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        r, v = self.renderer, self.voices
+        return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.pmax - r.pmin + 1,
+                "provider": self.model.provider, "last_bank_s": r.last_bank_seconds,
+                "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
+                "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
+                "limited_blocks": v.limited_blocks, "render_error": r.error,
+                "preset": self.presets[self.preset_index].name if self.preset_index is not None else None}
