@@ -197,6 +197,27 @@ def cmd_devices(a: argparse.Namespace) -> None:
             print(f"  {name}: no ports")
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    from synth.engine import bench
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    path = a.model or str(DEFAULT_MODEL)
+    model = NoteModel(path, provider=a.provider)
+    report: dict = {"model": path, "provider": model.provider, "cpu_count": os.cpu_count()}
+    report["bank"] = bench.bench_bank(model, a.rate)
+    report["callback"] = bench.bench_callback(model, a.rate, a.block)
+    report["note_latency"] = bench.bench_note_latency(model, a.rate, a.block)
+    report["offline"] = bench.bench_offline(model, a.rate)
+    if a.soak > 0:
+        report["soak"] = bench.bench_soak(path, a.rate, a.block, a.soak)
+    print(bench.format_report(report))
+    if a.json:
+        tmp = Path(a.json).with_name(f".{Path(a.json).name}.part")
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, a.json)
+        print(f"wrote {a.json}")
+
+
 def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--model", help="ONNX model (default: the shipped one)")
     r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
@@ -279,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dv = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     dv.set_defaults(func=cmd_devices)
+
+    bn = sub.add_parser("bench", help="measure bank render, callback cost, note latency, offline speed and a soak")
+    bn.add_argument("--model", help="ONNX model (default: the shipped one)")
+    bn.add_argument("--provider", help="onnxruntime provider (default: best present)")
+    bn.add_argument("--rate", type=int, default=48000)
+    bn.add_argument("--block", type=int, default=128)
+    bn.add_argument("--soak", type=float, default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
+    bn.add_argument("--json", help="also write the numbers as JSON")
+    bn.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="render the bundled demo piece with the default model and presets")
     d.add_argument("-o", "--out", default="demo.wav")

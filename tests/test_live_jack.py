@@ -101,3 +101,55 @@ def test_phrase_over_jack_midi_and_audio(jack_server, tone_model):
     assert np.max(np.abs(played - asked)) < 0.010, (played - asked)
     for (t, pitch), i in zip(PHRASE, onsets):
         assert abs(cents(audio, RATE, i / RATE - 0.02, pitch)) < 50
+
+
+def play(model, *args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "synth", "play", "--model", str(model), "--seconds", "1", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(proc, start):
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("gansynth-live:")]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(start), lines[0]
+    return lines[0]
+
+
+def test_bad_audio_and_midi_settings_are_one_clear_line(jack_server, tone_model):
+    line = one_line_error(play(tone_model, "--audio-out", "nosuchcard"), "gansynth-live: no output device matches")
+    assert "system (JACK Audio Connection Kit)" in line  # it lists what exists
+    one_line_error(play(tone_model, "--host-api", "asio"), "gansynth-live: no host API 'asio' here; available:")
+    one_line_error(play(tone_model, "--host-api", "jack", "--rate", "44100"),
+                   "gansynth-live: device 'system' cannot play 44100 Hz")
+    one_line_error(play(tone_model, "--host-api", "jack", "--midi-api", "jack", "--midi-in", "NoSuchKeyboard"),
+                   "gansynth-live: no MIDI input port matches 'NoSuchKeyboard'")
+
+
+def test_hardware_port_that_disappears_is_reopened_without_stopping_audio(jack_server, tone_model):
+    keyboard = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="Keys")
+    keyboard.open_virtual_port("Test Keyboard")
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(tone_model), "--host-api", "jack",
+                             "--midi-api", "jack", "--midi-in", "Test Keyboard", "--seconds", "60", "-v"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out = lines_of(proc)
+        wait_for(out, "MIDI in: Keys:Test Keyboard")
+        wait_for(out, "ready:")
+        keyboard.send_message([0x90, 60, 100])
+        wait_for(out, "MIDI messages 1")
+        keyboard.close_port()
+        keyboard.delete()
+        wait_for(out, "disappeared", timeout=10)
+        keyboard = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="Keys")
+        keyboard.open_virtual_port("Test Keyboard")
+        wait_for(out, "is back", timeout=10)
+        time.sleep(0.3)
+        keyboard.send_message([0x80, 60, 0])
+        keyboard.send_message([0x90, 64, 100])
+        wait_for(out, "MIDI messages 3")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        keyboard.delete()
+        if proc.poll() is None:
+            proc.kill()

@@ -48,6 +48,7 @@ def _jack_running() -> bool:
     try:
         import jack
 
+        jack.set_error_function(lambda message: None)
         jack.Client("gansynth-probe", no_start_server=True).close()
         return True
     except Exception:  # no server (jack.JackOpenError) or no libjack at all (OSError)
