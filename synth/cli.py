@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 
 
@@ -218,6 +220,29 @@ def cmd_bench(a: argparse.Namespace) -> None:
         print(f"wrote {a.json}")
 
 
+def cmd_presets_find(a: argparse.Namespace) -> None:
+    from synth.engine.latent import save_preset
+    from synth.model.dataset import FAMILIES
+    from synth.model.timbre_map import find_presets
+    from synth.runtime.model import DEFAULT_MODEL
+
+    found, probs = find_presets(a.data, a.model or DEFAULT_MODEL, candidates=a.candidates, seed=a.seed)
+    families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
+    print("top family of the candidates: " + ", ".join(f"{f} {n}" for f, n in zip(FAMILIES, families) if n))
+    for preset, p in found:
+        path = save_preset(preset, a.out, overwrite=a.overwrite)
+        print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  -> {path}")
+
+
+def cmd_presets_list(a: argparse.Namespace) -> None:
+    from synth.engine.latent import PRESETS_DIR, load_presets
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    z_dim = NoteModel(a.model or DEFAULT_MODEL).info.z_dim
+    for i, p in enumerate(load_presets(z_dim, a.presets or PRESETS_DIR)):
+        print(f"{i:3d}  {p.name:14s} {p.family:21s} {p.description}")
+
+
 def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--model", help="ONNX model (default: the shipped one)")
     r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
@@ -300,6 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     dv = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     dv.set_defaults(func=cmd_devices)
+
+    pr = sub.add_parser("presets", help="list presets, or find named ones with the family classifier")
+    pr_sub = pr.add_subparsers(dest="action", required=True)
+    pf = pr_sub.add_parser("find", help="timbre map: one preset per GM family, checked by the classifier")
+    pf.add_argument("--data", default=str(DEFAULT_DATA), help="note set the classifier is trained on")
+    pf.add_argument("--model", help="ONNX model (default: the shipped one)")
+    pf.add_argument("--candidates", type=int, default=1024, help="random latents to search")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--out", default="presets", help="directory to write the presets to")
+    pf.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
+    pf.set_defaults(func=cmd_presets_find)
+    pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
+    pls.add_argument("--model", help="ONNX model whose z size the presets must have")
+    pls.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pls.set_defaults(func=cmd_presets_list)
 
     bn = sub.add_parser("bench", help="measure bank render, callback cost, note latency, offline speed and a soak")
     bn.add_argument("--model", help="ONNX model (default: the shipped one)")

@@ -249,3 +249,24 @@ def test_morphing_many_times_stays_within_the_pool(model):
     live = {s for ln in renderer.lanes for b in ln.banks for s in b.slot_of.values()}
     assert len(live) + len(renderer.pool.free) + len(renderer.pool.retired) == renderer.pool.data.shape[0]
     assert renderer.complete()
+
+
+def test_program_change_selects_a_preset_and_keeps_old_voices(model):
+    from synth.engine.engine import Engine
+    from synth.engine.latent import Preset
+
+    presets = [Preset("A", np.full(8, -3.0, np.float32)), Preset("B", np.full(8, 3.0, np.float32))]
+    engine = Engine(model, rate=RATE, block=BLOCK, presets=presets)
+    engine.renderer.render_all()
+    engine.note_on(60)
+    engine.process(BLOCK)
+    old_slot = int(engine.voices.v_slot[0])
+    engine.send(0xC0, 1)
+    assert engine.status()["preset"] == "B" and np.all(engine.z == 3.0)
+    engine.renderer.render_all()
+    engine.note_on(62)
+    engine.process(BLOCK)
+    assert engine.voices.v_slot[0] == old_slot  # the sounding note keeps its timbre
+    assert engine.voices.v_slot[1] == engine.renderer.lanes[0].banks[-1].slot_of[62]
+    engine.send(0xC0, 2)  # wraps around the preset list
+    assert engine.status()["preset"] == "A"

@@ -54,3 +54,21 @@ def test_eval_without_data_is_one_clear_line(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("gansynth-live: no note set in")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_model, tmp_path):
+    out = tmp_path / "presets"
+    proc = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
+                           str(tiny_model), "--candidates", "24", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    from synth.engine.latent import load_presets
+    from synth.model.timbre_map import TARGETS
+    presets = load_presets(16, out)
+    assert sorted(p.name for p in presets) == sorted(name for name, _ in TARGETS)
+    assert len({tuple(p.z) for p in presets}) == len(TARGETS)  # twelve different latents
+    for p in presets:
+        assert f"p({p.family}) = " in p.description
+    again = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
+                            str(tiny_model), "--candidates", "24", "--out", str(out)], capture_output=True, text=True)
+    assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite
