@@ -76,9 +76,16 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 
 def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
-    from synth.engine.latent import PRESETS_DIR, load_presets
+    from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
 
-    presets = load_presets(z_dim, a.presets or PRESETS_DIR)
+    try:
+        presets = load_presets(z_dim, a.presets or PRESETS_DIR)
+    except PresetError as e:
+        if a.presets:
+            raise
+        # The shipped presets belong to the shipped model; another model plays its default timbre instead.
+        print(f"note: not using the shipped presets ({e})", file=sys.stderr)
+        presets = []
     if getattr(a, "preset", None):
         chosen = [p for p in presets if p.name.lower() == a.preset.lower()]
         if not chosen:
@@ -230,6 +237,9 @@ def cmd_presets_find(a: argparse.Namespace) -> None:
     families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
     print("top family of the candidates: " + ", ".join(f"{f} {n}" for f, n in zip(FAMILIES, families) if n))
     for preset, p in found:
+        if p < a.min_probability:
+            print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  not found: no candidate sounds like it")
+            continue
         path = save_preset(preset, a.out, overwrite=a.overwrite)
         print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  -> {path}")
 
@@ -335,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--seed", type=int, default=0)
     pf.add_argument("--out", default="presets", help="directory to write the presets to")
     pf.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
+    pf.add_argument("--min-probability", type=float, default=0.3,
+                    help="write a family's preset only if the classifier gives it at least this probability")
     pf.set_defaults(func=cmd_presets_find)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")

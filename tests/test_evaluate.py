@@ -59,7 +59,7 @@ def test_eval_without_data_is_one_clear_line(tmp_path):
 def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_model, tmp_path):
     out = tmp_path / "presets"
     proc = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
-                           str(tiny_model), "--candidates", "24", "--out", str(out)],
+                           str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     from synth.engine.latent import load_presets
@@ -70,5 +70,6 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
     for p in presets:
         assert f"p({p.family}) = " in p.description
     again = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
-                            str(tiny_model), "--candidates", "24", "--out", str(out)], capture_output=True, text=True)
+                            str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
+                           capture_output=True, text=True)
     assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite

@@ -92,8 +92,9 @@ def test_corrupt_midi_is_one_clear_line(tone_model, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "synth", "render", str(bad), "-o", str(out),
                            "--model", str(tone_model)], capture_output=True, text=True)
     assert proc.returncode != 0 and not out.exists()
-    line = proc.stderr.strip()
-    assert line.startswith("gansynth-live:") and "not a readable MIDI file" in line and "\n" not in line
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("gansynth-live:")]
+    assert len(lines) == 1 and "not a readable MIDI file (" in lines[0] and "()" not in lines[0]
+    assert "Traceback" not in proc.stderr
 
 
 def test_demo_command_renders_the_bundled_piece(tone_model, tmp_path):

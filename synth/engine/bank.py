@@ -224,12 +224,22 @@ class BankRenderer:
                 self._wake.wait(0.005)
                 self._wake.clear()
 
-    def render_all(self, lane: int = 0, pitches: list[int] | None = None) -> None:
-        """Synchronously render the lane's bank (for offline rendering and benchmarks)."""
-        while self.step(lane_only=lane, extra=pitches):
+    def render_all(self, lane: int = 0) -> None:
+        """Synchronously render the lane's whole bank (benchmarks, tests)."""
+        while self.step(lane_only=lane):
             pass
 
-    def step(self, lane_only: int | None = None, extra: list[int] | None = None) -> bool:
+    def render_pitches(self, lane: int, pitches: list[int], batch: int = 16) -> None:
+        """Synchronously render just these pitches into the lane's newest bank (offline: only what a file plays)."""
+        ln = self.lanes[lane]
+        if not ln.banks or ln.banks[-1].generation != ln.generation:
+            ln.banks.append(Bank(ln.target, ln.generation))
+        bank = ln.banks[-1]
+        todo = [p for p in sorted(set(pitches)) if p not in bank.slot_of]
+        for i in range(0, len(todo), batch):
+            self._render(ln, bank, todo[i:i + batch])
+
+    def step(self, lane_only: int | None = None) -> bool:
         """Render one batch for the first lane that needs it; False when there is nothing to do."""
         self.pool.reclaim()
         for index, ln in enumerate(self.lanes):
@@ -238,7 +248,7 @@ class BankRenderer:
             if not ln.banks or ln.banks[-1].generation != ln.generation:
                 ln.banks.append(Bank(ln.target, ln.generation))
             bank = ln.banks[-1]
-            missing = self._missing(ln, bank, extra)
+            missing = self._missing(ln, bank)
             if not missing:
                 if bank.complete is None and all(p in bank.slot_of for p in range(self.pmin, self.pmax + 1)):
                     bank.complete = time.monotonic()
@@ -252,15 +262,14 @@ class BankRenderer:
             return True
         return False
 
-    def _missing(self, ln: Lane, bank: Bank, extra: list[int] | None) -> list[int]:
+    def _missing(self, ln: Lane, bank: Bank) -> list[int]:
         now = int(self.pool.clock[0])
         recent = max(1, int(RECENT_SECONDS * self.blocks_per_second))
         out = [p for p in range(self.pmin, self.pmax + 1) if p not in bank.slot_of]
         for p in list(range(0, self.pmin)) + list(range(self.pmax + 1, N_KEYS)):
             if p in bank.slot_of:
                 continue
-            if ln.wanted[p] or ln.held[p] or (ln.last_on[p] and now - ln.last_on[p] < recent) or \
-                    (extra and p in extra):
+            if ln.wanted[p] or ln.held[p] or (ln.last_on[p] and now - ln.last_on[p] < recent):
                 out.append(p)
         return out
 

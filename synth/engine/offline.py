@@ -51,7 +51,7 @@ def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
                 raw = msg.bytes()
                 events.append(MidiEvent(now, raw[0], raw[1], raw[2] if len(raw) > 2 else 0))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({e})") from None
+        raise MidiFileError(f"{path} is not a readable MIDI file ({e or type(e).__name__})") from None
     return events
 
 
@@ -112,9 +112,16 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
             name = "default timbre"
         renderer.set_timbre(z, lane)
         names.append(name)
-    pitches = sorted({e.d1 for e in events if e.status & 0xF0 == 0x90 and e.status & 0x0F != DRUM_CHANNEL})
-    for lane in range(len(used)):
-        renderer.render_all(lane, pitches)
+    lane_pitches: dict[int, set[int]] = {lane: set() for lane in range(len(used))}
+    program = [0] * 16
+    for e in events:  # which pitches each lane plays: only those are rendered
+        ch, kind = e.status & 0x0F, e.status & 0xF0
+        if kind == 0xC0:
+            program[ch] = e.d1
+        elif kind == 0x90 and e.d2 > 0 and ch != DRUM_CHANNEL:
+            lane_pitches[lane_of_preset[mapping[(ch, program[ch])]]].add(e.d1)
+    for lane, wanted in lane_pitches.items():
+        renderer.render_pitches(lane, sorted(wanted))
     voices = Voices(renderer, max_block=block, polyphony=64, release=release)
     program = [0] * 16
     for ch in range(16):
