@@ -51,7 +51,8 @@ def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
                 raw = msg.bytes()
                 events.append(MidiEvent(now, raw[0], raw[1], raw[2] if len(raw) > 2 else 0))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({e or type(e).__name__})") from None
+        reason = str(e) or ("it ends too early" if isinstance(e, EOFError) else type(e).__name__)
+        raise MidiFileError(f"{path} is not a readable MIDI file ({reason})") from None
     return events
 
 
