@@ -9,6 +9,7 @@ from an old bank is reused only when no voice plays it and the audio clock has m
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from synth.runtime.model import NoteModel
 N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
 RECENT_SECONDS = 20.0
+RENDER_NICE = 15
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,11 @@ class BankRenderer:
 
     # -- rendering -------------------------------------------------------------------------------------------
     def _run(self) -> None:
+        if hasattr(os, "setpriority"):  # Linux: nice this thread (and the inference it runs) below the audio
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
+            except OSError:
+                pass
         while not self._stop:
             try:
                 worked = self.step()
