@@ -1,3 +1,4 @@
 from synth.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned render worker imports this module too
+    main()

@@ -41,6 +41,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=NetConfig(z_dim=a.z_dim, channels=tuple(a.channels)),
                       mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
+                      final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
                       max_minutes=a.minutes, max_steps=a.steps, device=a.device)
     print(json.dumps(train(cfg)))
@@ -143,6 +144,7 @@ def cmd_play(a: argparse.Namespace) -> None:
     try:
         engine.start()
         midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
+        engine.renderer.wait_complete(timeout=120)  # the first bank renders before the audio starts
         out.start()
         print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms",
               flush=True)
@@ -286,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=8e-4)
     t.add_argument("--phase-images", type=int, default=800_000, help="images per progressive phase (13 phases)")
+    t.add_argument("--final-images", type=int, default=0,
+                   help="keep training at full resolution for this many more images after the 13 phases")
     t.add_argument("--limit-notes", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--sample-every", type=int, default=500)

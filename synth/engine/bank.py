@@ -82,12 +82,40 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     return end
 
 
+def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
+                slots: list[int]) -> list[tuple[int, int]]:
+    """Render `pitches` of timbre z into pool rows `slots` at the output rate with their loops prepared; keys
+    outside the model's range are its nearest pitch transposed. Returns each note's (loop start, loop length)."""
+    info = model.info
+    sources = [min(max(p, info.pitch_min), info.pitch_max) for p in pitches]
+    audio = model.render(np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0), sources)
+    loops = []
+    for p, q, note, slot in zip(pitches, sources, audio, slots):
+        ratio = 2.0 ** ((p - q) / 12.0)
+        out = resample(note, max(int(round(layout.full / ratio)), 64), info.sample_rate)
+        start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
+        row = data[slot]
+        n = min(len(out), layout.stored)
+        row[:n] = out[:n]
+        row[n:] = 0.0
+        end = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
+        loops.append((start, end - start))
+    return loops
+
+
 class SlotPool:
     """Fixed storage for rendered notes; users is written by the audio thread only, the rest by the renderer."""
 
-    def __init__(self, slots: int, layout: NoteLayout) -> None:
+    def __init__(self, slots: int, layout: NoteLayout, shared: bool = False) -> None:
         self.layout = layout
-        self.data = np.zeros((slots, layout.stored), dtype=np.float32)
+        self.shm = None
+        if shared:  # visible to a render worker process
+            from multiprocessing import shared_memory
+
+            self.shm = shared_memory.SharedMemory(create=True, size=slots * layout.stored * 4)
+            self.data = np.ndarray((slots, layout.stored), dtype=np.float32, buffer=self.shm.buf)
+        else:
+            self.data = np.zeros((slots, layout.stored), dtype=np.float32)
         self.flat = self.data.reshape(-1)
         self.loop_start = np.zeros(slots, dtype=np.float64)
         self.loop_len = np.ones(slots, dtype=np.float64)
@@ -158,14 +186,16 @@ def render_order(missing: list[int], held: np.ndarray, last_on: np.ndarray, want
 class BankRenderer:
     """Fills the newest bank of each lane from the model on a background thread (or synchronously, offline)."""
 
-    def __init__(self, model: NoteModel, rate: int, lanes: int = 1, polyphony: int = 32, slots: int = 0) -> None:
+    def __init__(self, model: NoteModel, rate: int, lanes: int = 1, polyphony: int = 32, slots: int = 0,
+                 process: bool = False) -> None:
         self.model = model
         info = model.info
         self.pmin, self.pmax = info.pitch_min, info.pitch_max
         self.layout = NoteLayout.for_model(info.sample_rate, model.note_samples,
                                            info.note_seconds - info.release_seconds, rate)
         n_model = self.pmax - self.pmin + 1
-        self.pool = SlotPool(slots or (2 * n_model + polyphony + 16) * max(1, lanes), self.layout)
+        self.pool = SlotPool(slots or (2 * n_model + polyphony + 16) * max(1, lanes), self.layout, shared=process)
+        self._worker = None
         self.lanes = [Lane() for _ in range(lanes)]
         self.blocks_per_second = 1.0
         self.error: str | None = None
@@ -185,6 +215,12 @@ class BankRenderer:
         self._wake.set()
 
     def start(self) -> None:
+        """Render in the background: in a worker process when the pool is shared, else on a thread."""
+        if self.pool.shm is not None:
+            from synth.engine.render_worker import RenderWorker
+
+            self._worker = RenderWorker(str(self.model.path), self.model.provider, self.model.threads,
+                                        self.pool.shm.name, self.pool.data.shape, self.layout)
         self._thread = threading.Thread(target=self._run, name="bank-renderer", daemon=True)
         self._thread.start()
 
@@ -193,6 +229,11 @@ class BankRenderer:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=5)
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+        if self.pool.shm is not None:
+            self.pool.shm.unlink()  # the mapping itself lives on until the pool is collected
 
     def ready(self, lane: int = 0) -> int:
         """How many of the model's pitches the newest bank of the lane has."""
@@ -281,21 +322,14 @@ class BankRenderer:
         return out
 
     def _render(self, ln: Lane, bank: Bank, pitches: list[int]) -> None:
-        sources = [min(max(p, self.pmin), self.pmax) for p in pitches]
-        audio = self.model.render(np.repeat(bank.z[None], len(pitches), axis=0), sources)
-        lay = self.layout
-        for p, q, note in zip(pitches, sources, audio):
-            ratio = 2.0 ** ((p - q) / 12.0)
-            out = resample(note, max(int(round(lay.full / ratio)), 64), self.model.info.sample_rate)
-            start, end, xf = (lay.loop_start, lay.loop_end, lay.xfade) if p == q else lay.scaled(ratio)
-            slot = self._take_slot()
-            row = self.pool.data[slot]
-            n = min(len(out), lay.stored)
-            row[:n] = out[:n]
-            row[n:] = 0.0
-            end = prepare_loop(row, start, end, xf, search=min(lay.rate // 20, (end - start) // 4))
+        slots = [self._take_slot() for _ in pitches]
+        if self._worker is not None:
+            loops = self._worker.render(bank.z, pitches, slots)
+        else:
+            loops = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, slots)
+        for p, slot, (start, length) in zip(pitches, slots, loops):
             self.pool.loop_start[slot] = start
-            self.pool.loop_len[slot] = end - start
+            self.pool.loop_len[slot] = length
             bank.slot_of[p] = slot
             if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
                 ln.slot_for[p] = slot

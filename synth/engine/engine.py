@@ -15,11 +15,12 @@ class Engine:
     """Play G(z, pitch) live: `send()` MIDI bytes from any thread, `process()` from the audio callback."""
 
     def __init__(self, model: NoteModel, rate: int = 48000, block: int = 128, polyphony: int = 32,
-                 presets: list[Preset] | None = None, release: float = 0.3, channel: int | None = None) -> None:
+                 presets: list[Preset] | None = None, release: float = 0.3, channel: int | None = None,
+                 render_process: bool = True) -> None:
         self.model = model
         self.rate = rate
         self.presets = list(presets or [])
-        self.renderer = BankRenderer(model, rate, polyphony=polyphony)
+        self.renderer = BankRenderer(model, rate, polyphony=polyphony, process=render_process)
         self.renderer.blocks_per_second = rate / block
         self.voices = Voices(self.renderer, max_block=max(block, 1024), polyphony=polyphony, release=release,
                              channel=channel)

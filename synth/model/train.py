@@ -32,6 +32,7 @@ class TrainConfig:
     batch: int = 8
     lr: float = 8e-4
     phase_images: int = 800_000          # GANSynth: 800k images per phase
+    final_images: int = 0                # extra images at full resolution after the 13 phases
     gp_weight: float = 10.0
     drift: float = 0.001
     aux_weight: float = 10.0
@@ -46,7 +47,7 @@ class TrainConfig:
 
     @property
     def total_images(self) -> int:
-        return (2 * self.net.levels - 1) * self.phase_images
+        return (2 * self.net.levels - 1) * self.phase_images + self.final_images
 
 
 def schedule(images: int, phase_images: int, levels: int) -> tuple[int, float]:

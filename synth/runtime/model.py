@@ -72,6 +72,7 @@ class NoteModel:
         import onnxruntime as ort
 
         self.path = Path(path)
+        self.threads = threads
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found")
         opts = ort.SessionOptions()

@@ -1,0 +1,81 @@
+"""A separate process that renders notes into the shared slot pool.
+
+Inference and the per-note numpy work (resampling, loop preparation) then never hold the audio process's GIL;
+the bank renderer's thread only sends a job (latent, pitches, slots) and waits for the loop points back.
+The process runs niced, below the audio callback.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+NICE = 15
+
+
+class RenderWorker:
+    """Start the worker, which opens the model and attaches the pool; `render()` runs one batch there."""
+
+    def __init__(self, model_path: str, provider: str, threads: int, shm_name: str, shape: tuple[int, int],
+                 layout: object) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that holds audio and inference threads
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, model_path, provider, threads, shm_name, shape, layout),
+                                   name="gansynth-renderer", daemon=True)
+        self.process.start()
+        child.close()
+        kind, message = self._conn.recv()
+        if kind != "ready":
+            self.close()
+            raise RuntimeError(message)
+
+    def render(self, z: np.ndarray, pitches: list[int], slots: list[int]) -> list[tuple[int, int]]:
+        self._conn.send((np.asarray(z, np.float32), list(pitches), list(slots)))
+        kind, value = self._conn.recv()
+        if kind != "ok":
+            raise RuntimeError(value)
+        return value
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+        self._conn.close()
+
+
+def _serve(conn: Connection, model_path: str, provider: str, threads: int, shm_name: str,
+           shape: tuple[int, int], layout: object) -> None:
+    try:
+        if hasattr(os, "nice"):
+            os.nice(NICE)
+        from synth.engine.bank import render_into
+        from synth.runtime.model import NoteModel
+
+        model = NoteModel(model_path, provider=provider, threads=threads)
+        shm = shared_memory.SharedMemory(name=shm_name)
+        data = np.ndarray(shape, dtype=np.float32, buffer=shm.buf)
+        conn.send(("ready", None))
+    except Exception as e:  # reported to the parent as one line
+        conn.send(("error", f"note renderer could not start: {e}"))
+        return
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            break
+        if job is None:
+            break
+        try:
+            conn.send(("ok", render_into(model, data, layout, *job)))
+        except Exception as e:
+            conn.send(("error", str(e)))
+    del data
+    shm.close()
