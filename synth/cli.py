@@ -162,7 +162,7 @@ def cmd_play(a: argparse.Namespace) -> None:
                 raise RuntimeError(st["render_error"])
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
-                p50, p99 = out.callback_us()
+                p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
                         f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}")

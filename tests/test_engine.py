@@ -270,3 +270,21 @@ def test_program_change_selects_a_preset_and_keeps_old_voices(model):
     assert engine.voices.v_slot[1] == engine.renderer.lanes[0].banks[-1].slot_of[62]
     engine.send(0xC0, 2)  # wraps around the preset list
     assert engine.status()["preset"] == "A"
+
+
+def test_worker_process_renders_the_same_notes_as_in_process(model):
+    z = np.linspace(-1, 1, 8).astype(np.float32)
+    local = BankRenderer(model, RATE)
+    local.set_timbre(z)
+    local.render_all()
+    remote = BankRenderer(model, RATE, process=True)
+    remote.start()
+    try:
+        remote.set_timbre(z)
+        assert remote.wait_complete(timeout=60), remote.error
+        for pitch in (24, 60, 84):
+            a = local.pool.data[local.lanes[0].slot_for[pitch]]
+            b = remote.pool.data[remote.lanes[0].slot_for[pitch]]
+            assert np.allclose(a, b, atol=1e-6)
+    finally:
+        remote.stop()

@@ -16,6 +16,9 @@ def test_schedule_follows_gansynth_phases():
     assert schedule(250, 100, 7) == (1, 1.0)
     assert schedule(1250, 100, 7) == (6, 1.0)
     assert schedule(10_000, 100, 7) == (6, 1.0)
+    # --final-images: the run goes on past the 13 phases, at full resolution.
+    cfg = TrainConfig(data_dir="x", out_dir="y", net=TINY_NET, phase_images=100, final_images=500)
+    assert cfg.total_images == 1800 and schedule(1700, 100, 7) == (6, 1.0)
 
 
 def test_networks_shapes_at_every_level():

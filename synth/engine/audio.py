@@ -5,6 +5,7 @@ counts underruns and records how long it took in a preallocated ring, nothing el
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 
@@ -96,6 +97,7 @@ class AudioOutput:
         self.underruns = 0
         self.blocks = 0
         self.timings = np.zeros(TIMING_RING, dtype=np.float64)
+        self.slowest = 0.0  # longest callback so far, seconds
         self._perf = time.perf_counter
         self.stream = sd.OutputStream(device=self.device, samplerate=engine.rate, blocksize=block,
                                       channels=channels, dtype="float32", latency=latency, callback=self._callback)
@@ -106,11 +108,15 @@ class AudioOutput:
         if status.output_underflow:
             self.underruns += 1
         outdata[:] = self.engine.process(frames)[:, None]
-        self.timings[self.blocks % TIMING_RING] = self._perf() - t0
+        took = self._perf() - t0
+        self.timings[self.blocks % TIMING_RING] = took
+        if took > self.slowest:
+            self.slowest = took
         self.blocks += 1
 
     def start(self) -> None:
         sys.setswitchinterval(0.0005)  # let the callback take the GIL back quickly from busy Python threads
+        gc.freeze()  # a full collection triggered inside the callback would otherwise scan every object loaded
         self.engine.renderer.pool.live = True
         self.stream.start()
 
@@ -123,10 +129,10 @@ class AudioOutput:
     def latency_ms(self) -> float:
         return float(self.stream.latency) * 1000
 
-    def callback_us(self) -> tuple[float, float]:
-        """Median and 99th percentile callback time (µs) over the recent blocks."""
+    def callback_us(self) -> tuple[float, float, float]:
+        """Median, 99th percentile and longest callback time (µs) over the recent blocks."""
         n = min(self.blocks, TIMING_RING)
         if n == 0:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         t = self.timings[:n] * 1e6
-        return float(np.percentile(t, 50)), float(np.percentile(t, 99))
+        return float(np.percentile(t, 50)), float(np.percentile(t, 99)), float(t.max())

@@ -114,6 +114,7 @@ class SlotPool:
 
             self.shm = shared_memory.SharedMemory(create=True, size=slots * layout.stored * 4)
             self.data = np.ndarray((slots, layout.stored), dtype=np.float32, buffer=self.shm.buf)
+            self.data.fill(0.0)  # map every page now, so the audio thread never takes a page fault on a new note
         else:
             self.data = np.zeros((slots, layout.stored), dtype=np.float32)
         self.flat = self.data.reshape(-1)
@@ -168,19 +169,20 @@ class Lane:
 
 def render_order(missing: list[int], held: np.ndarray, last_on: np.ndarray, wanted: np.ndarray,
                  centre: int = 60) -> list[int]:
-    """Waiting notes first, then held keys, then recently played ones (newest first), then outward from them."""
-    anchors = [p for p in range(N_KEYS) if held[p] > 0 or last_on[p] > 0] or [centre]
+    """Waiting notes first, then held keys, then recently played ones (newest first), then outward from them.
 
-    def key(p: int) -> tuple:
-        if wanted[p]:
-            return (0, wanted[p], p)
-        if held[p]:
-            return (1, 0, p)
-        if last_on[p]:
-            return (2, -last_on[p], p)
-        return (3, min(abs(p - a) for a in anchors), p)
-
-    return sorted(missing, key=key)
+    Vectorised: this runs in the audio process, where Python loops would hold the GIL the callback needs."""
+    p = np.asarray(missing, dtype=np.int64)
+    if p.size == 0:
+        return []
+    anchors = np.flatnonzero((held > 0) | (last_on > 0))
+    if anchors.size == 0:
+        anchors = np.array([centre])
+    w, h, t = wanted[p], held[p], last_on[p]
+    group = np.where(w > 0, 0, np.where(h > 0, 1, np.where(t > 0, 2, 3)))
+    distance = np.abs(p[:, None] - anchors[None, :]).min(1)
+    second = np.where(group == 0, w, np.where(group == 2, -t, np.where(group == 3, distance, 0)))
+    return p[np.lexsort((p, second, group))].tolist()
 
 
 class BankRenderer:
@@ -311,15 +313,15 @@ class BankRenderer:
         return False
 
     def _missing(self, ln: Lane, bank: Bank) -> list[int]:
+        """Model pitches the bank lacks, plus keys outside the range that are waited for, held or recent."""
         now = int(self.pool.clock[0])
         recent = max(1, int(RECENT_SECONDS * self.blocks_per_second))
-        out = [p for p in range(self.pmin, self.pmax + 1) if p not in bank.slot_of]
-        for p in list(range(0, self.pmin)) + list(range(self.pmax + 1, N_KEYS)):
-            if p in bank.slot_of:
-                continue
-            if ln.wanted[p] or ln.held[p] or (ln.last_on[p] and now - ln.last_on[p] < recent):
-                out.append(p)
-        return out
+        keys = np.arange(N_KEYS)
+        need = (keys >= self.pmin) & (keys <= self.pmax)
+        need |= (ln.wanted > 0) | (ln.held > 0) | ((ln.last_on > 0) & (now - ln.last_on < recent))
+        if bank.slot_of:
+            need[list(bank.slot_of)] = False
+        return np.flatnonzero(need).tolist()
 
     def _render(self, ln: Lane, bank: Bank, pitches: list[int]) -> None:
         slots = [self._take_slot() for _ in pitches]

@@ -162,11 +162,12 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
                 changes += 1
                 for k in range(0, voices, 4):  # re-strike some keys so new notes use the new timbre
                     engine.note_on(36 + k, 90)
-        p50, p99 = out.callback_us()
+        p50, p99, _ = out.callback_us()
         result = {"jack_realtime": server.realtime, "seconds": seconds, "voices": voices, "block": block,
                   "rate": rate, "timbre_changes": changes,
                   "blocks": out.blocks - base_blocks, "underruns": out.underruns - base_underruns,
                   "jack_xruns": xruns[0] - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
+                  "callback_max_us": out.slowest * 1e6,
                   "sounding_at_end": engine.voices.sounding}
         out.stop()
         engine.stop()
@@ -212,5 +213,5 @@ def format_report(r: dict) -> str:
                          f"{s['seconds']:.0f} s, {s['voices']} voices, {s['timbre_changes']} "
                          f"timbre changes, {s['blocks']} blocks of {s['block']}: {s['underruns']} underruns, "
                          f"{s['jack_xruns']} JACK xruns; callback p50 {s['callback_p50_us']:.0f} us, "
-                         f"p99 {s['callback_p99_us']:.0f} us")
+                         f"p99 {s['callback_p99_us']:.0f} us, longest {s['callback_max_us']:.0f} us")
     return "\n".join(lines)
