@@ -130,6 +130,7 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.engine.audio import AudioOutput
     from synth.engine.engine import Engine
     from synth.engine.midi import MidiInput
+    from synth.engine.render_worker import RenderError
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -159,7 +160,7 @@ def cmd_play(a: argparse.Namespace) -> None:
                 print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
                       f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
             if st["render_error"]:
-                raise RuntimeError(st["render_error"])
+                raise RenderError(st["render_error"])
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
                 p50, p99, _ = out.callback_us()

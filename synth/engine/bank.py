@@ -186,7 +186,8 @@ def render_order(missing: list[int], held: np.ndarray, last_on: np.ndarray, want
 
 
 class BankRenderer:
-    """Fills the newest bank of each lane from the model on a background thread (or synchronously, offline)."""
+    """Fills the newest bank of each lane from the model: in the background once started (the inference in a
+    worker process when the pool is shared, else on the thread), or synchronously (offline, tests)."""
 
     def __init__(self, model: NoteModel, rate: int, lanes: int = 1, polyphony: int = 32, slots: int = 0,
                  process: bool = False) -> None:
@@ -198,6 +199,7 @@ class BankRenderer:
         n_model = self.pmax - self.pmin + 1
         self.pool = SlotPool(slots or (2 * n_model + polyphony + 16) * max(1, lanes), self.layout, shared=process)
         self._worker = None
+        self._unlinked = False
         self.lanes = [Lane() for _ in range(lanes)]
         self.blocks_per_second = 1.0
         self.error: str | None = None
@@ -234,8 +236,9 @@ class BankRenderer:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
-        if self.pool.shm is not None:
+        if self.pool.shm is not None and not self._unlinked:
             self.pool.shm.unlink()  # the mapping itself lives on until the pool is collected
+            self._unlinked = True
 
     def ready(self, lane: int = 0) -> int:
         """How many of the model's pitches the newest bank of the lane has."""
@@ -325,10 +328,14 @@ class BankRenderer:
 
     def _render(self, ln: Lane, bank: Bank, pitches: list[int]) -> None:
         slots = [self._take_slot() for _ in pitches]
-        if self._worker is not None:
-            loops = self._worker.render(bank.z, pitches, slots)
-        else:
-            loops = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, slots)
+        try:
+            if self._worker is not None:
+                loops = self._worker.render(bank.z, pitches, slots)
+            else:
+                loops = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, slots)
+        except Exception:
+            self.pool.free.extend(slots)
+            raise
         for p, slot, (start, length) in zip(pitches, slots, loops):
             self.pool.loop_start[slot] = start
             self.pool.loop_len[slot] = length

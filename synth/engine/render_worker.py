@@ -16,6 +16,10 @@ import numpy as np
 NICE = 15
 
 
+class RenderError(ValueError):
+    """The note renderer failed (could not start, or a render failed), worded for the user."""
+
+
 class RenderWorker:
     """Start the worker, which opens the model and attaches the pool; `render()` runs one batch there."""
 
@@ -30,13 +34,13 @@ class RenderWorker:
         kind, message = self._conn.recv()
         if kind != "ready":
             self.close()
-            raise RuntimeError(message)
+            raise RenderError(message)
 
     def render(self, z: np.ndarray, pitches: list[int], slots: list[int]) -> list[tuple[int, int]]:
         self._conn.send((np.asarray(z, np.float32), list(pitches), list(slots)))
         kind, value = self._conn.recv()
         if kind != "ok":
-            raise RuntimeError(value)
+            raise RenderError(value)
         return value
 
     def close(self) -> None:
