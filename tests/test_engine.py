@@ -288,3 +288,12 @@ def test_worker_process_renders_the_same_notes_as_in_process(model):
             assert np.allclose(a, b, atol=1e-6)
     finally:
         remote.stop()
+
+
+def test_a_flood_of_notes_never_exceeds_the_voice_pool(model):
+    v = make_voices(model, polyphony=4)
+    for k in range(40):  # far more note-ons in one block than polyphony + fading room
+        v.handle(0x90, 40 + k % 30, 100)
+    out = run(v, 0.05)
+    assert v.sounding == 4 and v.n <= len(v.v_slot) and np.isfinite(out).all()
+    assert sorted(v.keys_held()) == sorted(40 + k % 30 for k in range(36, 40))  # the newest four

@@ -236,7 +236,10 @@ class Voices:
             self._kill(best)
             self.stolen += 1
         if self.n == len(self.v_slot):  # no room even for fading voices: drop the oldest fading one outright
-            oldest = int(np.argmin(self.v_age[:self.n]))
+            oldest = -1
+            for i in range(self.n):
+                if self.v_state[i] == KILLED and (oldest < 0 or self.v_age[i] < self.v_age[oldest]):
+                    oldest = i
             self._free(oldest)
         i = self.n
         self.n += 1
