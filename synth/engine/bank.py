@@ -23,6 +23,7 @@ N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
 RECENT_SECONDS = 20.0
 RENDER_NICE = 15
+IDLE_POLL_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,9 @@ class BankRenderer:
 
     # -- rendering -------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        if hasattr(os, "setpriority"):  # Linux: nice this thread (and the inference it runs) below the audio
+        # Linux: when inference runs on this thread, nice it below the audio. With a worker process (itself
+        # niced) this thread only does bookkeeping and must not be niced: it may hold the GIL the callback needs.
+        if self._worker is None and hasattr(os, "setpriority"):
             try:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
             except OSError:
@@ -273,8 +276,8 @@ class BankRenderer:
                 self.error = f"note rendering failed: {e}"
                 worked = False
                 time.sleep(0.5)
-            if not worked:
-                self._wake.wait(0.005)
+            if not worked:  # idle: a new timbre wakes us at once, a waiting note within IDLE_POLL_S
+                self._wake.wait(IDLE_POLL_S)
                 self._wake.clear()
 
     def render_all(self, lane: int = 0) -> None:
