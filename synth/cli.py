@@ -8,8 +8,6 @@ import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 
 
@@ -231,6 +229,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
 
 
 def cmd_presets_find(a: argparse.Namespace) -> None:
+    import numpy as np
+
     from synth.engine.latent import save_preset
     from synth.model.dataset import FAMILIES
     from synth.model.timbre_map import find_presets
