@@ -23,7 +23,7 @@ N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
 RECENT_SECONDS = 20.0
 RENDER_NICE = 15
-IDLE_POLL_S = 0.01
+IDLE_WAIT_S = 0.5  # an idle renderer sleeps; set_timbre() and wake() rouse it at once
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,10 @@ class BankRenderer:
         ln.generation += 1
         self._wake.set()
 
+    def wake(self) -> None:
+        """Have the background renderer look for work now (e.g. a note is waiting for its pitch)."""
+        self._wake.set()
+
     def start(self) -> None:
         """Render in the background: in a worker process when the pool is shared, else on a thread."""
         if self.pool.shm is not None:
@@ -276,8 +280,8 @@ class BankRenderer:
                 self.error = f"note rendering failed: {e}"
                 worked = False
                 time.sleep(0.5)
-            if not worked:  # idle: a new timbre wakes us at once, a waiting note within IDLE_POLL_S
-                self._wake.wait(IDLE_POLL_S)
+            if not worked:  # idle: no polling, so no Python work competes with the callback for the GIL
+                self._wake.wait(IDLE_WAIT_S)
                 self._wake.clear()
 
     def render_all(self, lane: int = 0) -> None:

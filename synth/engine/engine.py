@@ -62,6 +62,11 @@ class Engine:
                 self.select_preset(d1)
             return
         self.voices.events.append((status, d1, d2))
+        if status & 0xF0 == 0x90 and d2 > 0:
+            lane = self.renderer.lanes[self.voices.lane_of[status & 0x0F]]
+            if lane.slot_for[d1] < 0:  # not rendered yet: ask for it now rather than let the renderer poll
+                lane.wanted[d1] = max(int(lane.wanted[d1]), 1)
+                self.renderer.wake()
 
     def note_on(self, pitch: int, velocity: int = 100, channel: int = 0) -> None:
         self.send(0x90 | channel, pitch, velocity)
