@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import mido
 import numpy as np
 import pytest
 

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from synth.engine.bank import N_KEYS, BankRenderer
+from synth.engine.bank import BankRenderer
 
 HELD, SUSTAINED, RELEASED, KILLED = 0, 1, 2, 3
 EXTRA_VOICES = 16  # room for stolen voices to fade out while their replacements start
@@ -390,5 +390,3 @@ class Voices:
     def keys_held(self) -> list[int]:
         return [int(self.v_pitch[i]) for i in range(self.n) if self.v_state[i] == HELD]
 
-
-__all__ = ["Voices", "velocity_gain", "N_KEYS"]
