@@ -9,14 +9,15 @@ from tests.audio_checks import cents
 from synth.audio_io import read_wav
 from synth.demo import DEMO_MIDI
 from synth.engine.latent import Preset
-from synth.engine.offline import channel_presets, preset_for_program, read_midi, render_midi
+from synth.engine.offline import channel_presets, notes_by_program, preset_for_program, read_midi, render_midi
 from synth.runtime.model import NoteModel
 
 RATE = 48000
 
 
-def note_ons(path):
-    return [(e.seconds, e.d1) for e in read_midi(path) if e.status & 0xF0 == 0x90 and e.d2 > 0]
+def note_ons(path, channel=None):
+    return [(e.seconds, e.d1) for e in read_midi(path) if e.status & 0xF0 == 0x90 and e.d2 > 0
+            and (channel is None or e.status & 0x0F == channel)]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,7 @@ def test_demo_piece_onsets_and_pitches_match_the_file(tone_model, channel):
     so its onset is the first sample that sounds, and its pitch is the spectral peak just after."""
     model = NoteModel(tone_model, provider="cpu")
     audio = render_midi(DEMO_MIDI, model, [], rate=RATE, channels={channel}, release=0.02).audio
-    notes = [(t, p) for t, p in note_ons(DEMO_MIDI) if any(
-        e.status == 0x90 | channel and e.d1 == p and e.seconds == t for e in read_midi(DEMO_MIDI))]
+    notes = note_ons(DEMO_MIDI, channel)
     assert len(notes) >= 16
     for t in sorted({t for t, _ in notes}):
         start = max(int((t - 0.008) * RATE), 0)
@@ -68,7 +68,7 @@ def test_programs_map_to_the_nearest_preset_family():
     assert preset_for_program(89, presets) == 1
     assert preset_for_program(73, presets) == 2
     assert preset_for_program(80, presets) == 1  # synth lead → nearest family with a preset: synth pad
-    mapping = channel_presets(read_midi(DEMO_MIDI), presets)
+    mapping = channel_presets(notes_by_program(read_midi(DEMO_MIDI)), presets)
     assert mapping == {(0, 89): 1, (1, 73): 2, (2, 33): 0}  # bass (family 4): piano (0) is nearer than pad (11)
 
 

@@ -127,10 +127,6 @@ class SlotPool:
         self.free = list(range(slots - 1, -1, -1))
         self.retired: list[tuple[int, int]] = []
 
-    @property
-    def megabytes(self) -> float:
-        return self.data.nbytes / 1e6
-
     def reclaim(self) -> None:
         now = int(self.clock[0])
         keep = []
@@ -204,7 +200,6 @@ class BankRenderer:
         self.lanes = [Lane() for _ in range(lanes)]
         self.blocks_per_second = 1.0
         self.error: str | None = None
-        self.notes_rendered = 0
         self.last_bank_seconds: float | None = None
         self.last_first_note_seconds: float | None = None
         self._wake = threading.Event()
@@ -350,7 +345,6 @@ class BankRenderer:
             if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
                 ln.slot_for[p] = slot
             ln.wanted[p] = 0
-        self.notes_rendered += len(pitches)
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started

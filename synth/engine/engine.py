@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset, morph
-from synth.engine.offline import default_timbre
+from synth.engine.latent import Preset, default_timbre
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
 
@@ -24,10 +23,8 @@ class Engine:
         self.renderer.blocks_per_second = rate / block
         self.voices = Voices(self.renderer, max_block=max(block, 1024), polyphony=polyphony, release=release,
                              channel=channel)
-        self.preset_index: int | None = None
+        self.preset_index: int | None = 0 if self.presets else None
         self.z = self.presets[0].z if self.presets else default_timbre(model.info.z_dim)
-        if self.presets:
-            self.preset_index = 0
         self.renderer.set_timbre(self.z)
 
     def start(self) -> None:
@@ -48,11 +45,6 @@ class Engine:
         if self.presets:
             self.preset_index = index % len(self.presets)
             self.set_timbre(self.presets[self.preset_index].z)
-
-    def morph_to(self, corners: list[np.ndarray], x: float, y: float) -> np.ndarray:
-        z = morph(corners, x, y)
-        self.set_timbre(z)
-        return z
 
     # -- events ------------------------------------------------------------------------------------------------
     def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
@@ -83,6 +75,7 @@ class Engine:
         return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.pmax - r.pmin + 1,
                 "provider": self.model.provider, "last_bank_s": r.last_bank_seconds,
                 "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
+                "dropped_notes": v.dropped_notes,
                 "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
                 "limited_blocks": v.limited_blocks, "render_error": r.error,
                 "preset": self.presets[self.preset_index].name if self.preset_index is not None else None}

@@ -32,10 +32,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (math.sin((1 - t) * omega) / s * a + math.sin(t * omega) / s * b).astype(np.float32)
 
 
-def corner_weights(x: float, y: float) -> np.ndarray:
-    """Bilinear weights of the four corners (top-left, top-right, bottom-left, bottom-right) at x, y in [0, 1]."""
-    x, y = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
-    return np.array([(1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y])
+def default_timbre(z_dim: int) -> np.ndarray:
+    """The timbre played when no preset exists: a fixed draw from the model's prior."""
+    return np.random.default_rng(0).standard_normal(z_dim).astype(np.float32)
 
 
 def morph(corners: list[np.ndarray] | np.ndarray, x: float, y: float) -> np.ndarray:

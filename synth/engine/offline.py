@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset
+from synth.engine.latent import Preset, default_timbre
 from synth.engine.voices import Voices
+from synth.model.dataset import FAMILIES
 from synth.runtime.model import NoteModel
 
-GM_FAMILIES = ("piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass", "reed",
-               "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic", "percussive", "sound_effects")
 DRUM_CHANNEL = 9
 TAIL_SECONDS = 10.0
 
@@ -63,24 +62,31 @@ def preset_for_program(program: int, presets: list[Preset]) -> int:
     family = program // 8
     best, best_d = 0, None
     for i, p in enumerate(presets):
-        if p.family not in GM_FAMILIES:
+        if p.family not in FAMILIES:
             continue
-        d = abs(GM_FAMILIES.index(p.family) - family)
+        d = abs(FAMILIES.index(p.family) - family)
         if best_d is None or d < best_d:
             best, best_d = i, d
     return best
 
 
-def channel_presets(events: list[MidiEvent], presets: list[Preset]) -> dict[tuple[int, int], int]:
-    """(channel, program) pairs the file uses → preset index. A channel with no program change plays program 0."""
-    pairs, program = set(), [0] * 16
+def notes_by_program(events: list[MidiEvent]) -> dict[tuple[int, int], set[int]]:
+    """(channel, program) → the pitches it plays. A channel with no program change plays program 0; drums are left
+    out."""
+    out: dict[tuple[int, int], set[int]] = {}
+    program = [0] * 16
     for e in events:
         ch = e.status & 0x0F
         if e.status & 0xF0 == 0xC0:
             program[ch] = e.d1
         elif e.status & 0xF0 == 0x90 and e.d2 > 0 and ch != DRUM_CHANNEL:
-            pairs.add((ch, program[ch]))
-    return {pair: preset_for_program(pair[1], presets) for pair in sorted(pairs)}
+            out.setdefault((ch, program[ch]), set()).add(e.d1)
+    return out
+
+
+def channel_presets(played: dict[tuple[int, int], set[int]], presets: list[Preset]) -> dict[tuple[int, int], int]:
+    """(channel, program) pairs a file uses (from notes_by_program) → preset index."""
+    return {pair: preset_for_program(pair[1], presets) for pair in sorted(played)}
 
 
 @dataclass
@@ -93,38 +99,29 @@ class RenderResult:
 
 
 def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
-                block: int = 256, progress: bool = False, default_z: np.ndarray | None = None,
-                channels: set[int] | None = None, release: float = 0.3) -> RenderResult:
+                block: int = 256, progress: bool = False, channels: set[int] | None = None,
+                release: float = 0.3) -> RenderResult:
     """Render a MIDI file to mono float32 audio at `rate` with the engine's voices; `channels` (0-15) renders
     only those (a stem)."""
     events = read_midi(path)
     if channels is not None:
         events = [e for e in events if e.status & 0x0F in channels]
-    mapping = channel_presets(events, presets)
+    played = notes_by_program(events)
+    mapping = channel_presets(played, presets)
     used = sorted(set(mapping.values())) or [0]
     lane_of_preset = {p: i for i, p in enumerate(used)}
-    renderer = BankRenderer(model, rate, lanes=len(used), slots=0)
+    renderer = BankRenderer(model, rate, lanes=len(used))
     names = []
     for index, lane in lane_of_preset.items():
         if presets:
             z, name = presets[index].z, presets[index].name
         else:
-            z = default_z if default_z is not None else default_timbre(model.info.z_dim)
-            name = "default timbre"
+            z, name = default_timbre(model.info.z_dim), "default timbre"
         renderer.set_timbre(z, lane)
         names.append(name)
-    lane_pitches: dict[int, set[int]] = {lane: set() for lane in range(len(used))}
-    program = [0] * 16
-    for e in events:  # which pitches each lane plays: only those are rendered
-        ch, kind = e.status & 0x0F, e.status & 0xF0
-        if kind == 0xC0:
-            program[ch] = e.d1
-        elif kind == 0x90 and e.d2 > 0 and ch != DRUM_CHANNEL:
-            lane_pitches[lane_of_preset[mapping[(ch, program[ch])]]].add(e.d1)
-    for lane, wanted in lane_pitches.items():
-        renderer.render_pitches(lane, sorted(wanted))
+        pitches = {p for pair, ps in played.items() if mapping[pair] == index for p in ps}
+        renderer.render_pitches(lane, sorted(pitches))  # only what the file plays with this preset
     voices = Voices(renderer, max_block=block, polyphony=64, release=release)
-    program = [0] * 16
     for ch in range(16):
         voices.lane_of[ch] = lane_of_preset[mapping.get((ch, 0), used[0])]
     end = int(round((events[-1].seconds if events else 0.0) * rate))
@@ -149,7 +146,6 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
             drums += kind == 0x90 and e.d2 > 0
             continue
         if kind == 0xC0:
-            program[ch] = e.d1
             voices.lane_of[ch] = lane_of_preset[mapping.get((ch, e.d1), used[0])]
             continue
         notes += kind == 0x90 and e.d2 > 0
@@ -163,7 +159,3 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
         advance(min(cursor + block, limit))
     return RenderResult(out[:cursor].copy(), rate, notes, drums, names)
 
-
-def default_timbre(z_dim: int) -> np.ndarray:
-    """The timbre used when no preset exists: a fixed draw from the model's prior."""
-    return np.random.default_rng(0).standard_normal(z_dim).astype(np.float32)

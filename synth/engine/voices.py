@@ -79,7 +79,6 @@ class Voices:
         self._vtmp = np.zeros(v, dtype=np.float64)
         self._ramp = np.arange(max_block, dtype=np.float64)
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
-        self._gramp = (np.arange(1, max_block + 1, dtype=np.float32) / max_block)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
         self.mix = np.zeros(max_block, dtype=np.float32)
 
@@ -99,7 +98,6 @@ class Voices:
 
         self.limit_ceiling = 0.98
         self.limit_gain = 1.0
-        self.limit_recover = 0.0
         self.limited_blocks = 0
         self.waited_notes = 0
         self.max_wait_blocks = 0
@@ -374,10 +372,7 @@ class Voices:
             g1 = min(target, g0 + (1.0 - g0) * (1.0 - math.exp(-b / (0.2 * self.rate))))
         if g0 == 1.0 and g1 == 1.0:
             return
-        if b == self.max_block:
-            np.multiply(self._gramp, g1 - g0, out=g)
-        else:
-            np.multiply(self._ramp1[:b], (g1 - g0) / b, out=g)
+        np.multiply(self._ramp1[:b], (g1 - g0) / b, out=g)
         np.add(g, g0, out=g)
         np.multiply(mix, g, out=mix)
         np.clip(mix, -self.limit_ceiling, self.limit_ceiling, out=mix)
