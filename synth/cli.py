@@ -129,11 +129,10 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.engine.engine import Engine
     from synth.engine.midi import MidiInput
     from synth.engine.render_worker import RenderError
-    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    # Leave a core to the audio callback when rendering on the CPU.
-    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=max(1, (os.cpu_count() or 2) - 1))
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
     latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
@@ -215,8 +214,9 @@ def cmd_bench(a: argparse.Namespace) -> None:
     model = NoteModel(path, provider=a.provider)
     report: dict = {"model": path, "provider": model.provider, "cpu_count": os.cpu_count()}
     report["bank"] = bench.bench_bank(model, a.rate)
-    report["callback"] = bench.bench_callback(model, a.rate, a.block)
-    report["note_latency"] = bench.bench_note_latency(model, a.rate, a.block)
+    bank = bench.full_bank(model, a.rate)
+    report["callback"] = bench.bench_callback(bank, a.block)
+    report["note_latency"] = bench.bench_note_latency(bank, a.block)
     report["offline"] = bench.bench_offline(model, a.rate)
     if a.soak > 0:
         report["soak"] = bench.bench_soak(path, a.rate, a.block, a.soak)
@@ -323,7 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("play", help="play live: MIDI in, audio out (Ctrl-C stops)")
     _render_options(pl)
-    pl.set_defaults(rate=48000)
     pl.add_argument("--audio-out", help="output device: name fragment or number (see 'devices')")
     pl.add_argument("--host-api", help="jack, alsa, pulse, coreaudio, wasapi, asio, ...")
     pl.add_argument("--block", type=int, default=128, help="frames per audio block")

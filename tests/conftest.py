@@ -76,29 +76,16 @@ def jack_server():
     rtmidi without a sound card. Missing jackd fails the test (the README's setup installs it), never skips."""
     import os
     import shutil
-    import subprocess
-    import time
 
-    import jack
+    from synth.engine.bench import start_jack
 
     if shutil.which("jackd") is None:
         pytest.fail("jackd is not installed (Debian package jackd2); run the README's setup")
     name = f"gsltest{os.getpid()}"
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log", "w")
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
-                            stdout=log, stderr=subprocess.STDOUT)
     old = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            jack.Client("probe", no_start_server=True).close()
-            break
-        except jack.JackOpenError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"jackd did not start (see {log.name})")
-            time.sleep(0.1)
+    proc = start_jack(name, 48000, 128, modes=("--no-realtime",))
+    if proc is None:
+        pytest.fail("jackd did not start on the dummy backend")
     yield name
     proc.terminate()
     proc.wait(timeout=10)

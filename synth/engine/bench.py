@@ -17,14 +17,14 @@ from synth.engine.audio import AudioOutput
 from synth.engine.bank import BankRenderer
 from synth.engine.engine import Engine
 from synth.engine.voices import Voices
-from synth.runtime.model import NoteModel
+from synth.runtime.model import NoteModel, live_threads
 
 
 def bench_bank(model: NoteModel, rate: int, trials: int = 5) -> dict:
     """A new timbre while key 60 is held: time until that key is playable, and until all pitches are.
 
     Measured as `play` renders: in the worker process, with one core fewer than the machine has."""
-    model = NoteModel(model.path, provider=model.provider, threads=max(1, (os.cpu_count() or 2) - 1))
+    model = NoteModel(model.path, provider=model.provider, threads=live_threads())
     renderer = BankRenderer(model, rate, process=True)
     renderer.lanes[0].held[60] = 1
     rng = np.random.default_rng(0)
@@ -51,11 +51,17 @@ def bench_bank(model: NoteModel, rate: int, trials: int = 5) -> dict:
             "notes_per_second": n / float(np.median(full)), "pitches": n}
 
 
-def bench_callback(model: NoteModel, rate: int, block: int, blocks: int = 3000) -> dict:
-    """Voices.process cost per block with 1, 8 and 32 voices held (pitch bent, so every voice interpolates)."""
+def full_bank(model: NoteModel, rate: int) -> BankRenderer:
+    """A renderer holding one whole bank of a random timbre, for the benches that play from it."""
     renderer = BankRenderer(model, rate, polyphony=32)
     renderer.set_timbre(np.random.default_rng(1).standard_normal(model.info.z_dim).astype(np.float32))
     renderer.render_all()
+    return renderer
+
+
+def bench_callback(renderer: BankRenderer, block: int, blocks: int = 3000) -> dict:
+    """Voices.process cost per block with 1, 8 and 32 voices held (pitch bent, so every voice interpolates)."""
+    rate = renderer.layout.rate
     period_us = block / rate * 1e6
     out = {"block": block, "rate": rate, "period_us": period_us}
     for count in (1, 8, 32):
@@ -73,11 +79,9 @@ def bench_callback(model: NoteModel, rate: int, block: int, blocks: int = 3000) 
     return out
 
 
-def bench_note_latency(model: NoteModel, rate: int, block: int, trials: int = 50) -> dict:
+def bench_note_latency(renderer: BankRenderer, block: int, trials: int = 50) -> dict:
     """Where a note-on queued between two callbacks first sounds: frame index within the next block rendered."""
-    renderer = BankRenderer(model, rate)
-    renderer.set_timbre(np.random.default_rng(2).standard_normal(model.info.z_dim).astype(np.float32))
-    renderer.render_all()
+    rate = renderer.layout.rate
     v = Voices(renderer, max_block=block, release=0.005)
     frames = []
     for k in range(trials):
@@ -103,20 +107,22 @@ def bench_offline(model: NoteModel, rate: int) -> dict:
     return {"audio_s": seconds, "wall_s": elapsed, "x_real_time": seconds / elapsed}
 
 
-def _start_jack(rate: int, block: int) -> subprocess.Popen | None:
+def start_jack(name: str, rate: int, block: int,
+               modes: tuple[str, ...] = ("--realtime", "--no-realtime")) -> subprocess.Popen | None:
+    """A private jackd on the dummy backend, named `name` and made the default server of this process.
+
+    Tries the scheduling modes in order (realtime first, as a musician's JACK runs: its clients' process threads
+    get SCHED_FIFO too); the one that started is in `proc.realtime`. None if jackd is missing or never starts."""
     import jack
 
     if shutil.which("jackd") is None:
         return None
     jack.set_error_function(lambda message: None)  # "cannot connect" while the server starts is expected
-    name = f"gslbench{os.getpid()}"
     os.environ["JACK_DEFAULT_SERVER"] = name
-    # Realtime scheduling as a musician's JACK runs (its clients' process threads get SCHED_FIFO too); where the
-    # system refuses it, the server falls back to normal scheduling, which is recorded in the result.
-    for mode in ("--realtime", "--no-realtime"):
+    for mode in modes:
         proc = subprocess.Popen(["jackd", "-n", name, mode, "-d", "dummy", "-r", str(rate), "-p", str(block)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
+        for _ in range(150):
             try:
                 jack.Client("probe", no_start_server=True).close()
                 proc.realtime = mode == "--realtime"
@@ -135,12 +141,11 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
     backend; count PortAudio underflows and JACK xruns."""
     import jack
 
-    server = _start_jack(rate, block)
+    server = start_jack(f"gslbench{os.getpid()}", rate, block)
     if server is None:
         return {"error": "jackd (Debian jackd2) is not available"}
     try:
-        cores = os.cpu_count() or 2
-        model = NoteModel(model_path, threads=max(1, cores - 1))
+        model = NoteModel(model_path, threads=live_threads())
         engine = Engine(model, rate=rate, block=block, polyphony=voices)
         xruns = [0]
         watcher = jack.Client("xrun-watch", no_start_server=True)
@@ -191,14 +196,16 @@ def format_report(r: dict) -> str:
     if "bank" in r:
         b = r["bank"]
         lines.append(f"bank render ({b['pitches']} pitches): first playable note {b['first_note_ms_median']:.0f} ms "
-                     f"median / {b['first_note_ms_max']:.0f} ms max; full bank {b['full_bank_s_median']:.2f} s median / "
+                     f"median / {b['first_note_ms_max']:.0f} ms max; "
+                     f"full bank {b['full_bank_s_median']:.2f} s median / "
                      f"{b['full_bank_s_max']:.2f} s max ({b['notes_per_second']:.0f} notes/s)")
     if "callback" in r:
         c = r["callback"]
         for n in (1, 8, 32):
             v = c[f"voices_{n}"]
             lines.append(f"callback, {n:2d} voices, {c['block']} frames @ {c['rate']} Hz: p50 {v['p50_us']:.0f} us, "
-                         f"p99 {v['p99_us']:.0f} us = {100 * v['p99_share']:.1f}% of the {c['period_us']:.0f} us period")
+                         f"p99 {v['p99_us']:.0f} us = {100 * v['p99_share']:.1f}% "
+                         f"of the {c['period_us']:.0f} us period")
     if "note_latency" in r:
         n = r["note_latency"]
         lines.append(f"note-on to first sample: next block, frame {n['first_sample_frame_max']} of it "

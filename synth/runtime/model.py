@@ -65,6 +65,11 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
     return info
 
 
+def live_threads() -> int:
+    """Inference threads while audio plays: one core fewer than the machine has, left to the callback."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 class NoteModel:
     """A validated note model: render(z, pitches) → audio [batch, samples] at info.sample_rate."""
 
