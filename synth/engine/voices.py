@@ -81,6 +81,8 @@ class Voices:
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
         self.mix = np.zeros(max_block, dtype=np.float32)
+        for scratch in (self._idx, self._tmp, self._floor, self._i0, self._mask, self._s0, self._s1, self._env):
+            scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
 
         self.bend_ratio = np.ones(16, dtype=np.float64)
         self.bend_range = np.full(16, bend_range, dtype=np.float64)
