@@ -37,7 +37,9 @@ def cmd_train(a: argparse.Namespace) -> None:
     from synth.model.networks import NetConfig
     from synth.model.train import TrainConfig, train
 
-    cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=NetConfig(z_dim=a.z_dim, channels=tuple(a.channels)),
+    channels = a.channels or ([256, 256, 256, 256, 128, 64, 32] if a.arch == "2d" else [256, 256, 256, 128, 128])
+    net = NetConfig(z_dim=a.z_dim, channels=tuple(channels), arch=a.arch)
+    cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=net,
                       mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
                       final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
@@ -284,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default=str(DEFAULT_DATA))
     t.add_argument("--out", required=True, help="run directory (checkpoint, log.jsonl, samples/)")
     t.add_argument("--z-dim", type=int, default=256)
-    t.add_argument("--channels", type=int, nargs=7, default=[256, 256, 256, 256, 128, 64, 32])
+    t.add_argument("--arch", choices=["2d", "1d"], default="2d",
+                   help="2d: GANSynth's progressive generator; 1d: convolves over time with frequency as channels "
+                        "(trains in CPU hours)")
+    t.add_argument("--channels", type=int, nargs="+",
+                   help="widths per level (2d: 7, default 256 256 256 256 128 64 32; 1d: 1-8, default 256 256 256 128 128)")
     t.add_argument("--linear-if", action="store_true", help="linear-frequency IF instead of IF-Mel")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=8e-4)

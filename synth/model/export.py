@@ -8,17 +8,19 @@ from pathlib import Path
 import torch
 
 from synth import __version__
-from synth.model.networks import N_PITCHES, PITCH_MIN, Generator, NetConfig
+from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
 from synth.model.spectral import IFMel, NOTE_SAMPLES, SAMPLE_RATE
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
+ARCHITECTURES = {"2d": "progressive 2-D conv generator (GANSynth)",
+                 "1d": "1-D conv generator over time, frequency bins as channels, per-pitch output spectrum"}
 
 
 class NoteSynth(torch.nn.Module):
     """G(z, pitch) → 4 s of audio at 16 kHz: the whole render in one module, exported as one graph."""
 
-    def __init__(self, generator: Generator, codec: IFMel) -> None:
+    def __init__(self, generator: torch.nn.Module, codec: IFMel) -> None:
         super().__init__()
         self.generator = generator
         self.codec = codec
@@ -30,7 +32,7 @@ class NoteSynth(torch.nn.Module):
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
     """The EMA generator of a training checkpoint as a NoteSynth, plus the checkpoint's facts."""
     ck = torch.load(path, map_location=device, weights_only=False)
-    g = Generator(NetConfig.from_dict(ck["net"]))
+    g = make_generator(NetConfig.from_dict(ck["net"]))
     g.load_state_dict(ck["G_ema"])
     codec = IFMel(mel=ck["mel"])
     codec.set_range(*ck["mag_range"])
@@ -77,7 +79,8 @@ def model_card(name: str, training: dict, metrics: list[dict]) -> str:
         f"| data | NSynth-like notes rendered by FluidSynth from {', '.join(training['soundfonts'] or [])}; "
         f"{training['dataset_notes']} notes built, {training['train_notes']} in the training split |",
         f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
-        f"| architecture | progressive 2-D conv generator, widths {net['channels']}, z {net['z_dim']}-d + 61-way pitch one-hot |",
+        f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {net['channels']}, "
+        f"z {net['z_dim']}-d + 61-way pitch one-hot |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
         f"{training['train_seconds'] / 60:.0f} min on {training['hardware']} |",
         "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",

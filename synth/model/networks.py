@@ -3,6 +3,10 @@ leaky ReLU, nearest-neighbour upsampling, minibatch stddev and an auxiliary pitc
 
 Level 0 works on a 2 x 8 (time x frequency) grid; each further level doubles both axes, so level 6 is the full
 128 x 512 IF-Mel image. `alpha` fades a new level in over the previous one.
+
+The "1d" architecture treats the 2 x 512 frequency bins of a frame as channels and convolves over time only: a
+frame's whole spectrum is one vector, so harmonic patterns are a linear map away and a CPU can train it in hours.
+It is not grown progressively (one level); its output layer adds a learned spectrum per pitch.
 """
 from __future__ import annotations
 
@@ -20,20 +24,31 @@ START = (2, 8)
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Widths per level (7 levels: 2x8 ... 128x512) and latent size. GANSynth: 256,256,256,256,128,64,32; z 256."""
+    """Widths per level and latent size. 2d: 7 levels, 2x8 ... 128x512 (GANSynth: 256,256,256,256,128,64,32; z 256).
+    1d: widths per time resolution, the last at 128 frames, each earlier one at half the frames."""
     z_dim: int = 256
     channels: tuple[int, ...] = (256, 256, 256, 256, 128, 64, 32)
+    arch: str = "2d"
+
+    def __post_init__(self) -> None:
+        if self.arch == "2d" and len(self.channels) != 7:
+            raise ValueError(f"the 2d network needs 7 widths, got {len(self.channels)}")
+        if self.arch == "1d" and not 1 <= len(self.channels) <= 8:
+            raise ValueError(f"the 1d network needs 1 to 8 widths, got {len(self.channels)}")
+        if self.arch not in ("1d", "2d"):
+            raise ValueError(f"unknown network architecture {self.arch!r} (use 1d or 2d)")
 
     @property
     def levels(self) -> int:
-        return len(self.channels)
+        """Progressive-growing levels: 7 for 2d, 1 for 1d (trained at full resolution from the start)."""
+        return len(self.channels) if self.arch == "2d" else 1
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "NetConfig":
-        return NetConfig(z_dim=int(d["z_dim"]), channels=tuple(int(c) for c in d["channels"]))
+        return NetConfig(z_dim=int(d["z_dim"]), channels=tuple(int(c) for c in d["channels"]), arch=d.get("arch", "2d"))
 
 
 class EqConv(nn.Conv2d):
@@ -149,3 +164,84 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, level: int | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x, level, alpha)
         return self.critic(f).squeeze(1), self.pitch(f)
+
+
+class EqConv1d(nn.Conv1d):
+    """1-D conv over time with equalized learning rate."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, gain: float = math.sqrt(2)) -> None:
+        super().__init__(cin, cout, kernel, padding="same", bias=True)
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
+        self.scale = gain / math.sqrt(self.weight[0].numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, self.weight * self.scale, self.bias, padding="same")
+
+
+FRAMES, BINS = resolution(6)
+
+
+class Generator1D(nn.Module):
+    """G(z, pitch) → features [B, 2, 128, 512] in [-1, 1]; frames are vectors of 2 x 512 channels."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.t0 = FRAMES >> (len(cfg.channels) - 1)
+        c = cfg.channels
+        self.dense = EqLinear(cfg.z_dim + N_PITCHES, c[0] * self.t0, gain=math.sqrt(2) / 4)
+        self.first = EqConv1d(c[0], c[0], 3)
+        self.blocks = nn.ModuleList(nn.ModuleList([EqConv1d(c[i - 1], c[i], 3), EqConv1d(c[i], c[i], 3)])
+                                    for i in range(1, len(c)))
+        self.out = EqConv1d(c[-1], 2 * BINS, 1, gain=1.0)
+        self.pitch_spectrum = nn.Parameter(torch.zeros(N_PITCHES, 2 * BINS))
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor, level: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+        one_hot = pitch_one_hot(pitch)
+        x = pixel_norm(torch.cat([z, one_hot], dim=1))
+        x = act(self.dense(x)).view(-1, self.cfg.channels[0], self.t0)
+        x = pixel_norm(act(self.first(pixel_norm(x))))
+        for convs in self.blocks:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            for conv in convs:
+                x = pixel_norm(act(conv(x)))
+        x = self.out(x) + (one_hot @ self.pitch_spectrum).unsqueeze(2)     # [B, 2*BINS, FRAMES]
+        return torch.tanh(x.view(-1, 2, BINS, FRAMES).transpose(2, 3))
+
+
+class Discriminator1D(nn.Module):
+    """D(features) → (critic score [B], pitch logits [B, 61]), mirrored from Generator1D."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.t0 = FRAMES >> (len(c) - 1)
+        self.from_rgb = EqConv1d(2 * BINS, c[-1], 1)
+        self.blocks = nn.ModuleList(nn.ModuleList([EqConv1d(c[i], c[i], 3), EqConv1d(c[i], c[i - 1], 3)])
+                                    for i in range(len(c) - 1, 0, -1))
+        self.last_conv = EqConv1d(c[0] + 1, c[0], 3)
+        self.last_dense = EqLinear(c[0] * self.t0, c[0])
+        self.critic = EqLinear(c[0], 1, gain=1.0)
+        self.pitch = EqLinear(c[0], N_PITCHES, gain=1.0)
+
+    def forward(self, x: torch.Tensor, level: int | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        h = act(self.from_rgb(x.transpose(2, 3).reshape(len(x), 2 * BINS, FRAMES)))
+        for convs in self.blocks:
+            for conv in convs:
+                h = act(conv(h))
+            h = F.avg_pool1d(h, 2)
+        h = act(self.last_conv(minibatch_stddev(h.unsqueeze(3)).squeeze(3)))
+        f = act(self.last_dense(h.flatten(1)))
+        return self.critic(f).squeeze(1), self.pitch(f)
+
+
+def make_generator(cfg: NetConfig) -> nn.Module:
+    """The generator for a config's architecture."""
+    return Generator1D(cfg) if cfg.arch == "1d" else Generator(cfg)
+
+
+def make_discriminator(cfg: NetConfig) -> nn.Module:
+    """The discriminator for a config's architecture."""
+    return Discriminator1D(cfg) if cfg.arch == "1d" else Discriminator(cfg)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
-from synth.model.networks import Discriminator, Generator, NetConfig, PITCH_MIN
+from synth.model.networks import NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.spectral import IFMel, SAMPLE_RATE
 
 
@@ -82,7 +82,7 @@ def magnitude_range(codec: IFMel, audio: np.ndarray, device: torch.device) -> tu
     return float(codec.mag_range[0]), hi
 
 
-def save_samples(out_dir: Path, step: int, g: Generator, codec: IFMel, z: torch.Tensor, pitch: torch.Tensor,
+def save_samples(out_dir: Path, step: int, g: torch.nn.Module, codec: IFMel, z: torch.Tensor, pitch: torch.Tensor,
                  level: int, alpha: float) -> None:
     """Write a spectrogram picture (log-mag over IF, one column per note) and the notes as a WAV."""
     from PIL import Image
@@ -113,7 +113,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     rng = np.random.default_rng(cfg.seed)
     notes = dataset.load(Path(cfg.data_dir), "train", limit=cfg.limit_notes, seed=cfg.seed)
     codec = IFMel(mel=cfg.mel).to(device)
-    G, D = Generator(cfg.net).to(device), Discriminator(cfg.net).to(device)
+    G, D = make_generator(cfg.net).to(device), make_discriminator(cfg.net).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
