@@ -107,10 +107,20 @@ def cmd_render(a: argparse.Namespace) -> None:
     presets = _load_presets(a, model.info.z_dim)
     t0 = time.perf_counter()
     channels = {c - 1 for c in a.channels} if getattr(a, "channels", None) else None
+    chain = None
+    if getattr(a, "effects", None):
+        from synth.engine.effects import parse_chain
+
+        chain = parse_chain(a.effects, a.rate)
     result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels)
+    audio = result.audio
+    if chain is not None:
+        from synth.engine.effects import apply_offline
+
+        audio = apply_offline(chain, audio)
     elapsed = time.perf_counter() - t0
-    write_audio(a.out, result.audio, result.rate)
-    seconds = len(result.audio) / result.rate
+    write_audio(a.out, audio, result.rate)
+    seconds = len(audio) / result.rate
     print(f"wrote {a.out}: {seconds:.1f} s, {result.notes} notes, timbres {', '.join(result.presets)}; "
           f"rendered in {elapsed:.1f} s ({seconds / elapsed:.0f}x real time, {model.provider})")
     if result.skipped_drums:
@@ -139,15 +149,27 @@ def cmd_play(a: argparse.Namespace) -> None:
     latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
                     channel=a.channel - 1 if a.channel else None)
-    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=latency)
+    chain = None
+    if a.effects:
+        from synth.engine.effects import parse_chain
+
+        chain = parse_chain(a.effects, a.rate)
+    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=latency, effects=chain)
+    if a.record:
+        from synth.engine.recorder import Recorder
+
+        out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
     midi = None
     try:
         engine.start()
         midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
         engine.renderer.wait_complete(timeout=120)  # the first bank renders before the audio starts
         out.start()
-        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms",
+        fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
+        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms{fx}",
               flush=True)
+        if out.recorder is not None:
+            print(f"recording to {out.recorder.path}", flush=True)
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         t0, announced, last = time.monotonic(), False, 0.0
@@ -180,6 +202,11 @@ def cmd_play(a: argparse.Namespace) -> None:
         if sys.stdout.isatty():
             print()
         print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
+        if out.recorder is not None:
+            path = out.recorder.close()
+            print(f"recorded {out.recorder.seconds:.1f} s to {path}"
+                  + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
+                  flush=True)
 
 
 def cmd_devices(a: argparse.Namespace) -> None:
@@ -266,6 +293,10 @@ def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
 
 
+EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with parameters, e.g. "
+                "'reverb:room_size=0.8,delay:mix=0.2' (reverb, delay, chorus, compressor, filter, gain) or a .vst3 path")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gansynth-live", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -324,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("midi", help="input .mid file")
     r.add_argument("-o", "--out", required=True, help="output .wav or .flac (written atomically)")
     r.add_argument("--channels", type=_ints, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
+    r.add_argument("--effects", help=EFFECTS_HELP)
     _render_options(r)
     r.set_defaults(func=cmd_render)
 
@@ -340,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--polyphony", type=int, default=32)
     pl.add_argument("--release", type=float, default=0.3, help="release time in seconds")
     pl.add_argument("--seconds", type=float, help="stop after this long")
+    pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
+    pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
+    pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
     pl.set_defaults(func=cmd_play)
 

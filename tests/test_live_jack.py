@@ -1,10 +1,8 @@
 """End to end on a real JACK server: an rtmidi port plays a phrase into our virtual input, a JACK client records
 what `gansynth-live play` outputs, and every note's onset and pitch is checked."""
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import jack
@@ -12,29 +10,11 @@ import numpy as np
 import rtmidi
 
 from tests.audio_checks import cents
+from tests.procs import lines_of, wait_for
 
 RATE = 48000
 PHRASE = [(0.0, 60), (0.5, 64), (1.0, 67), (1.5, 72), (2.0, 62), (2.5, 69), (3.0, 48), (3.5, 84)]
 NOTE_SECONDS = 0.25
-
-
-def lines_of(proc):
-    q = queue.Queue()
-    threading.Thread(target=lambda: [q.put(line) for line in proc.stdout], daemon=True).start()
-    return q
-
-
-def wait_for(q, text, timeout=60.0):
-    end, seen = time.monotonic() + timeout, []
-    while time.monotonic() < end:
-        try:
-            line = q.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if text in line:
-            return line
-    raise AssertionError(f"'{text}' never printed; got: {''.join(seen)}")
 
 
 def test_phrase_over_jack_midi_and_audio(jack_server, tone_model):

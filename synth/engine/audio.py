@@ -1,17 +1,24 @@
 """Audio output through sounddevice (PortAudio): device and host API by name, and the real-time callback.
 
-The callback runs `Engine.process` (preallocated, lock-free), copies the mono block to every output channel,
-counts underruns and records how long it took in a preallocated ring, nothing else.
+Without effects the callback runs `Engine.process` itself (preallocated, lock-free), so a note-on sounds in the
+next block. With an effects chain (pedalboard allocates, so it may not run in the callback) a producer thread
+mixes and processes a few blocks ahead into a ring and the callback only copies from it; that adds
+`fx_blocks` blocks of latency. Either way the callback counts underruns, times itself and hands its block to
+the recorder's ring, nothing else.
 """
 from __future__ import annotations
 
 import gc
 import sys
+import threading
 import time
 
 import numpy as np
 
+from synth.engine.effects import EffectsChain
 from synth.engine.engine import Engine
+from synth.engine.recorder import Recorder
+from synth.engine.ring import Ring
 
 HOST_API_ALIASES = {"jack": "JACK", "alsa": "ALSA", "pulse": "PulseAudio", "oss": "OSS", "coreaudio": "Core Audio",
                     "wasapi": "WASAPI", "asio": "ASIO", "mme": "MME", "directsound": "DirectSound", "wdm": "WDM-KS"}
@@ -81,7 +88,8 @@ class AudioOutput:
     """A running output stream that plays the engine."""
 
     def __init__(self, engine: Engine, device: str | int | None = None, hostapi: str | None = None,
-                 block: int = 128, latency: str | float = "low", channels: int = 2) -> None:
+                 block: int = 128, latency: str | float = "low", channels: int = 2,
+                 effects: EffectsChain | None = None, fx_blocks: int = 3) -> None:
         import sounddevice as sd
 
         self.engine = engine
@@ -94,13 +102,25 @@ class AudioOutput:
             raise AudioDeviceError(f"device '{info['name']}' cannot play {engine.rate} Hz ({e}); its default rate "
                                    f"is {info['default_samplerate']:.0f} Hz") from None
         self.block = block
+        self.channels = channels
+        self.effects = effects
+        self.recorder: Recorder | None = None  # set before start() to record what plays
         self.underruns = 0
+        self.late_blocks = 0  # staged mode: blocks the producer had not made in time (also counted as underruns)
         self.blocks = 0
         self.timings = np.zeros(TIMING_RING, dtype=np.float64)
         self.slowest = 0.0  # longest callback so far, seconds
         self._perf = time.perf_counter
+        self._stop = threading.Event()
+        self._producer: threading.Thread | None = None
+        if effects is not None:
+            self.ring = Ring(block * max(16, 4 * fx_blocks), channels)
+            self.fx_frames = block * fx_blocks
+            self._stereo = np.zeros((2, block), dtype=np.float32)
+            self._producer = threading.Thread(target=self._produce, name="fx-producer", daemon=True)
+        callback = self._callback if effects is None else self._staged_callback
         self.stream = sd.OutputStream(device=self.device, samplerate=engine.rate, blocksize=block,
-                                      channels=channels, dtype="float32", latency=latency, callback=self._callback)
+                                      channels=channels, dtype="float32", latency=latency, callback=callback)
         self.device_name = f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
@@ -108,21 +128,70 @@ class AudioOutput:
         if status.output_underflow:
             self.underruns += 1
         outdata[:] = self.engine.process(frames)[:, None]
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.push(outdata)
         took = self._perf() - t0
         self.timings[self.blocks % TIMING_RING] = took
         if took > self.slowest:
             self.slowest = took
         self.blocks += 1
 
+    def _staged_callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        t0 = self._perf()
+        if status.output_underflow:
+            self.underruns += 1
+        got = self.ring.read_into(outdata)
+        if got < frames:
+            outdata[got:] = 0.0
+            self.late_blocks += 1
+            self.underruns += 1
+        took = self._perf() - t0
+        self.timings[self.blocks % TIMING_RING] = took
+        if took > self.slowest:
+            self.slowest = took
+        self.blocks += 1
+
+    def _produce(self) -> None:
+        """Staged mode: keep `fx_frames` mixed and processed frames ahead of the callback."""
+        block, stereo, ring = self.block, self._stereo, self.ring
+        nap = block / self.engine.rate / 2
+        while not self._stop.is_set():
+            while ring.available() < self.fx_frames:
+                mono = self.engine.process(block)
+                stereo[0] = mono
+                stereo[1] = mono
+                wet = self.effects.process(stereo)
+                if wet.shape[1] == 0:
+                    continue
+                frames = wet.T if self.channels == 2 else wet.mean(axis=0)[:, None]
+                ring.write(frames)
+                if self.recorder is not None:
+                    self.recorder.push(frames)
+            time.sleep(nap)
+
+    @property
+    def fx_latency_ms(self) -> float:
+        """Latency the effects stage adds ahead of the device (0 without effects)."""
+        return self.fx_frames / self.engine.rate * 1000 if self.effects is not None else 0.0
+
     def start(self) -> None:
         sys.setswitchinterval(0.0005)  # let the callback take the GIL back quickly from busy Python threads
         gc.freeze()  # a full collection triggered inside the callback would otherwise scan every object loaded
         self.engine.renderer.pool.live = True
+        if self._producer is not None:
+            self._producer.start()
+            deadline = time.monotonic() + 2.0
+            while self.ring.available() < self.fx_frames and time.monotonic() < deadline:
+                time.sleep(0.001)
         self.stream.start()
 
     def stop(self) -> None:
         self.stream.stop()
         self.stream.close()
+        self._stop.set()
+        if self._producer is not None and self._producer.is_alive():
+            self._producer.join()
         self.engine.renderer.pool.live = False
 
     @property

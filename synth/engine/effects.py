@@ -1,0 +1,249 @@
+"""The master effects chain: pedalboard's built-in effects and hosted VST3/AU plugins, in order, each bypassable.
+
+The chain runs in the output stage's producer thread (pedalboard allocates, so never in the audio callback).
+Edits from other threads swap in a new `pedalboard.Pedalboard` of the same plugin objects, so effect tails
+survive reordering and bypass, and the producer never sees a half-edited chain.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# name → (pedalboard class, {parameter: (default, minimum, maximum)})
+BUILTINS: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {
+    "reverb": ("Reverb", {"room_size": (0.5, 0.0, 1.0), "damping": (0.5, 0.0, 1.0), "wet_level": (0.33, 0.0, 1.0),
+                          "dry_level": (0.4, 0.0, 1.0), "width": (1.0, 0.0, 1.0)}),
+    "delay": ("Delay", {"delay_seconds": (0.25, 0.0, 2.0), "feedback": (0.3, 0.0, 0.95), "mix": (0.3, 0.0, 1.0)}),
+    "chorus": ("Chorus", {"rate_hz": (1.0, 0.01, 10.0), "depth": (0.25, 0.0, 1.0), "centre_delay_ms": (7.0, 1.0, 50.0),
+                          "feedback": (0.0, 0.0, 0.95), "mix": (0.5, 0.0, 1.0)}),
+    "compressor": ("Compressor", {"threshold_db": (-18.0, -60.0, 0.0), "ratio": (4.0, 1.0, 20.0),
+                                  "attack_ms": (5.0, 0.1, 100.0), "release_ms": (100.0, 5.0, 1000.0)}),
+    "filter": ("LadderFilter", {"cutoff_hz": (2000.0, 20.0, 20000.0), "resonance": (0.2, 0.0, 1.0),
+                                "drive": (1.0, 1.0, 10.0)}),
+    "gain": ("Gain", {"gain_db": (0.0, -60.0, 24.0)}),
+}
+PLUGIN_SUFFIXES = (".vst3", ".component")
+
+
+class EffectError(ValueError):
+    """An effect, parameter, plugin or saved chain that cannot be used, said in one line."""
+
+
+@dataclass
+class Effect:
+    """One link of the chain: a built-in (kind is its name) or a hosted plugin (kind "plugin", path set)."""
+    kind: str
+    plugin: object
+    path: str | None = None
+    bypass: bool = False
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else self.kind
+
+    def parameters(self) -> dict[str, tuple[float, float, float]]:
+        """Every parameter as (value, minimum, maximum)."""
+        if self.path is None:
+            return {p: (float(getattr(self.plugin, p)), lo, hi) for p, (lo, hi) in self.ranges.items()}
+        out = {}
+        for p, param in self.plugin.parameters.items():
+            try:
+                out[p] = (float(getattr(self.plugin, p)), float(param.min_value), float(param.max_value))
+            except (TypeError, ValueError, AttributeError):  # boolean or text choices: not a number
+                continue
+        return out
+
+    def set(self, parameter: str, value: float) -> None:
+        params = self.parameters()
+        if parameter not in params:
+            raise EffectError(f"{self.name} has no parameter '{parameter}'; it has: {', '.join(params)}")
+        _, lo, hi = params[parameter]
+        if not (lo <= float(value) <= hi):
+            raise EffectError(f"{self.name} {parameter} must be between {lo:g} and {hi:g}, not {value:g}")
+        setattr(self.plugin, parameter, float(value))
+
+    def to_dict(self) -> dict:
+        d: dict = {"kind": self.kind, "bypass": self.bypass,
+                   "params": {p: v for p, (v, _, _) in self.parameters().items()}}
+        if self.path:
+            d["path"] = self.path
+            state = getattr(self.plugin, "raw_state", None)
+            if state:
+                d["state"] = base64.b64encode(state).decode("ascii")
+        return d
+
+
+def builtin(kind: str, **params: float) -> Effect:
+    """A built-in effect at its defaults, with any parameters overridden."""
+    import pedalboard
+
+    if kind not in BUILTINS:
+        raise EffectError(f"no effect called '{kind}'; built-ins are: {', '.join(BUILTINS)}")
+    cls, spec = BUILTINS[kind]
+    fx = Effect(kind, getattr(pedalboard, cls)(**{p: d for p, (d, _, _) in spec.items()}),
+                ranges={p: (lo, hi) for p, (_, lo, hi) in spec.items()})
+    for p, v in params.items():
+        fx.set(p, v)
+    return fx
+
+
+def check_plugin_loads(path: str, timeout: float = 60.0) -> None:
+    """Scan a plugin in a throwaway process first, so one that crashes while loading takes only that with it."""
+    p = Path(path)
+    if not p.exists():
+        raise EffectError(f"no plugin at {path}")
+    if p.suffix.lower() not in PLUGIN_SUFFIXES:
+        raise EffectError(f"{p.name} is not a VST3 (.vst3) or Audio Unit (.component) plugin")
+    code = "import sys, pedalboard; pedalboard.load_plugin(sys.argv[1])"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EffectError(f"plugin {p.name} did not finish loading in {timeout:.0f} s") from None
+    if r.returncode < 0:
+        raise EffectError(f"plugin {p.name} crashed while loading (signal {-r.returncode}); the chain is unchanged")
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise EffectError(f"plugin {p.name} cannot be loaded: {why}")
+
+
+def load_plugin(path: str, state: str | None = None) -> Effect:
+    """Host a third-party plugin (checked in a separate process first); optionally restore its saved state."""
+    import pedalboard
+
+    check_plugin_loads(path)
+    try:
+        plugin = pedalboard.load_plugin(str(path))
+    except Exception as e:  # noqa: BLE001 - a plugin can fail in any way; say which one and go on
+        raise EffectError(f"plugin {Path(path).name} cannot be loaded: {e}") from None
+    if getattr(plugin, "is_instrument", False) and not getattr(plugin, "is_effect", True):
+        raise EffectError(f"plugin {Path(path).name} is an instrument, not an effect")
+    if state:
+        plugin.raw_state = base64.b64decode(state)
+    return Effect("plugin", plugin, path=str(path))
+
+
+class EffectsChain:
+    """An ordered, editable list of effects that processes stereo blocks [2, frames] at one sample rate."""
+
+    def __init__(self, rate: int, effects: list[Effect] | None = None) -> None:
+        import pedalboard
+
+        self._pedalboard = pedalboard.Pedalboard
+        self.rate = rate
+        self.effects: list[Effect] = list(effects or [])
+        self._swap()
+
+    def _swap(self) -> None:
+        self.board = self._pedalboard([fx.plugin for fx in self.effects if not fx.bypass])
+
+    def __len__(self) -> int:
+        return len(self.effects)
+
+    def add(self, fx: Effect, index: int | None = None) -> Effect:
+        self.effects.insert(len(self.effects) if index is None else index, fx)
+        self._swap()
+        return fx
+
+    def remove(self, index: int) -> None:
+        self._at(index)
+        del self.effects[index]
+        self._swap()
+
+    def move(self, index: int, to: int) -> None:
+        fx = self._at(index)
+        del self.effects[index]
+        self.effects.insert(max(0, min(to, len(self.effects))), fx)
+        self._swap()
+
+    def set_bypass(self, index: int, bypass: bool) -> None:
+        self._at(index).bypass = bypass
+        self._swap()
+
+    def set(self, index: int, parameter: str, value: float) -> None:
+        self._at(index).set(parameter, value)
+
+    def _at(self, index: int) -> Effect:
+        if not 0 <= index < len(self.effects):
+            raise EffectError(f"no effect number {index + 1} in the chain (it has {len(self.effects)})")
+        return self.effects[index]
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Stream one stereo block [2, frames] through the active effects; may return fewer frames (plugin latency)."""
+        board = self.board
+        if len(board) == 0:
+            return block
+        return board(block, self.rate, reset=False)
+
+    def reset(self) -> None:
+        """Clear every effect's tail (before an offline render)."""
+        for fx in self.effects:
+            fx.plugin.reset()
+
+    def to_list(self) -> list[dict]:
+        return [fx.to_dict() for fx in self.effects]
+
+    @staticmethod
+    def from_list(rate: int, items: list[dict]) -> "EffectsChain":
+        """Rebuild a saved chain; a malformed entry or a plugin that no longer loads is a one-line error."""
+        effects = []
+        for i, d in enumerate(items):
+            if not isinstance(d, dict) or "kind" not in d:
+                raise EffectError(f"effect {i + 1} of the saved chain is not an effect: {d!r}")
+            params = d.get("params", {})
+            if d["kind"] == "plugin":
+                fx = load_plugin(d.get("path", ""), d.get("state"))
+                for p, v in params.items():
+                    fx.set(p, v)
+            else:
+                fx = builtin(d["kind"], **params)
+            fx.bypass = bool(d.get("bypass", False))
+            effects.append(fx)
+        return EffectsChain(rate, effects)
+
+
+def parse_chain(spec: str, rate: int) -> EffectsChain:
+    """`--effects`: a saved chain (JSON file) or built-ins by name, e.g. "reverb:room_size=0.8,delay"."""
+    if spec.endswith(".json"):
+        try:
+            items = json.loads(Path(spec).read_text())
+        except OSError as e:
+            raise EffectError(f"cannot read effects file {spec}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise EffectError(f"effects file {spec} is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if not isinstance(items, list):
+            raise EffectError(f"effects file {spec} must hold a list of effects")
+        return EffectsChain.from_list(rate, items)
+    chain = EffectsChain(rate)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if part.lower().endswith(PLUGIN_SUFFIXES):
+            chain.add(load_plugin(part))
+            continue
+        kind, _, rest = part.partition(":")
+        params = {}
+        for kv in filter(None, rest.split(":")):
+            key, eq, value = kv.partition("=")
+            try:
+                params[key] = float(value)
+            except ValueError:
+                raise EffectError(f"'{kv}' in --effects: give a number, as in {kind}:{key}=0.5") from None
+        chain.add(builtin(kind, **params))
+    return chain
+
+
+def apply_offline(chain: EffectsChain, mono: np.ndarray, tail_seconds: float = 4.0) -> np.ndarray:
+    """A whole mono render through the chain from a clean state → stereo [frames, 2], with the effects' tails
+    kept until they fall below -90 dB (at most `tail_seconds`)."""
+    x = np.zeros((2, len(mono) + int(tail_seconds * chain.rate)), dtype=np.float32)
+    x[:, :len(mono)] = mono
+    chain.reset()
+    y = chain.board(x, chain.rate, reset=True) if len(chain.board) else x
+    loud = np.flatnonzero(np.abs(y).max(axis=0) > 10 ** (-90 / 20))
+    end = max(len(mono), int(loud[-1]) + 1 if len(loud) else 0)
+    return np.ascontiguousarray(y[:, :end].T)

@@ -1,0 +1,101 @@
+"""`play --record` on a real JACK server: the file is finalised when the player is stopped by SIGINT or SIGTERM,
+holds every note played (pitch checked), and after a SIGKILL the hidden part file keeps all but the last second."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rtmidi
+import soundfile as sf
+
+from tests.audio_checks import cents
+from tests.procs import lines_of, wait_for
+
+RATE = 48000
+NOTES = [60, 67, 72]
+
+
+def start_player(model, record, *extra):
+    return subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(model), "--host-api", "jack",
+                             "--midi-api", "jack", "--release", "0.05", "--seconds", "60", "--record", str(record),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def play_notes(gap=0.5, length=0.25):
+    midi = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
+    target = [i for i, n in enumerate(midi.get_ports()) if "GANSynth Live" in n]
+    assert target, f"our virtual MIDI port is missing: {midi.get_ports()}"
+    midi.open_port(target[0])
+    time.sleep(0.3)
+    for pitch in NOTES:
+        midi.send_message([0x90, pitch, 100])
+        time.sleep(length)
+        midi.send_message([0x80, pitch, 0])
+        time.sleep(gap - length)
+    midi.close_port()
+
+
+def note_starts(audio):
+    """Onsets of the notes: the first loud sample after at least 0.15 s of quiet."""
+    loud = np.flatnonzero(np.abs(audio) > 1e-3)
+    starts = [loud[0]] + [b for a, b in zip(loud[:-1], loud[1:]) if b - a > 0.15 * RATE]
+    return [s / RATE for s in starts]
+
+
+def check_notes(audio):
+    starts = note_starts(audio)
+    assert len(starts) == len(NOTES), f"expected {len(NOTES)} notes, heard onsets at {starts}"
+    for t, pitch in zip(starts, NOTES):
+        assert abs(cents(audio, RATE, t, pitch)) < 50
+    assert np.allclose(np.diff(starts), 0.5, atol=0.01)
+
+
+@pytest.mark.parametrize("stop, effects", [(signal.SIGINT, []), (signal.SIGTERM, ["--effects", "gain:gain_db=-6"])],
+                         ids=["sigint-direct", "sigterm-through-effects"])
+def test_recording_is_finalised_when_the_player_is_stopped(jack_server, tone_model, tmp_path, stop, effects):
+    take = tmp_path / "take.flac"
+    proc = start_player(tone_model, take, *effects)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        began = time.monotonic()
+        play_notes()
+        time.sleep(0.5)
+        proc.send_signal(stop)
+        stopped = time.monotonic()
+        assert proc.wait(timeout=20) == 0
+        wait_for(out, "recorded")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / ".take.flac.part").exists()
+    info = sf.info(take)
+    assert (info.samplerate, info.channels, info.format) == (RATE, 2, "FLAC")
+    assert stopped - began - 0.5 < info.duration < stopped - began + 1.0
+    audio, _ = sf.read(take, dtype="float32")
+    assert np.array_equal(audio[:, 0], audio[:, 1])
+    check_notes(audio[:, 0])
+    peak = np.abs(audio).max()
+    # velocity 100 → (100/127)² x 0.5 voice gain x the tone's 0.3 (+ partials) ≈ 0.09; -6 dB halves it
+    assert 0.04 < peak < 0.05 if effects else 0.08 < peak < 0.1
+
+
+def test_recording_keeps_all_but_the_last_second_when_the_player_is_killed(jack_server, tone_model, tmp_path):
+    take = tmp_path / "take.wav"
+    proc = start_player(tone_model, take)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        play_notes()
+        time.sleep(1.5)
+        proc.kill()
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not take.exists()  # never finalised, so not passed off as a finished take
+    audio, rate = sf.read(tmp_path / ".take.wav.part", dtype="float32")
+    assert rate == RATE
+    check_notes(audio[:, 0])  # every note played more than a second before the kill is on disk
