@@ -141,6 +141,7 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.engine.engine import Engine
     from synth.engine.midi import MidiInput
     from synth.engine.render_worker import RenderError
+    from synth.engine.routing import RoutingError, connect_outputs
     from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -168,6 +169,12 @@ def cmd_play(a: argparse.Namespace) -> None:
         fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
         print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms{fx}",
               flush=True)
+        if a.connect:
+            if not out.hostapi.startswith("JACK"):
+                raise RoutingError(f"--connect wires JACK ports, but the audio goes to {out.device_name}; "
+                                   "add --host-api jack")
+            for ours, theirs in connect_outputs(a.connect):
+                print(f"JACK: {ours} -> {theirs}", flush=True)
         if out.recorder is not None:
             print(f"recording to {out.recorder.path}", flush=True)
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
@@ -214,11 +221,18 @@ def cmd_devices(a: argparse.Namespace) -> None:
 
     from synth.engine.audio import output_devices
     from synth.engine.midi import APIS, MidiPortError, list_ports
+    from synth.engine.routing import pulse_sinks
 
-    print("Audio outputs:")
+    print("Audio outputs (* = a virtual route a DAW can record from):")
     for d in output_devices():
+        mark = f"  * virtual: {d['virtual']}" if d["virtual"] else ""
         print(f"  [{d['index']}] {d['name']} ({d['hostapi']}, {d['channels']} ch, {d['default_rate']:.0f} Hz, "
-              f"low latency {d['low_latency_ms']} ms)")
+              f"low latency {d['low_latency_ms']} ms){mark}")
+    sinks = pulse_sinks()
+    if sinks:
+        print("PulseAudio/PipeWire sinks (play to one with --audio-out SINK):")
+        for s in sinks:
+            print(f"  {s['name']} ({s['driver']})" + ("  * virtual: null sink, record its .monitor" if s["null"] else ""))
     print("MIDI inputs:")
     compiled = set(rtmidi.get_compiled_api())
     for name, const in APIS.items():
@@ -373,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--release", type=float, default=0.3, help="release time in seconds")
     pl.add_argument("--seconds", type=float, help="stop after this long")
     pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
+    pl.add_argument("--connect", metavar="PORTS", help="JACK: wire our outputs to these input ports (comma-separated "
+                                                       "names or fragments, e.g. 'ardour:audio_in'), instead of the "
+                                                       "sound card")
     pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")

@@ -133,3 +133,52 @@ def test_hardware_port_that_disappears_is_reopened_without_stopping_audio(jack_s
         keyboard.delete()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_jack_client_has_a_stable_name_and_connect_wires_it_to_a_daw(jack_server, tone_model):
+    """`--connect` routes our outputs to another JACK client's inputs (here a stand-in for a DAW's track) and
+    nowhere else; the audio arrives there."""
+    daw = jack.Client("FakeDAW", no_start_server=True)
+    ins = [daw.inports.register(f"audio_in_{i}") for i in (1, 2)]
+    heard = np.zeros(2)
+
+    @daw.set_process_callback
+    def process(frames):
+        for k, port in enumerate(ins):
+            heard[k] = max(heard[k], float(np.abs(port.get_array()).max()))
+
+    daw.activate()
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(tone_model), "--host-api", "jack",
+                             "--midi-api", "jack", "--connect", "FakeDAW:audio_in", "--seconds", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out = lines_of(proc)
+        assert "JACK: GANSynth Live Audio:out_0 -> FakeDAW:audio_in_1" in wait_for(out, "JACK:")
+        wait_for(out, "ready:")
+        ours = daw.get_ports("GANSynth Live Audio:", is_audio=True, is_output=True)
+        assert [p.name for p in ours] == ["GANSynth Live Audio:out_0", "GANSynth Live Audio:out_1"]
+        assert [[q.name for q in daw.get_all_connections(p)] for p in ours] == [["FakeDAW:audio_in_1"],
+                                                                               ["FakeDAW:audio_in_2"]]
+        midi = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
+        midi.open_port([i for i, n in enumerate(midi.get_ports()) if "GANSynth Live" in n][0])
+        midi.send_message([0x90, 69, 100])
+        time.sleep(0.5)
+        midi.close_port()
+        assert (heard > 0.05).all(), heard
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        daw.deactivate()
+        daw.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_connect_to_a_missing_port_and_devices_marks_jack_as_virtual(jack_server, tone_model):
+    line = one_line_error(play(tone_model, "--host-api", "jack", "--midi-api", "jack", "--connect", "Nowhere"),
+                          "gansynth-live: no JACK input port matches 'Nowhere'; inputs: system:playback_1")
+    assert "\n" not in line
+    devices = subprocess.run([sys.executable, "-m", "synth", "devices"], capture_output=True, text=True, timeout=60)
+    assert devices.returncode == 0, devices.stderr
+    assert any("system (JACK Audio Connection Kit" in line and "* virtual: JACK" in line
+               for line in devices.stdout.splitlines()), devices.stdout

@@ -9,6 +9,7 @@ the recorder's ring, nothing else.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from synth.engine.effects import EffectsChain
 from synth.engine.engine import Engine
 from synth.engine.recorder import Recorder
 from synth.engine.ring import Ring
+from synth.engine.routing import name_jack_client, use_pulse_sink, virtual_kind
 
 HOST_API_ALIASES = {"jack": "JACK", "alsa": "ALSA", "pulse": "PulseAudio", "oss": "OSS", "coreaudio": "Core Audio",
                     "wasapi": "WASAPI", "asio": "ASIO", "mme": "MME", "directsound": "DirectSound", "wdm": "WDM-KS"}
@@ -36,7 +38,8 @@ def output_devices() -> list[dict]:
     apis = sd.query_hostapis()
     return [{"index": i, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
              "channels": d["max_output_channels"], "default_rate": d["default_samplerate"],
-             "low_latency_ms": round(d["default_low_output_latency"] * 1000, 1)}
+             "low_latency_ms": round(d["default_low_output_latency"] * 1000, 1),
+             "virtual": virtual_kind(d["name"], apis[d["hostapi"]]["name"])}
             for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
 
 
@@ -76,6 +79,9 @@ def find_output_device(spec: str | int | None = None, hostapi: str | None = None
     matches = [d for d in devices if str(spec).lower() in d["name"].lower()]
     if len(matches) == 1:
         return matches[0]["index"]
+    pulse = [d for d in devices if d["name"] == "pulse"]
+    if not matches and pulse and use_pulse_sink(str(spec)):  # a PulseAudio/PipeWire sink, e.g. a null sink
+        return pulse[0]["index"]
     if not matches:
         raise AudioDeviceError(f"no output device matches '{spec}'; devices: {_describe(devices)}")
     exact = [d for d in matches if d["name"].lower() == str(spec).lower()]
@@ -92,6 +98,7 @@ class AudioOutput:
                  effects: EffectsChain | None = None, fx_blocks: int = 3) -> None:
         import sounddevice as sd
 
+        name_jack_client()
         self.engine = engine
         self.device = find_output_device(device, hostapi)
         info = sd.query_devices(self.device)
@@ -121,7 +128,10 @@ class AudioOutput:
         callback = self._callback if effects is None else self._staged_callback
         self.stream = sd.OutputStream(device=self.device, samplerate=engine.rate, blocksize=block,
                                       channels=channels, dtype="float32", latency=latency, callback=callback)
-        self.device_name = f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
+        self.hostapi = sd.query_hostapis(info["hostapi"])["name"]
+        self.device_name = f"{info['name']} ({self.hostapi})"
+        if info["name"] == "pulse" and os.environ.get("PULSE_SINK"):
+            self.device_name += f" → sink {os.environ['PULSE_SINK']}"
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
