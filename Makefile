@@ -5,7 +5,7 @@ APT_PKGS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-s
             libportaudio2 jackd2 libsndfile1 xvfb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-deps setup
+.PHONY: demo test system-deps setup bundle
 
 system-deps:
 	@dpkg -s $(APT_PKGS) >/dev/null 2>&1 || { \
@@ -25,3 +25,7 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The desktop bundle (dist/gansynth-live/): plays and renders without Python installed.
+bundle: setup
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/gansynth-live.spec

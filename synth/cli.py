@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from synth import __version__
+
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 
 
@@ -183,7 +185,7 @@ def cmd_play(a: argparse.Namespace) -> None:
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
-            if not announced and engine.renderer.complete():
+            if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
                 announced = True
                 print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
                       f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
@@ -313,6 +315,7 @@ EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gansynth-live", description=__doc__)
+    p.add_argument("--version", action="version", version=f"gansynth-live {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     ds = sub.add_parser("dataset", help="build the NSynth-like note set from soundfonts")
@@ -437,5 +440,10 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "onnx", "PIL"):
+            raise
+        sys.exit(f"gansynth-live: '{args.command}' needs {e.name}, which this install does not have; "
+                 "install the training extras: pip install 'gansynth-live[train]'")
     except (OSError, ValueError) as e:  # every user-facing error class derives from these
         sys.exit(f"gansynth-live: {e}")
