@@ -2,7 +2,10 @@
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PKGS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small \
-            libportaudio2 jackd2 libsndfile1 xvfb
+            libportaudio2 jackd2 libsndfile1 xvfb \
+            libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core \
+            libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
+            libxcb-xkb1 libxcb-randr0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test system-deps setup bundle

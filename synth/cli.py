@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from synth import __version__
 
@@ -313,7 +314,8 @@ EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with
                 "'reverb:room_size=0.8,delay:mix=0.2' (reverb, delay, chorus, compressor, filter, gain) or a .vst3 path")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+    """The command line; `extra` adds commands from packages above synth (the GUI adds `gui`)."""
     p = argparse.ArgumentParser(prog="gansynth-live", description=__doc__)
     p.add_argument("--version", action="version", version=f"gansynth-live {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -431,11 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", default="demo.wav")
     _render_options(d)
     d.set_defaults(func=cmd_demo)
+    if extra is not None:
+        extra(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None,
+         extra: Callable[[argparse._SubParsersAction], None] | None = None) -> None:
+    args = build_parser(extra).parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:

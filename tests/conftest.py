@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny note set rendered by FluidSynth from TimGM6mb, and a tiny exported model."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from synth.model.export import NoteSynth, export_onnx
 from synth.model.networks import Generator, NetConfig
 from synth.model.spectral import IFMel
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen; the screenshot uses Xvfb
 TINY_NET = NetConfig(z_dim=16, channels=(16, 16, 8, 8, 8, 4, 4))
 
 

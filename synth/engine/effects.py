@@ -10,6 +10,7 @@ import base64
 import json
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Effect:
     path: str | None = None
     bypass: bool = False
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])  # stable across reordering (MIDI learn)
 
     @property
     def name(self) -> str:
@@ -70,7 +72,7 @@ class Effect:
         setattr(self.plugin, parameter, float(value))
 
     def to_dict(self) -> dict:
-        d: dict = {"kind": self.kind, "bypass": self.bypass,
+        d: dict = {"kind": self.kind, "uid": self.uid, "bypass": self.bypass,
                    "params": {p: v for p, (v, _, _) in self.parameters().items()}}
         if self.path:
             d["path"] = self.path
@@ -169,6 +171,10 @@ class EffectsChain:
     def set(self, index: int, parameter: str, value: float) -> None:
         self._at(index).set(parameter, value)
 
+    def find(self, uid: str) -> int | None:
+        """The position of the effect with this uid, or None."""
+        return next((i for i, fx in enumerate(self.effects) if fx.uid == uid), None)
+
     def _at(self, index: int) -> Effect:
         if not 0 <= index < len(self.effects):
             raise EffectError(f"no effect number {index + 1} in the chain (it has {len(self.effects)})")
@@ -204,6 +210,7 @@ class EffectsChain:
             else:
                 fx = builtin(d["kind"], **params)
             fx.bypass = bool(d.get("bypass", False))
+            fx.uid = str(d.get("uid", fx.uid))
             effects.append(fx)
         return EffectsChain(rate, effects)
 

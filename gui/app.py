@@ -1,0 +1,119 @@
+"""Starting the window: the model, the instrument, the session, and the screenshot and drag-bench modes."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from gui.instrument import Instrument
+from gui.main_window import MainWindow
+from gui.session import config_dir
+from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
+
+CHORD = [48, 55, 60, 64, 67, 72, 76, 79]
+
+
+def build_window(a: argparse.Namespace) -> MainWindow:
+    config = Path(a.config) if a.config else config_dir()
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
+    inst = Instrument(model, user_presets=config / "presets")
+    return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
+
+
+def run(a: argparse.Namespace) -> None:
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    win = build_window(a)
+    app.aboutToQuit.connect(win.close)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and kill close the window cleanly (session saved)
+        signal.signal(sig, lambda *_: app.quit())
+    pulse = QTimer()
+    pulse.timeout.connect(lambda: None)  # lets Python run its signal handlers while Qt waits
+    pulse.start(200)
+    win.show()
+    if a.screenshot:
+        settle(win, lambda: screenshot(win, a.screenshot, app))
+    if a.drag_bench:
+        bench = DragBench(win, a.drag_bench, app)
+        settle(win, bench.start)
+    app.exec()
+
+
+def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
+    """Call `then` once the first bank is rendered (or after `timeout`), without blocking the GUI thread."""
+    end = time.monotonic() + timeout
+    timer = QTimer(win)
+
+    def check() -> None:
+        if win.inst.engine.renderer.complete() or time.monotonic() > end:
+            timer.stop()
+            win.refresh_status()
+            QTimer.singleShot(300, then)
+
+    timer.timeout.connect(check)
+    timer.start(100)
+
+
+def screenshot(win: MainWindow, path: str, app: QApplication) -> None:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.part")
+    if not win.grab().save(str(tmp), "PNG"):
+        print(f"gansynth-live: could not write {path}", file=sys.stderr)
+    else:
+        os.replace(tmp, target)
+        print(f"wrote {path} ({win.width()}x{win.height()})")
+    app.quit()
+
+
+class DragBench:
+    """Drags the pad in circles at 60 frames per second while a chord sounds; prints what it measured."""
+
+    def __init__(self, win: MainWindow, seconds: float, app: QApplication) -> None:
+        self.win, self.seconds, self.app = win, seconds, app
+        self.ticks: list[float] = []
+        self.handler: list[float] = []
+        self.timer = QTimer(win)
+        self.timer.timeout.connect(self.tick)
+
+    def start(self) -> None:
+        for pitch in CHORD:
+            self.win.inst.engine.note_on(pitch, 90)
+        self.underruns0 = self.win.inst.audio.underruns if self.win.inst.audio else 0
+        self.t0 = time.perf_counter()
+        self.timer.start(16)
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.ticks.append(now)
+        t = now - self.t0
+        self.win.pad.set_position(0.5 + 0.45 * math.cos(t), 0.5 + 0.45 * math.sin(1.3 * t))
+        self.win.pad.repaint()  # paint now, inside the measured handler
+        self.handler.append(time.perf_counter() - now)
+        if t >= self.seconds:
+            self.timer.stop()
+            self.report()
+            self.app.quit()
+
+    def report(self) -> None:
+        gaps = np.diff(self.ticks) * 1000
+        handler = np.array(self.handler) * 1000
+        audio = self.win.inst.audio
+        st = self.win.inst.status()
+        print(f"drag bench: {len(self.ticks)} pad moves in {self.seconds:.0f} s with {len(CHORD)} notes held")
+        print(f"GUI frame interval ms: p50 {np.percentile(gaps, 50):.1f}  p99 {np.percentile(gaps, 99):.1f}  "
+              f"max {gaps.max():.1f} (timer asks 16)")
+        print(f"GUI handler (morph + post timbre + paint) ms: p50 {np.percentile(handler, 50):.2f}  "
+              f"p99 {np.percentile(handler, 99):.2f}  max {handler.max():.2f}")
+        if audio is None:
+            print(f"audio: off ({self.win.inst.audio_error})")
+        else:
+            print(f"audio: {audio.device_name}; underruns during the drag {audio.underruns - self.underruns0}; "
+                  f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
+                  f"bank {st['bank_ready']}/{st['bank_size']}")

@@ -1,0 +1,418 @@
+"""The main window: morph pad with its corner presets, keyboard, live status, devices, effects and MIDI learn.
+
+It drives the instrument through its small API and never waits on it: timbre changes post a target to the
+renderer, notes are queued MIDI events, and status is polled ten times a second.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QCloseEvent, QKeyEvent
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                             QInputDialog, QLabel, QListWidget, QMainWindow, QMenu, QMessageBox, QPushButton, QSlider,
+                             QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+
+from gui.effects_panel import EffectsPanel
+from gui.instrument import Devices, Instrument
+from gui.keyboard import Keyboard, computer_key_pitch
+from gui.morph_pad import MorphPad
+from gui.session import Session, load_session, save_session
+from synth.engine.effects import EffectError, EffectsChain
+from synth.engine.latent import PresetError
+
+CORNERS = ("Top left", "Top right", "Bottom left", "Bottom right")
+
+
+class MidiBridge(QObject):
+    """Carries controller messages from the MIDI thread into the GUI thread (a queued signal)."""
+    cc = pyqtSignal(int, int, int)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, instrument: Instrument, session_path: Path, audio: bool = True, midi: bool = True) -> None:
+        super().__init__()
+        self.inst = instrument
+        self.session_path = session_path
+        self.bridge = MidiBridge()
+        self.bridge.cc.connect(self.on_cc)
+        instrument.on_cc = self.bridge.cc.emit
+        self.learning: str | None = None
+        self.mappings: dict[str, tuple[int, int]] = {}
+        self.octave = 0
+        self._save_timer = QTimer(self, singleShot=True, interval=1000)
+        self._save_timer.timeout.connect(self.save_session)
+        self.setWindowTitle("GANSynth Live")
+        self._build()
+        session, problem = load_session(session_path)
+        self._restore(session)
+        if problem:
+            self.report(problem)
+        instrument.apply(Devices.from_dict(session.devices) if session.devices else instrument.devices, audio, midi)
+        self.effects.refresh()
+        self._show_device_errors()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh_status)
+        self.timer.start(100)
+
+    # -- layout --------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.pad = MorphPad()
+        self.pad.moved.connect(self.on_pad)
+        self.pad.learn_requested.connect(self.learn)
+        self.corner_boxes = []
+        corners = QGridLayout()
+        for i, label in enumerate(CORNERS):
+            box = QComboBox()
+            box.addItems([p.name for p in self.inst.presets])
+            box.setToolTip(f"{label} corner preset")
+            box.currentIndexChanged.connect(lambda _, c=i: self.on_corner(c))
+            self.corner_boxes.append(box)
+            corners.addWidget(QLabel(label), i // 2, (i % 2) * 2)
+            corners.addWidget(box, i // 2, (i % 2) * 2 + 1)
+        self.snap = QCheckBox("Snap to grid")
+        self.snap.toggled.connect(self.on_snap)
+        random_btn = QPushButton("Random timbre")
+        random_btn.clicked.connect(lambda: self.on_random())
+        save_btn = QPushButton("Save current as preset…")
+        save_btn.clicked.connect(lambda: self.save_current_preset())
+        actions = QHBoxLayout()
+        for w in (random_btn, save_btn, self.snap):
+            actions.addWidget(w)
+        left = QVBoxLayout()
+        left.addLayout(corners)
+        left.addWidget(self.pad, 1)
+        left.addLayout(actions)
+
+        self.status_labels: dict[str, QLabel] = {}
+        status = QFormLayout()
+        for key, label in (("audio", "Audio"), ("latency", "Output latency"), ("voices", "Voices"),
+                           ("underruns", "Underruns"), ("callback", "Callback p99"), ("provider", "Render on"),
+                           ("bank", "Last bank"), ("midi", "MIDI in")):
+            self.status_labels[key] = QLabel("–")
+            self.status_labels[key].setWordWrap(True)
+            status.addRow(label, self.status_labels[key])
+        status_box = QGroupBox("Status")
+        status_box.setLayout(status)
+        self.gain = QSlider(Qt.Orientation.Horizontal)
+        self.gain.setRange(-60, 6)
+        self.gain.valueChanged.connect(self.on_gain)
+        self.gain.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.gain.customContextMenuRequested.connect(
+            lambda pos: self._learn_menu(self.gain, pos, "master_gain"))
+        self.gain_label = QLabel("0 dB")
+        self.record_btn = QPushButton("● Record")
+        self.record_btn.setCheckable(True)
+        self.record_btn.toggled.connect(self.on_record)
+        master = QHBoxLayout()
+        master.addWidget(QLabel("Master"))
+        master.addWidget(self.gain, 1)
+        master.addWidget(self.gain_label)
+        master.addWidget(self.record_btn)
+
+        self.tabs = QTabWidget()
+        self.effects = EffectsPanel(lambda: self.inst.chain)
+        self.effects.changed.connect(self.schedule_save)
+        self.effects.learn_requested.connect(self.learn)
+        self.effects.error.connect(self.report)
+        self.tabs.addTab(self.effects, "Effects")
+        self.tabs.addTab(self._devices_tab(), "Devices")
+        self.tabs.addTab(self._learn_tab(), "MIDI learn")
+        right = QVBoxLayout()
+        right.addWidget(status_box)
+        right.addLayout(master)
+        right.addWidget(self.tabs, 1)
+
+        top = QHBoxLayout()
+        top.addLayout(left, 3)
+        top.addLayout(right, 2)
+        self.keyboard = Keyboard()
+        self.keyboard.note_on.connect(lambda p, v: self.inst.engine.note_on(p, v))
+        self.keyboard.note_off.connect(lambda p: self.inst.engine.note_off(p))
+        self.velocity = QSpinBox()
+        self.velocity.setRange(0, 127)
+        self.velocity.setSpecialValueText("by click height")
+        self.velocity.valueChanged.connect(self.on_velocity)
+        kb_bar = QHBoxLayout()
+        kb_bar.addWidget(QLabel("Keyboard: click, or Z–/ and Q–P rows on your computer keyboard; velocity"))
+        kb_bar.addWidget(self.velocity)
+        kb_bar.addStretch(1)
+        body = QVBoxLayout()
+        body.addLayout(top, 1)
+        body.addLayout(kb_bar)
+        body.addWidget(self.keyboard)
+        central = QWidget()
+        central.setLayout(body)
+        self.setCentralWidget(central)
+        self.resize(1280, 800)
+
+    def _devices_tab(self) -> QWidget:
+        from synth.engine.audio import output_devices
+        from synth.engine.midi import MidiPortError, list_ports
+
+        w = QWidget()
+        form = QFormLayout(w)
+        self.audio_box = QComboBox()
+        self.audio_box.addItem("System default", None)
+        for d in output_devices():
+            mark = f" — virtual: {d['virtual']}" if d["virtual"] else ""
+            self.audio_box.addItem(f"{d['name']} ({d['hostapi']}){mark}", str(d["index"]))
+        self.rate_box = QComboBox()
+        for r in (44100, 48000, 88200, 96000):
+            self.rate_box.addItem(str(r), r)
+        self.block_box = QComboBox()
+        for b in (64, 128, 256, 512, 1024):
+            self.block_box.addItem(str(b), b)
+        self.midi_box = QComboBox()
+        self.midi_box.addItem("Virtual port “GANSynth Live”", None)
+        try:
+            for port in list_ports():
+                self.midi_box.addItem(port, port)
+        except MidiPortError as e:
+            self.midi_box.setToolTip(str(e))
+        apply = QPushButton("Apply")
+        apply.clicked.connect(self.apply_devices)
+        form.addRow("Audio output", self.audio_box)
+        form.addRow("Sample rate", self.rate_box)
+        form.addRow("Block size", self.block_box)
+        form.addRow("MIDI input", self.midi_box)
+        form.addRow(apply)
+        return w
+
+    def _learn_tab(self) -> QWidget:
+        w = QWidget()
+        layout = QVBoxLayout(w)
+        layout.addWidget(QLabel("Right-click the pad, the master slider or an effect slider, choose MIDI learn, "
+                                "then move a knob on your controller."))
+        self.learn_list = QListWidget()
+        forget = QPushButton("Forget selected")
+        forget.clicked.connect(self.forget_mapping)
+        layout.addWidget(self.learn_list, 1)
+        layout.addWidget(forget)
+        return w
+
+    def _learn_menu(self, widget: QWidget, pos, control: str) -> None:
+        menu = QMenu(widget)
+        menu.addAction("MIDI learn", lambda: self.learn(control))
+        menu.exec(widget.mapToGlobal(pos))
+
+    # -- session -------------------------------------------------------------------------------------------------
+    def _restore(self, s: Session) -> None:
+        names = [p.name for p in self.inst.presets]
+        for i, box in enumerate(self.corner_boxes):
+            wanted = s.corners[i] if i < len(s.corners) and s.corners[i] in names else names[i % len(names)]
+            box.blockSignals(True)
+            box.setCurrentIndex(names.index(wanted))
+            box.blockSignals(False)
+            self.inst.corners[i] = self.inst.presets[names.index(wanted)]
+        self.pad.names = [c.name for c in self.inst.corners]
+        self.snap.setChecked(s.snap)
+        self.gain.setValue(int(round(s.master_db)))
+        self.velocity.setValue(s.velocity)
+        if s.effects:
+            try:
+                self.inst.chain = EffectsChain.from_list(self.inst.devices.rate, s.effects)
+            except EffectError as e:
+                self.report(f"saved effects not restored: {e}")
+        self.effects.refresh()
+        devices = Devices.from_dict(s.devices) if s.devices else self.inst.devices
+        self._select(self.audio_box, devices.audio_out)
+        self._select(self.rate_box, devices.rate)
+        self._select(self.block_box, devices.block)
+        self._select(self.midi_box, devices.midi_in)
+        self.mappings = {k: (int(v[0]), int(v[1])) for k, v in s.mappings.items() if len(v) == 2}
+        self._show_mappings()
+        self.pad.set_position(*s.position, emit=False)
+        self.inst.move(self.pad.x, self.pad.y)
+
+    @staticmethod
+    def _select(box: QComboBox, data: object) -> None:
+        i = box.findData(data)
+        if i >= 0:
+            box.setCurrentIndex(i)
+
+    def session(self) -> Session:
+        return Session(corners=[c.name for c in self.inst.corners], position=[self.pad.x, self.pad.y],
+                       snap=self.snap.isChecked(), master_db=float(self.gain.value()),
+                       effects=self.inst.chain.to_list(), devices=self.inst.devices.to_dict(),
+                       mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value())
+
+    def schedule_save(self) -> None:
+        self._save_timer.start()
+
+    def save_session(self) -> None:
+        try:
+            save_session(self.session(), self.session_path)
+        except OSError as e:
+            self.report(f"session not saved: {e}")
+
+    # -- actions -------------------------------------------------------------------------------------------------
+    def on_pad(self, x: float, y: float) -> None:
+        self.inst.move(x, y)
+        self.schedule_save()
+
+    def on_corner(self, corner: int) -> None:
+        preset = self.inst.presets[self.corner_boxes[corner].currentIndex()]
+        self.inst.set_corner(corner, preset)
+        self.pad.names[corner] = preset.name
+        self.pad.update()
+        self.schedule_save()
+
+    def on_snap(self, on: bool) -> None:
+        self.pad.snap = on
+        self.pad.set_position(self.pad.x, self.pad.y)
+        self.pad.update()
+        self.schedule_save()
+
+    def on_random(self, seed: int | None = None) -> None:
+        self.inst.random_timbre(seed)
+        self.statusBar().showMessage("random timbre (move the pad to go back to the corners)", 5000)
+
+    def save_current_preset(self, name: str | None = None, overwrite: bool | None = None) -> Path | None:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Save preset", "Name of the new preset:")
+            if not ok or not name.strip():
+                return None
+        try:
+            path = self.inst.save_preset(name.strip(), overwrite=bool(overwrite))
+        except PresetError as e:
+            if overwrite is not None:
+                self.report(str(e))
+                return None
+            answer = QMessageBox.question(self, "Replace preset?", f"{e}.\nReplace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+            path = self.inst.save_preset(name.strip(), overwrite=True)
+        for box in self.corner_boxes:
+            box.blockSignals(True)
+            current = box.currentText()
+            box.clear()
+            box.addItems([p.name for p in self.inst.presets])
+            box.setCurrentText(current)
+            box.blockSignals(False)
+        self.statusBar().showMessage(f"saved {path}", 5000)
+        return path
+
+    def on_gain(self, db: int) -> None:
+        self.inst.set_master_db(float(db))
+        self.gain_label.setText(f"{db:+d} dB")
+        self.schedule_save()
+
+    def on_velocity(self, v: int) -> None:
+        self.keyboard.fixed_velocity = v or None
+        self.schedule_save()
+
+    def on_record(self, on: bool) -> None:
+        if on:
+            path, _ = QFileDialog.getSaveFileName(self, "Record to", time.strftime("take-%Y%m%d-%H%M%S.flac"),
+                                                  "FLAC (*.flac);;WAV (*.wav)")
+            if not path:
+                self.record_btn.setChecked(False)
+                return
+            try:
+                self.inst.start_recording(path, overwrite=True)  # the dialog already asked about replacing
+                self.record_btn.setText("■ Stop")
+            except (OSError, ValueError) as e:
+                self.report(str(e))
+                self.record_btn.setChecked(False)
+        else:
+            path = self.inst.stop_recording()
+            self.record_btn.setText("● Record")
+            if path:
+                self.statusBar().showMessage(f"recorded to {path}", 8000)
+
+    def apply_devices(self) -> None:
+        devices = Devices(audio_out=self.audio_box.currentData(), rate=self.rate_box.currentData(),
+                          block=self.block_box.currentData(), midi_in=self.midi_box.currentData(),
+                          host_api=self.inst.devices.host_api, midi_api=self.inst.devices.midi_api)
+        self.inst.apply(devices)
+        self.effects.refresh()
+        self._show_device_errors()
+        self.schedule_save()
+
+    def _show_device_errors(self) -> None:
+        for problem in (self.inst.audio_error, self.inst.midi_error):
+            if problem:
+                self.report(problem)
+
+    def report(self, text: str) -> None:
+        self.statusBar().showMessage(text, 15000)
+        print(f"gansynth-live: {text}", flush=True)
+
+    # -- MIDI learn ----------------------------------------------------------------------------------------------
+    def learn(self, control: str) -> None:
+        self.learning = control
+        self.statusBar().showMessage(f"MIDI learn: move a knob or slider on your controller for {control}")
+
+    def on_cc(self, channel: int, controller: int, value: int) -> None:
+        if self.learning is not None:
+            self.mappings = {k: v for k, v in self.mappings.items() if v != (channel, controller)}
+            self.mappings[self.learning] = (channel, controller)
+            self.statusBar().showMessage(f"{self.learning} ← CC {controller} on channel {channel + 1}", 5000)
+            self.learning = None
+            self._show_mappings()
+            self.schedule_save()
+        for control, source in self.mappings.items():
+            if source == (channel, controller):
+                self.set_control(control, value / 127)
+
+    def set_control(self, control: str, v: float) -> None:
+        if control == "morph_x":
+            self.pad.set_position(v, self.pad.y)
+        elif control == "morph_y":
+            self.pad.set_position(self.pad.x, v)
+        elif control == "master_gain":
+            self.gain.setValue(round(-60 + 66 * v))
+        elif control.startswith("fx:"):
+            self.effects.set_control(control, v)
+
+    def _show_mappings(self) -> None:
+        self.learn_list.clear()
+        for control, (ch, cc) in sorted(self.mappings.items()):
+            self.learn_list.addItem(f"{control}  ←  CC {cc}, channel {ch + 1}")
+
+    def forget_mapping(self) -> None:
+        row = self.learn_list.currentRow()
+        if row >= 0:
+            del self.mappings[sorted(self.mappings)[row]]
+            self._show_mappings()
+            self.schedule_save()
+
+    # -- live status ---------------------------------------------------------------------------------------------
+    def refresh_status(self) -> None:
+        st = self.inst.status()
+        ready, total = self.inst.bank_progress()
+        self.pad.set_progress(ready, total)
+        lab = self.status_labels
+        lab["audio"].setText(st["audio"] or f"off ({self.inst.audio_error or 'not started'})")
+        lab["latency"].setText(f"{st['latency_ms']:.1f} ms" if st["latency_ms"] is not None else "–")
+        lab["voices"].setText(f"{st['voices']}")
+        lab["underruns"].setText(f"{st['underruns']}")
+        lab["callback"].setText(f"{st['callback_p99_us']:.0f} µs")
+        lab["provider"].setText(st["provider"].replace("ExecutionProvider", ""))
+        lab["bank"].setText(f"{st['last_bank_s']:.2f} s ({ready}/{total} ready)" if st["last_bank_s"] else
+                            f"rendering ({ready}/{total})")
+        lab["midi"].setText(st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
+        if st["recording_s"] is not None:
+            self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
+        self.keyboard.set_external(set(self.inst.engine.voices.keys_held()) - self.keyboard.pressed)
+
+    # -- computer keyboard ---------------------------------------------------------------------------------------
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        pitch = computer_key_pitch(e.text(), self.octave)
+        if pitch is None or e.isAutoRepeat():
+            return super().keyPressEvent(e)
+        self.keyboard.press(pitch, self.keyboard.fixed_velocity or 100)
+
+    def keyReleaseEvent(self, e: QKeyEvent) -> None:
+        pitch = computer_key_pitch(e.text(), self.octave)
+        if pitch is None or e.isAutoRepeat():
+            return super().keyReleaseEvent(e)
+        self.keyboard.release(pitch)
+
+    def closeEvent(self, e: QCloseEvent) -> None:
+        self.timer.stop()
+        self.save_session()
+        self.inst.close()
+        super().closeEvent(e)

@@ -1,0 +1,142 @@
+"""The window, offscreen (pytest-qt) with the real engine and the analytic tone model: the pad morphs by slerp,
+corners, keyboard, MIDI learn, presets, and the session round trip including a corrupt file."""
+import json
+import threading
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QPoint, Qt
+
+from gui.instrument import Instrument
+from gui.keyboard import Keyboard
+from gui.main_window import MainWindow
+from synth.engine.effects import builtin
+from synth.engine.latent import slerp
+from synth.runtime.model import NoteModel
+
+
+@pytest.fixture
+def open_window(qtbot, tone_model, tmp_path):
+    windows = []
+
+    def make():
+        inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets")
+        win = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False)
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.close()
+
+
+def pad_point(pad, x, y):
+    a = pad._area()
+    return QPoint(round(a.left() + x * a.width()), round(a.top() + y * a.height()))
+
+
+def test_dragging_the_pad_plays_the_slerp_of_the_corners(open_window, qtbot):
+    win = open_window()
+    qtbot.mouseClick(win.pad, Qt.MouseButton.LeftButton, pos=pad_point(win.pad, 0.25, 0.75))
+    x, y = win.pad.x, win.pad.y
+    assert abs(x - 0.25) < 0.01 and abs(y - 0.75) < 0.01
+    tl, tr, bl, br = (c.z for c in win.inst.corners)
+    expected = slerp(slerp(tl, tr, x), slerp(bl, br, x), y)
+    assert np.allclose(win.inst.engine.z, expected, atol=1e-6)
+    assert win.inst.engine.renderer.lanes[0].target is not None
+    assert np.allclose(win.inst.engine.renderer.lanes[0].target, expected, atol=1e-6)  # a new bank is asked for
+
+
+def test_changing_a_corner_preset_changes_the_timbre(open_window):
+    win = open_window()
+    win.pad.set_position(0.0, 0.0)  # exactly the top-left corner
+    assert np.array_equal(win.inst.engine.z, win.inst.corners[0].z)
+    win.corner_boxes[0].setCurrentIndex(3)
+    assert win.inst.corners[0].name == win.inst.presets[3].name
+    assert np.allclose(win.inst.engine.z, win.inst.presets[3].z)
+
+
+def test_keyboard_plays_notes_into_the_engine(open_window, qtbot):
+    win = open_window()
+    win.velocity.setValue(0)  # velocity by click height
+    kb: Keyboard = win.keyboard
+    r = kb.key_rect(60)
+    qtbot.mousePress(kb, Qt.MouseButton.LeftButton, pos=QPoint(round(r.center().x()), round(r.bottom() - 2)))
+    qtbot.mouseRelease(kb, Qt.MouseButton.LeftButton, pos=QPoint(round(r.center().x()), round(r.bottom() - 2)))
+    qtbot.keyPress(win, "q")   # Q is C4 on the computer keyboard
+    qtbot.keyRelease(win, "q")
+    events = list(win.inst.engine.voices.events)
+    assert events[0][:2] == (0x90, 60) and events[0][2] > 120  # clicked near the bottom: loud
+    assert events[1][:2] == (0x80, 60)
+    assert events[2] == (0x90, 60, 100) and events[3][:2] == (0x80, 60)
+
+
+def test_midi_learn_maps_a_controller_to_the_pad_and_an_effect(open_window, qtbot):
+    win = open_window()
+    send = win.inst._on_midi  # what the MIDI input thread calls
+    win.learn("morph_x")
+    threading.Thread(target=send, args=(0xB1, 74, 127)).start()
+    qtbot.waitUntil(lambda: win.mappings.get("morph_x") == (1, 74))
+    qtbot.waitUntil(lambda: win.pad.x == 1.0)
+    send(0xB1, 74, 0)
+    qtbot.waitUntil(lambda: win.pad.x == 0.0)
+    tl, tr, bl, br = (c.z for c in win.inst.corners)
+    assert np.allclose(win.inst.engine.z, slerp(tl, bl, win.pad.y), atol=1e-6)
+    send(0xB0, 74, 127)  # another channel: not mapped
+    qtbot.wait(50)
+    assert win.pad.x == 0.0
+    win.effects.add(builtin("reverb"))
+    fx = win.inst.chain.effects[0]
+    win.learn(f"fx:{fx.uid}:room_size")
+    send(0xB0, 20, 127)
+    qtbot.waitUntil(lambda: fx.parameters()["room_size"][0] == pytest.approx(1.0))
+
+
+def test_session_round_trip(open_window, qtbot, tmp_path):
+    win = open_window()
+    win.corner_boxes[1].setCurrentIndex(2)
+    win.pad.set_position(0.3, 0.6)
+    win.snap.setChecked(False)
+    win.gain.setValue(-12)
+    win.effects.add(builtin("reverb", room_size=0.8))
+    win.effects.add(builtin("delay"))
+    win.inst.chain.set_bypass(1, True)
+    win.mappings["morph_y"] = (0, 1)
+    win.close()
+    saved = json.loads((tmp_path / "session.json").read_text())
+    assert saved["position"] == pytest.approx([0.3, 0.6])
+
+    again = open_window()
+    assert [c.name for c in again.inst.corners] == [c.name for c in win.inst.corners]
+    assert (again.pad.x, again.pad.y) == pytest.approx((0.3, 0.6))
+    assert again.gain.value() == -12 and again.inst.master_db == -12
+    assert [fx.kind for fx in again.inst.chain.effects] == ["reverb", "delay"]
+    assert again.inst.chain.effects[0].parameters()["room_size"][0] == pytest.approx(0.8)
+    assert again.inst.chain.effects[1].bypass and again.effects.list.count() == 2
+    assert again.mappings == {"morph_y": (0, 1)}
+    assert np.allclose(again.inst.engine.z, win.inst.engine.z)
+
+
+def test_corrupt_session_is_set_aside_and_reported(open_window, tmp_path, capsys):
+    (tmp_path / "session.json").write_text("{\"corners\": [\"Flutes\", ")
+    win = open_window()
+    assert "could not be read" in capsys.readouterr().out
+    aside = list(tmp_path.glob("session.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text().startswith("{\"corners\"")
+    win.close()
+    assert json.loads((tmp_path / "session.json").read_text())["position"] == [0.5, 0.5]
+
+
+def test_save_current_as_preset_never_overwrites_silently(open_window, tmp_path, capsys):
+    win = open_window()
+    win.on_random(seed=3)
+    path = win.save_current_preset("My Pad", overwrite=False)
+    saved = json.loads(path.read_text())
+    assert path == tmp_path / "presets" / "my-pad.json" and np.allclose(saved["z"], win.inst.engine.z)
+    assert "My Pad" in [win.corner_boxes[0].itemText(i) for i in range(win.corner_boxes[0].count())]
+    win.on_random(seed=4)
+    assert win.save_current_preset("My Pad", overwrite=False) is None
+    assert "already exists" in capsys.readouterr().out
+    assert json.loads(path.read_text())["z"] == saved["z"]
