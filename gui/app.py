@@ -85,7 +85,9 @@ class DragBench:
     def start(self) -> None:
         for pitch in CHORD:
             self.win.inst.engine.note_on(pitch, 90)
-        self.underruns0 = self.win.inst.audio.underruns if self.win.inst.audio else 0
+        audio = self.win.inst.audio
+        self.underruns0 = audio.underruns if audio else 0
+        self.late0 = audio.late_blocks if audio else 0
         self.t0 = time.perf_counter()
         self.timer.start(16)
 
@@ -114,6 +116,7 @@ class DragBench:
         if audio is None:
             print(f"audio: off ({self.win.inst.audio_error})")
         else:
-            print(f"audio: {audio.device_name}; underruns during the drag {audio.underruns - self.underruns0}; "
+            print(f"audio: {audio.device_name}; underruns during the drag {audio.underruns - self.underruns0} "
+                  f"({audio.late_blocks - self.late0} of them blocks the effects stage had not made in time); "
                   f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
                   f"bank {st['bank_ready']}/{st['bank_size']}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import time
+
 import numpy as np
 
 from synth.engine.audio import AudioOutput
@@ -17,6 +19,7 @@ from synth.engine.recorder import Recorder
 from synth.runtime.model import NoteModel
 
 MASTER_GAIN = 0.5  # the voices' gain at 0 dB on the master slider
+TIMBRE_INTERVAL = 0.1  # seconds between new banks while the pad moves: each gets time to render the held keys
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Instrument:
         self.corners: list[Preset] = [self.presets[i % len(self.presets)] for i in range(4)]
         self.position = (0.0, 0.0)
         self.master_db = 0.0
+        self._pending: np.ndarray | None = None
+        self._posted = 0.0
 
     def _load_presets(self) -> list[Preset]:
         z_dim = self.model.info.z_dim
@@ -127,11 +132,19 @@ class Instrument:
 
     # -- timbre --------------------------------------------------------------------------------------------------
     def move(self, x: float, y: float) -> np.ndarray:
-        """Morph to pad position (x, y) in [0, 1]² (top-left corner at 0, 0) and play it."""
+        """Morph to pad position (x, y) in [0, 1]² (top-left corner at 0, 0) and play it. While the pad moves
+        faster than TIMBRE_INTERVAL, the latest position waits for `flush_timbre()`."""
         self.position = (min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0))
         z = morph([c.z for c in self.corners], *self.position)
-        self.engine.set_timbre(z)
+        self._pending = z
+        self.flush_timbre()
         return z
+
+    def flush_timbre(self) -> None:
+        """Post the latest morph position to the renderer if the last one is old enough (call it periodically)."""
+        if self._pending is not None and time.monotonic() - self._posted >= TIMBRE_INTERVAL:
+            self.engine.set_timbre(self._pending)
+            self._pending, self._posted = None, time.monotonic()
 
     def set_corner(self, corner: int, preset: Preset) -> None:
         self.corners[corner] = preset
@@ -139,6 +152,7 @@ class Instrument:
 
     def random_timbre(self, seed: int | None = None) -> np.ndarray:
         z = np.random.default_rng(seed).standard_normal(self.model.info.z_dim).astype(np.float32)
+        self._pending = None
         self.engine.set_timbre(z)
         return z
 

@@ -55,6 +55,9 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh_status)
         self.timer.start(100)
+        self.flusher = QTimer(self, interval=25)
+        self.flusher.timeout.connect(self.inst.flush_timbre)
+        self.flusher.start()
 
     # -- layout --------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -413,6 +416,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, e: QCloseEvent) -> None:
         self.timer.stop()
+        self.flusher.stop()
         self.save_session()
         self.inst.close()
         super().closeEvent(e)

@@ -143,6 +143,7 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.engine.audio import AudioOutput
     from synth.engine.engine import Engine
     from synth.engine.midi import MidiInput
+    from synth.engine.realtime import promote_thread
     from synth.engine.render_worker import RenderError
     from synth.engine.routing import RoutingError, connect_outputs
     from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
@@ -182,6 +183,7 @@ def cmd_play(a: argparse.Namespace) -> None:
             print(f"recording to {out.recorder.path}", flush=True)
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
+        promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
         t0, announced, last = time.monotonic(), False, 0.0
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
@@ -266,6 +268,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
     report["offline"] = bench.bench_offline(model, a.rate)
     if a.soak > 0:
         report["soak"] = bench.bench_soak(path, a.rate, a.block, a.soak)
+        if a.floor:
+            report["floor"] = bench.bench_floor(a.rate, a.block, a.soak)
     print(bench.format_report(report))
     if a.json:
         tmp = Path(a.json).with_name(f".{Path(a.json).name}.part")
@@ -426,6 +430,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     bn.add_argument("--rate", type=int, default=48000)
     bn.add_argument("--block", type=int, default=128)
     bn.add_argument("--soak", type=float, default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
+    bn.add_argument("--floor", action="store_true",
+                    help="after the soak, measure the machine's own floor: as long with a client that writes silence")
     bn.add_argument("--json", help="also write the numbers as JSON")
     bn.set_defaults(func=cmd_bench)
 

@@ -19,6 +19,7 @@ import numpy as np
 from synth.engine.effects import EffectsChain
 from synth.engine.engine import Engine
 from synth.engine.recorder import Recorder
+from synth.engine.realtime import promote_thread
 from synth.engine.ring import Ring
 from synth.engine.routing import name_jack_client, use_pulse_sink, virtual_kind
 
@@ -165,6 +166,7 @@ class AudioOutput:
     def _produce(self) -> None:
         """Staged mode: keep `fx_frames` mixed and processed frames ahead of the callback."""
         block, stereo, ring = self.block, self._stereo, self.ring
+        promote_thread()
         nap = block / self.engine.rate / 2
         while not self._stop.is_set():
             while ring.available() < self.fx_frames:

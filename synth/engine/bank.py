@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from synth.engine.realtime import promote_thread
 from synth.engine.resample import resample
 from synth.runtime.model import NoteModel
 
@@ -268,6 +269,8 @@ class BankRenderer:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
             except OSError:
                 pass
+        elif self._worker is not None:
+            promote_thread()  # bookkeeping only: short, and it must not be preempted while holding the GIL
         while not self._stop:
             try:
                 worked = self.step()

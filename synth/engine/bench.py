@@ -16,6 +16,7 @@ import numpy as np
 from synth.engine.audio import AudioOutput
 from synth.engine.bank import BankRenderer
 from synth.engine.engine import Engine
+from synth.engine.realtime import ordinary_thread, promote_thread
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel, live_threads
 
@@ -156,6 +157,7 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
         engine.renderer.wait_complete()
         out.start()
         time.sleep(0.5)
+        promote_thread()  # this thread plays the part of the MIDI input thread (synth.engine.realtime)
         base_underruns, base_xruns, base_blocks = out.underruns, xruns[0], out.blocks
         rng = np.random.default_rng(3)
         for k in range(voices):
@@ -177,6 +179,7 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
                   "jack_xruns": xruns[0] - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
                   "callback_max_us": out.slowest * 1e6,
                   "sounding_at_end": engine.voices.sounding}
+        ordinary_thread()
         out.stop()
         engine.stop()
         watcher.deactivate()
@@ -186,6 +189,46 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
         import sounddevice as sd
 
         sd._terminate()  # PortAudio's JACK host aborts if torn down after its server is gone
+        server.terminate()
+        server.wait(timeout=10)
+        sd._initialize()
+
+
+def bench_floor(rate: int, block: int, seconds: float) -> dict:
+    """The machine's own floor for the soak: the same JACK dummy server and a PortAudio client whose callback only
+    writes silence, for as long; what it counts is not the instrument's doing."""
+    import jack
+    import sounddevice as sd
+
+    server = start_jack(f"gslfloor{os.getpid()}", rate, block)
+    if server is None:
+        return {"error": "jackd (Debian jackd2) is not available"}
+    try:
+        sd._terminate()
+        sd._initialize()
+        counts = {"underruns": 0, "blocks": 0}
+
+        def callback(outdata, frames, time_info, status):
+            counts["underruns"] += bool(status.output_underflow)
+            counts["blocks"] += 1
+            outdata.fill(0)
+
+        xruns = [0]
+        watcher = jack.Client("xrun-watch", no_start_server=True)
+        watcher.set_xrun_callback(lambda delay: xruns.__setitem__(0, xruns[0] + 1))
+        watcher.activate()
+        jack_device = next(i for i, d in enumerate(sd.query_devices())
+                           if d["max_output_channels"] > 0 and sd.query_hostapis(d["hostapi"])["name"].startswith("JACK"))
+        with sd.OutputStream(device=jack_device, samplerate=rate, blocksize=block, channels=2, callback=callback):
+            time.sleep(seconds)
+        watcher.deactivate()
+        watcher.close()
+        return {"seconds": seconds, "blocks": counts["blocks"], "underruns": counts["underruns"],
+                "jack_xruns": xruns[0], "jack_realtime": server.realtime}
+    finally:
+        import sounddevice as sd
+
+        sd._terminate()
         server.terminate()
         server.wait(timeout=10)
         sd._initialize()
@@ -224,4 +267,9 @@ def format_report(r: dict) -> str:
                          f"timbre changes, {s['blocks']} blocks of {s['block']}: {s['underruns']} underruns, "
                          f"{s['jack_xruns']} JACK xruns; callback p50 {s['callback_p50_us']:.0f} us, "
                          f"p99 {s['callback_p99_us']:.0f} us, longest {s['callback_max_us']:.0f} us")
+    if "floor" in r:
+        f = r["floor"]
+        lines.append(f"machine floor: {f.get('error') or ''}" if "error" in f else
+                     f"machine floor (a client that only writes silence, same server, {f['seconds']:.0f} s): "
+                     f"{f['underruns']} underruns, {f['jack_xruns']} JACK xruns")
     return "\n".join(lines)

@@ -10,6 +10,8 @@ import sys
 import threading
 from typing import Callable
 
+from synth.engine.realtime import promote_thread
+
 PORT_NAME = "GANSynth Live"
 APIS = {"jack": "API_UNIX_JACK", "alsa": "API_LINUX_ALSA", "coremidi": "API_MACOSX_CORE",
         "winmm": "API_WINDOWS_MM"}
@@ -80,6 +82,7 @@ class MidiInput:
         self.report = report or (lambda text: print(text, file=sys.stderr))
         self.port_name: str | None = None
         self.messages = 0
+        self._promoted = 0
         self._midi = None
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
@@ -125,6 +128,9 @@ class MidiInput:
             self._watch.start()
 
     def _callback(self, event: tuple[list[int], float], data: object = None) -> None:
+        if self._promoted != threading.get_ident():  # rtmidi's own thread: see synth.engine.realtime
+            promote_thread()
+            self._promoted = threading.get_ident()
         message, _delta = event
         if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
             return
@@ -134,6 +140,7 @@ class MidiInput:
     def _watchdog(self) -> None:
         """Poll the port list each second: report a vanished port, re-open it when it returns."""
         lost = False
+        promote_thread()
         while not self._stop.wait(1.0):
             try:
                 probe = self._new_midi() if lost else None

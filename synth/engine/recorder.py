@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.engine.realtime import promote_thread
 from synth.engine.ring import Ring
 
 FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -62,6 +63,7 @@ class Recorder:
             self.frames += n
 
     def _run(self) -> None:
+        promote_thread()  # it shares the GIL with the audio callback; its writes release it
         last_flush = time.monotonic()
         while not self._stop.wait(0.25):
             self._drain()
