@@ -106,6 +106,7 @@ class EffectsPanel(QWidget):
             slider.setRange(0, STEPS)
             slider.setValue(round((value - lo) / (hi - lo) * STEPS) if hi > lo else 0)
             label = QLabel(f"{value:.3g}")
+            label.setMinimumWidth(52)
             slider.valueChanged.connect(lambda v, n=name, lo=lo, hi=hi, lab=label, uid=fx.uid:
                                         self._set(uid, n, lo + (hi - lo) * v / STEPS, lab))
             control = f"fx:{fx.uid}:{name}"
