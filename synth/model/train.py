@@ -82,6 +82,24 @@ def magnitude_range(codec: IFMel, audio: np.ndarray, device: torch.device) -> tu
     return float(codec.mag_range[0]), hi
 
 
+def init_pitch_spectrum(g: torch.nn.Module, codec: IFMel, notes: dataset.NoteSet, device: torch.device,
+                        per_pitch: int = 16) -> None:
+    """Start the 1-D generator's per-pitch output spectrum at the data's mean steady-state spectrum for that pitch
+    (averaged over instruments), so harmonics at the right frequencies are there from step 0 and the network
+    learns the deviations: envelope and timbre."""
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for k in range(g.pitch_spectrum.shape[0]):
+            idx = np.flatnonzero(notes.pitch == PITCH_MIN + k)
+            if len(idx) == 0:
+                continue
+            idx = rng.choice(idx, min(per_pitch, len(idx)), replace=False)
+            feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
+            steady = feats[:, :, 4:80].mean(dim=(0, 2))  # [2, bins]: frames 4-80 are the held part of the note
+            g.pitch_spectrum[k] = torch.atanh(steady.clamp(-0.95, 0.95)).reshape(-1)
+        g.out.weight.zero_()  # output = that spectrum until the network learns what to add (gradients still flow)
+
+
 def save_samples(out_dir: Path, step: int, g: torch.nn.Module, codec: IFMel, z: torch.Tensor, pitch: torch.Tensor,
                  level: int, alpha: float) -> None:
     """Write a spectrogram picture (log-mag over IF, one column per note) and the notes as a WAV."""
@@ -131,6 +149,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         torch.manual_seed(cfg.seed + step)
     else:
         codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
+        if cfg.net.arch == "1d":
+            init_pitch_spectrum(G, codec, notes, device)
+            G_ema.load_state_dict(G.state_dict())
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
 
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
