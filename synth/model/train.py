@@ -122,13 +122,44 @@ def save_samples(out_dir: Path, step: int, g: torch.nn.Module, codec: IFMel, z: 
     write_wav(samples / f"step{step:07d}.wav", (audio / peak * 0.9).reshape(-1), SAMPLE_RATE)
 
 
+def _distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) joins the process group: NCCL with one GPU per
+    process (LOCAL_RANK), gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and (cfg.device or "cuda").startswith("cuda")
+    if world == 1:
+        return 0, 1, torch.device(cfg.device or ("cuda" if cuda else "cpu"))
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), world, device
+
+
+def _agree(flag: bool, world: int, device: torch.device) -> bool:
+    """True if any process says so: every process of a torchrun job must stop at the same step."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train (or resume) and return the last log record. Checkpoint: out_dir/checkpoint.pt."""
+    """Train (or resume) and return the last log record. Checkpoint: out_dir/checkpoint.pt.
+
+    Under `torchrun --nproc-per-node N` each process trains on its own batches of `cfg.batch` notes and
+    DistributedDataParallel averages the gradients, so a step sees N x batch notes; only rank 0 writes."""
+    rank, world, device = _distributed(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, rank])
     notes = dataset.load(Path(cfg.data_dir), "train", limit=cfg.limit_notes, seed=cfg.seed)
     codec = IFMel(mel=cfg.mel).to(device)
     G, D = make_generator(cfg.net).to(device), make_discriminator(cfg.net).to(device)
@@ -145,19 +176,31 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
         images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
-        rng = np.random.default_rng([cfg.seed, step])
-        torch.manual_seed(cfg.seed + step)
+        rng = np.random.default_rng([cfg.seed, step, rank])
     else:
         codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
         if cfg.net.arch == "1d":
             init_pitch_spectrum(G, codec, notes, device)
             G_ema.load_state_dict(G.state_dict())
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+        if rank == 0:
+            (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+    torch.manual_seed(cfg.seed + step + 1000 * rank)  # each process draws its own z
 
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
                 else f"CPU, {torch.get_num_threads()} threads ({platform.machine()})")
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        hardware = f"{world} x {hardware} (torchrun, DistributedDataParallel)"
+        ids = [device.index] if device.type == "cuda" else None
+        grows = cfg.net.levels > 1  # the progressive net leaves the levels it has not reached yet without gradients
+        G_train, D_train = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=grows) for m in (G, D))
+    else:
+        G_train, D_train = G, D
 
     def checkpoint() -> None:
+        if rank != 0:
+            return
         _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "G": G.state_dict(), "D": D.state_dict(),
                       "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
@@ -169,12 +212,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     levels = cfg.net.levels
     start, last_ckpt = time.monotonic(), time.monotonic()
     record: dict = {}
-    log = open(out / "log.jsonl", "a")
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
     try:
         while images < cfg.total_images:
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-            if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
+            if cfg.max_minutes is not None and _agree(time.monotonic() - start > cfg.max_minutes * 60, world, device):
                 break
             t0 = time.monotonic()
             level, alpha = schedule(images, cfg.phase_images, levels)
@@ -184,13 +227,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 real = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
                 real = to_level(real, level, alpha, levels)
             z = torch.randn(cfg.batch, cfg.net.z_dim, device=device)
-            fake = G(z, pitch, level, alpha)
+            fake = G_train(z, pitch, level, alpha)
 
-            d_real, p_real = D(real, level, alpha)
-            d_fake, _ = D(fake.detach(), level, alpha)
+            d_real, p_real = D_train(real, level, alpha)
+            d_fake, _ = D_train(fake.detach(), level, alpha)
             eps = torch.rand(cfg.batch, 1, 1, 1, device=device)
             mix = torch.lerp(fake.detach(), real, eps).requires_grad_(True)
-            grad, = torch.autograd.grad(D(mix, level, alpha)[0].sum(), mix, create_graph=True)
+            grad, = torch.autograd.grad(D_train(mix, level, alpha)[0].sum(), mix, create_graph=True)
             gp = (grad.flatten(1).norm(dim=1) - 1).square().mean()
             aux_d = F.cross_entropy(p_real, pitch - PITCH_MIN)
             loss_d = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.square().mean() \
@@ -199,7 +242,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             loss_d.backward()
             opt_d.step()
 
-            g_fake, p_fake = D(fake, level, alpha)
+            g_fake, p_fake = D_train(fake, level, alpha)
             aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
             loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
             opt_g.zero_grad(set_to_none=True)
@@ -209,7 +252,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 for pe, p in zip(G_ema.parameters(), G.parameters()):
                     pe.lerp_(p, 1 - cfg.ema)
 
-            images += cfg.batch
+            images += cfg.batch * world
             step += 1
             trained_s += time.monotonic() - t0
             record = {"step": step, "images": images, "level": level, "alpha": round(alpha, 4),
@@ -219,14 +262,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "sec_per_step": round(time.monotonic() - t0, 4)}
             if not all(math.isfinite(v) for v in record.values()):
                 raise FloatingPointError(f"training diverged at step {step}: {record}")
-            if step % 10 == 0 or step == 1:
+            if rank == 0 and (step % 10 == 0 or step == 1):
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress:
                     print(f"step {step} img {images} L{level} a{alpha:.2f} D {record['loss_d']:.3f} "
                           f"G {record['loss_g']:.3f} W {record['wdist']:.3f} {record['sec_per_step']:.2f}s/step",
                           flush=True)
-            if step % cfg.sample_every == 0:
+            if rank == 0 and step % cfg.sample_every == 0:
                 save_samples(out, step, G_ema, codec, sample_z, sample_pitch, level, alpha)
             if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
                 checkpoint()
@@ -235,6 +278,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         checkpoint()
         raise
     finally:
-        log.close()
+        if log is not None:
+            log.close()
+    if world > 1:  # the replicas must hold the same generator: say by how much they differ (0 when in sync)
+        import torch.distributed as dist
+
+        total = torch.stack([p.detach().double().sum() for p in G.parameters()]).sum().reshape(1).to(device)
+        sums = [torch.zeros_like(total) for _ in range(world)]
+        dist.all_gather(sums, total)
+        record["replica_max_diff"] = float(max(abs(float(x) - float(total)) for x in sums))
     checkpoint()
+    if rank == 0 and world > 1:
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    if world > 1:
+        dist.destroy_process_group()
     return record | {"images": images, "step": step, "done": images >= cfg.total_images}
