@@ -72,8 +72,16 @@ def cmd_export(a: argparse.Namespace) -> None:
 def cmd_eval(a: argparse.Namespace) -> None:
     from synth.model.evaluate import evaluate, format_table, save_json
 
-    rows = evaluate(Path(a.data), a.model, per_pitch=a.per_pitch, real_limit=a.real_notes)
+    presets = []
+    if a.model:
+        from synth.runtime.model import NoteModel
+
+        presets = _load_presets(a, NoteModel(a.model).info.z_dim)
+    rows = evaluate(Path(a.data), a.model, per_pitch=a.per_pitch, real_limit=a.real_notes, presets=presets)
     print(format_table(rows))
+    for r in rows:
+        if "families_of_256_z" in r:
+            print(f"{r['set']}: {r['families_of_256_z']} distinct classifier families among 256 random latents")
     if a.json:
         save_json(rows, a.json)
         print(f"wrote {a.json}")
@@ -278,6 +286,42 @@ def cmd_bench(a: argparse.Namespace) -> None:
         print(f"wrote {a.json}")
 
 
+def _named_preset(presets: list, name: str):
+    found = [p for p in presets if p.name.lower() == name.lower()]
+    if not found:
+        raise ValueError(f"no preset named '{name}' (have: {', '.join(p.name for p in presets) or 'none'})")
+    return found[0]
+
+
+def cmd_presets_curve(a: argparse.Namespace) -> None:
+    from synth.model.timbre_map import format_curve, slerp_curve
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    model = a.model or str(DEFAULT_MODEL)
+    presets = _load_presets(a, NoteModel(model).info.z_dim)
+    curve = slerp_curve(a.data, model, _named_preset(presets, a.start), _named_preset(presets, a.end), a.steps)
+    print(format_curve(curve))
+    if a.json:
+        tmp = Path(a.json).with_name(f".{Path(a.json).name}.part")
+        tmp.write_text(json.dumps(curve, indent=2))
+        os.replace(tmp, a.json)
+        print(f"wrote {a.json}")
+
+
+def cmd_presets_pictures(a: argparse.Namespace) -> None:
+    from synth.engine.latent import preset_filename
+    from synth.model.timbre_map import spectrogram_picture
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    model = a.model or str(DEFAULT_MODEL)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for preset in _load_presets(a, NoteModel(model).info.z_dim):
+        path = out / preset_filename(preset.name).replace(".json", ".png")
+        spectrogram_picture(model, preset, path)
+        print(f"wrote {path}")
+
+
 def cmd_presets_find(a: argparse.Namespace) -> None:
     import numpy as np
 
@@ -371,6 +415,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     v.add_argument("--model", help="ONNX model to evaluate (omit for the real-data reference row only)")
     v.add_argument("--per-pitch", type=int, default=8, help="random latents per pitch")
     v.add_argument("--real-notes", type=int, default=1000, help="held-out real notes in the reference row")
+    v.add_argument("--presets", help="preset directory to evaluate a row each for (default: the shipped presets/)")
     v.add_argument("--json", help="also write the rows as JSON")
     v.set_defaults(func=cmd_eval)
 
@@ -419,6 +464,20 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pf.add_argument("--min-probability", type=float, default=0.3,
                     help="write a family's preset only if the classifier gives it at least this probability")
     pf.set_defaults(func=cmd_presets_find)
+    pc = pr_sub.add_parser("curve", help="classifier family probabilities along the slerp between two presets")
+    pc.add_argument("start", help="preset name")
+    pc.add_argument("end", help="preset name")
+    pc.add_argument("--data", default=str(DEFAULT_DATA), help="note set the classifier is trained on")
+    pc.add_argument("--model", help="ONNX model (default: the shipped one)")
+    pc.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pc.add_argument("--steps", type=int, default=11)
+    pc.add_argument("--json", help="also write the curve as JSON")
+    pc.set_defaults(func=cmd_presets_curve)
+    pp = pr_sub.add_parser("pictures", help="spectrogram pictures of every preset across the keyboard")
+    pp.add_argument("--model", help="ONNX model (default: the shipped one)")
+    pp.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pp.add_argument("--out", required=True, help="folder for the PNG files")
+    pp.set_defaults(func=cmd_presets_pictures)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")
     pls.add_argument("--presets", help="preset directory (default: the shipped presets/)")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from synth.model import evaluate as E
 
@@ -72,3 +73,51 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
                             str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
                            capture_output=True, text=True)
     assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite
+
+
+def test_sound_checks_catch_dc_clipping_missing_attack_and_ringing():
+    t = np.arange(64000) / 16000
+    env = np.clip(t / 0.01, 0, 1) * np.where(t < 3.0, 1.0, np.exp(-(t - 3.0) * 30))
+    good = 0.5 * np.sin(2 * np.pi * 220 * t) * env
+    late = 0.5 * np.sin(2 * np.pi * 220 * t) * np.clip((t - 0.5) / 0.5, 0, 1) * (t < 3.5)
+    ringing = 0.5 * np.sin(2 * np.pi * 220 * t) * np.clip(t / 0.01, 0, 1)
+    audio = np.stack([good, good + 0.1, np.clip(good * 4, -1, 1), late, ringing]).astype(np.float32)
+    checks = {k: v * 5 for k, v in E.sound_checks(audio).items()}  # number of the five notes that pass
+    assert checks == {"no_dc": 4, "no_clipping": 4, "attack": 4, "decays": 3}
+
+
+def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_model, tmp_path):
+    from synth.engine.latent import Preset, save_preset
+
+    presets = tmp_path / "presets"
+    save_preset(Preset("Zero", np.zeros(16, np.float32)), presets)
+    out = tmp_path / "eval.json"
+    proc = subprocess.run([sys.executable, "-m", "synth", "eval", "--data", str(tiny_notes), "--model",
+                           str(tiny_model), "--per-pitch", "1", "--presets", str(presets), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    real, gen, zero = json.loads(out.read_text())
+    assert zero["set"] == "preset Zero" and zero["notes"] == 61
+    assert 1 <= gen["families_of_256_z"] <= 16
+    assert f"{gen['families_of_256_z']} distinct classifier families among 256 random latents" in proc.stdout
+
+
+def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
+    from PIL import Image
+
+    from synth.engine.latent import Preset
+    from synth.model.timbre_map import slerp_curve, spectrogram_picture
+
+    a, b = Preset("A", np.full(8, -3.0, np.float32)), Preset("B", np.full(8, 3.0, np.float32))
+    curve = slerp_curve(tiny_notes, tone_model, a, b, steps=5)
+    probs = np.asarray(curve["probabilities"])
+    assert probs.shape == (5, len(curve["families"])) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    assert curve["max_step"] == pytest.approx(np.abs(np.diff(probs, axis=0)).max(), abs=1e-3)
+    spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
+    img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
+    half = (img.shape[1] - 4) // 2
+    # the tone's fundamental: MIDI 72 sits two octaves above MIDI 48 (rows count down from 8 kHz)
+    row48 = img.shape[0] - 1 - int(round(130.8 / 8000 * 512))
+    row72 = img.shape[0] - 1 - int(round(523.3 / 8000 * 512))
+    assert img[row48 - 1:row48 + 2, 20:half - 20].mean() > 200 and img[row72 - 1:row72 + 2, 20:half - 20].mean() < 150
+    assert img[row72 - 1:row72 + 2, half + 24:-20].mean() > 200

@@ -200,6 +200,18 @@ def cents_error(audio: np.ndarray, pitches: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(err), err, np.inf)
 
 
+def sound_checks(audio: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
+    """Fractions of notes that pass each check: DC under 0.01, no sample at full scale, an attack (10 % of the peak
+    reached within 50 ms), and a release that ends in silence (last 100 ms at least 60 dB under the peak)."""
+    peak = np.abs(audio).max(axis=1) + 1e-12
+    onset = np.argmax(np.abs(audio) >= 0.1 * peak[:, None], axis=1) / sr
+    tail = np.sqrt(np.mean(np.square(audio[:, -sr // 10:]), axis=1))
+    return {"no_dc": float((np.abs(audio.mean(axis=1)) < 0.01).mean()),
+            "no_clipping": float((peak < 0.999).mean()),
+            "attack": float((onset <= 0.05).mean()),
+            "decays": float((tail <= peak * 10 ** (-60 / 20)).mean())}
+
+
 def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifier, ref_feats: np.ndarray,
           centres: np.ndarray) -> dict:
     """One row of the evaluation table."""
@@ -209,7 +221,7 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
             "pitch_accuracy": float((pp.argmax(1) == pitches - PITCH_MIN).mean()),
             "fid": fid(feats, ref_feats), "ndb_over_k": ndb(ref_feats, feats, centres),
             "median_cents_error": float(np.median(cents)), "within_50_cents": float((cents <= 50).mean()),
-            "families": int(len(np.unique(pf.argmax(1))))}
+            "families": int(len(np.unique(pf.argmax(1))))} | sound_checks(audio)
 
 
 def generated_notes(model_path: str | os.PathLike, per_pitch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -223,9 +235,30 @@ def generated_notes(model_path: str | os.PathLike, per_pitch: int, seed: int = 0
     return audio, pitches
 
 
+def preset_notes(model_path: str | os.PathLike, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One latent rendered at every pitch of the model."""
+    from synth.runtime.model import NoteModel
+
+    m = NoteModel(model_path)
+    pitches = np.arange(m.info.pitch_min, m.info.pitch_max + 1)
+    zs = np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0)
+    return np.concatenate([m.render(zs[i:i + 32], pitches[i:i + 32]) for i in range(0, len(zs), 32)]), pitches
+
+
+def random_z_families(model_path: str | os.PathLike, clf: NoteClassifier, n: int = 256, seed: int = 5) -> int:
+    """Distinct families the classifier gives n random latents (mean probabilities over MIDI 48/60/72): 1 = collapse."""
+    from synth.model.timbre_map import family_probabilities
+    from synth.runtime.model import NoteModel
+
+    m = NoteModel(model_path)
+    z = np.random.default_rng(seed).standard_normal((n, m.info.z_dim)).astype(np.float32)
+    return int(len(np.unique(family_probabilities(m, clf, z).argmax(1))))
+
+
 def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pitch: int = 8, real_limit: int = 1000,
-             k: int = 20, progress: bool = True) -> list[dict]:
-    """Reference row (real held-out notes) and, given a model, the generated row."""
+             k: int = 20, progress: bool = True, presets: list | None = None) -> list[dict]:
+    """Reference row (real held-out notes) and, given a model, the generated row (random latents, with the number
+    of families among 256 random latents) and a row per preset (all 61 pitches)."""
     clf = train_classifier(Path(data_dir), progress=progress)
     ref = dataset.load(data_dir, "train", limit=2000, seed=1)
     ref_feats = classify(clf, ref.audio)[0]
@@ -234,13 +267,21 @@ def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pi
     rows = [score("real held-out", dataset.NoteSet.to_float(test.audio), test.pitch, clf, ref_feats, centres)]
     if model_path is not None:
         audio, pitches = generated_notes(model_path, per_pitch)
-        rows.append(score(f"generated ({Path(model_path).name})", audio, pitches, clf, ref_feats, centres))
+        row = score(f"generated ({Path(model_path).name})", audio, pitches, clf, ref_feats, centres)
+        row["families_of_256_z"] = random_z_families(model_path, clf)
+        rows.append(row)
+        for preset in presets or []:
+            audio, pitches = preset_notes(model_path, preset.z)
+            rows.append(score(f"preset {preset.name}", audio, pitches, clf, ref_feats, centres))
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    cols = ("set", "notes", "pitch_accuracy", "fid", "ndb_over_k", "median_cents_error", "within_50_cents", "families")
-    head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families")
+    cols = ("set", "notes", "pitch_accuracy", "fid", "ndb_over_k", "median_cents_error", "within_50_cents", "families",
+            "no_dc", "no_clipping", "attack", "decays")
+    head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families", "no DC", "no clip",
+            "attack", "decays")
+    rows = [{c: r.get(c, "–") for c in cols} for r in rows]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)  # noqa: E731
     table = [head] + [tuple(fmt(r[c]) for c in cols) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]

@@ -84,8 +84,10 @@ def model_card(name: str, training: dict, metrics: list[dict]) -> str:
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
         f"{training['train_seconds'] / 60:.0f} min on {training['hardware']} |",
         "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",
-        "```", "",
+        "```", ""] + [f"{r['set']}: {r['families_of_256_z']} distinct classifier families among 256 random latents."
+                      for r in metrics if "families_of_256_z" in r] + ["",
         "PA: the evaluation classifier's pitch accuracy. FID and NDB/K: on that classifier's 128-d features against "
         "real training notes. Cents: YIN f0 over 0.1-1.0 s versus the asked pitch. Families: distinct GM families "
-        "the classifier assigns.", ""]
+        "the classifier assigns. No DC / no clip / attack / decays: fractions of notes with |mean| < 0.01, peak "
+        "under full scale, 10 % of the peak within 50 ms, and the last 100 ms 60 dB under the peak.", ""]
     return "\n".join(lines)

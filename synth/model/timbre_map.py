@@ -51,3 +51,58 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
                                                f"{'/'.join(map(str, PITCHES))}; candidate {i} of {candidates}, seed {seed}"),
                     p))
     return out, probs
+
+
+def slerp_curve(data_dir: str | os.PathLike, model_path: str | os.PathLike, a: Preset, b: Preset,
+                steps: int = 11) -> dict:
+    """Classifier family probabilities along slerp(a, b, t), t = 0..1: how smoothly the timbre moves between two
+    presets. `max_step` is the largest change of any family's probability between neighbouring t."""
+    from synth.engine.latent import slerp
+
+    clf = train_classifier(Path(data_dir))
+    model = NoteModel(model_path)
+    t = np.linspace(0.0, 1.0, steps)
+    z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
+    probs = family_probabilities(model, clf, z)
+    return {"from": a.name, "to": b.name, "t": t.tolist(), "families": list(FAMILIES),
+            "probabilities": probs.round(4).tolist(), "max_step": float(np.abs(np.diff(probs, axis=0)).max())}
+
+
+def format_curve(curve: dict, show: int = 4) -> str:
+    """The curve as a table of the families that matter most along it."""
+    probs = np.asarray(curve["probabilities"])
+    top = np.argsort(-probs.max(axis=0))[:show]
+    names = [curve["families"][j] for j in top]
+    lines = [f"slerp {curve['from']} → {curve['to']}: classifier family probabilities (mean over MIDI "
+             f"{'/'.join(map(str, PITCHES))})", "t     " + "  ".join(f"{n:>20s}" for n in names)]
+    for t, row in zip(curve["t"], probs):
+        lines.append(f"{t:4.2f}  " + "  ".join(f"{row[j]:20.3f}" for j in top))
+    lines.append(f"largest change between neighbouring steps: {curve['max_step']:.3f}")
+    return "\n".join(lines)
+
+
+def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
+                        pitches: tuple[int, ...] = (36, 48, 60, 72, 84)) -> None:
+    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 8 kHz, 4 s each) side by side across
+    the keyboard, loudest white; written atomically."""
+    from PIL import Image, ImageDraw
+
+    model = NoteModel(model_path)
+    audio = model.render(np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0), list(pitches))
+    n_fft, hop = 1024, 256
+    window = np.hanning(n_fft)
+    panels = []
+    for note in audio:
+        frames = np.lib.stride_tricks.sliding_window_view(note, n_fft)[::hop] * window
+        mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) + 1e-9)
+        mag = np.clip((mag - mag.max() + 80) / 80, 0, 1)  # 80 dB of range
+        panels.append((mag.T[::-1] * 255).astype(np.uint8))
+    gap = np.zeros((panels[0].shape[0], 4), np.uint8)
+    img = Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for k, pitch in enumerate(pitches):
+        draw.text((k * (panels[0].shape[1] + 4) + 4, 4), f"{preset.name} MIDI {pitch}", fill=(126, 224, 195))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
