@@ -69,13 +69,8 @@ def test_phrase_over_jack_midi_and_audio(jack_server, tone_model):
             proc.kill()
 
     audio = recording[:where[0]]
-    loud = np.abs(audio) > 1e-3
-    onsets = []
-    for k in range(len(PHRASE)):  # each note follows silence: its onset is the first loud sample after the last
-        begin = onsets[-1] + int(0.4 * RATE) if onsets else 0
-        onsets.append(begin + int(np.argmax(loud[begin:])))
-        assert loud[begin:].any(), f"note {k} never sounded"
-    played = (np.array(onsets) - onsets[0]) / RATE
+    onsets = phrase_onsets(audio, len(PHRASE)) * RATE
+    played = (onsets - onsets[0]) / RATE
     asked = np.array(sent) - sent[0]
     print("onset error ms:", np.round((played - asked) * 1000, 1))
     assert np.max(np.abs(played - asked)) < 0.010, (played - asked)
@@ -135,22 +130,42 @@ def test_hardware_port_that_disappears_is_reopened_without_stopping_audio(jack_s
             proc.kill()
 
 
-def test_jack_client_has_a_stable_name_and_connect_wires_it_to_a_daw(jack_server, tone_model):
-    """`--connect` routes our outputs to another JACK client's inputs (here a stand-in for a DAW's track) and
-    nowhere else; the audio arrives there."""
+def phrase_onsets(audio, notes):
+    """Onset (s) of each note of a phrase whose notes follow silence: the first loud sample after the last."""
+    loud = np.abs(audio) > 1e-3
+    onsets = []
+    for k in range(notes):
+        begin = onsets[-1] + int(0.4 * RATE) if onsets else 0
+        assert loud[begin:].any(), f"note {k} never sounded"
+        onsets.append(begin + int(np.argmax(loud[begin:])))
+    return np.array(onsets) / RATE
+
+
+def test_connect_routes_into_a_daw_recorder_and_matches_the_offline_render(jack_server, tone_model, tmp_path):
+    """`--connect` wires our stably named JACK client to another client's inputs (a stand-in for a DAW track) and
+    nowhere else; what that client records matches the offline render of the same phrase."""
+    import mido
+
+    from synth.engine.offline import render_midi
+    from synth.runtime.model import NoteModel
+
     daw = jack.Client("FakeDAW", no_start_server=True)
     ins = [daw.inports.register(f"audio_in_{i}") for i in (1, 2)]
-    heard = np.zeros(2)
+    take = np.zeros((RATE * 8, 2), dtype=np.float32)
+    where = [0]
 
     @daw.set_process_callback
     def process(frames):
-        for k, port in enumerate(ins):
-            heard[k] = max(heard[k], float(np.abs(port.get_array()).max()))
+        i = where[0]
+        if i + frames <= len(take):
+            take[i:i + frames, 0] = ins[0].get_array()
+            take[i:i + frames, 1] = ins[1].get_array()
+            where[0] = i + frames
 
     daw.activate()
     proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(tone_model), "--host-api", "jack",
-                             "--midi-api", "jack", "--connect", "FakeDAW:audio_in", "--seconds", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--midi-api", "jack", "--release", "0.05", "--connect", "FakeDAW:audio_in",
+                             "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out = lines_of(proc)
         assert "JACK: GANSynth Live Audio:out_0 -> FakeDAW:audio_in_1" in wait_for(out, "JACK:")
@@ -161,10 +176,15 @@ def test_jack_client_has_a_stable_name_and_connect_wires_it_to_a_daw(jack_server
                                                                                ["FakeDAW:audio_in_2"]]
         midi = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
         midi.open_port([i for i, n in enumerate(midi.get_ports()) if "GANSynth Live" in n][0])
-        midi.send_message([0x90, 69, 100])
+        time.sleep(0.3)
+        events = sorted([(t, [0x90, p, 100]) for t, p in PHRASE] + [(t + NOTE_SECONDS, [0x80, p, 0]) for t, p in PHRASE])
+        start = time.perf_counter() + 0.2
+        for t, msg in events:
+            while time.perf_counter() < start + t:
+                time.sleep(0.0002)
+            midi.send_message(msg)
         time.sleep(0.5)
         midi.close_port()
-        assert (heard > 0.05).all(), heard
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -172,6 +192,26 @@ def test_jack_client_has_a_stable_name_and_connect_wires_it_to_a_daw(jack_server
         daw.close()
         if proc.poll() is None:
             proc.kill()
+
+    song = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    song.tracks.append(track)
+    now = 0
+    for t, msg in events:  # 120 bpm: 960 ticks a second
+        tick = round(t * 960)
+        track.append(mido.Message.from_bytes(msg, time=tick - now))
+        now = tick
+    song.save(tmp_path / "phrase.mid")
+    offline = render_midi(tmp_path / "phrase.mid", NoteModel(tone_model), [], rate=RATE, release=0.05).audio
+
+    recorded = take[:where[0]]
+    assert np.array_equal(recorded[:, 0], recorded[:, 1])
+    live_on, off_on = phrase_onsets(recorded[:, 0], len(PHRASE)), phrase_onsets(offline, len(PHRASE))
+    error = (live_on - live_on[0]) - (off_on - off_on[0])
+    print("onset error against the offline render, ms:", np.round(error * 1000, 1))
+    assert np.max(np.abs(error)) < 0.010
+    for (_, pitch), a, b in zip(PHRASE, live_on, off_on):
+        assert abs(cents(recorded[:, 0], RATE, a - 0.02, pitch) - cents(offline, RATE, b - 0.02, pitch)) < 50
 
 
 def test_connect_to_a_missing_port_and_devices_marks_jack_as_virtual(jack_server, tone_model):
