@@ -57,7 +57,17 @@ def cmd_export(a: argparse.Namespace) -> None:
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
     data = Path(facts["data_dir"]) / "build.json"
     summary = json.loads(data.read_text()) if data.exists() else {}
-    training = {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"),
+    meta = Path(facts["data_dir"]) / "metadata.csv"
+    labels = {}
+    if meta.exists():
+        import csv
+
+        with open(meta, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for key, plural in (("program", "programs"), ("pitch", "pitches"), ("velocity", "velocities")):
+            values = sorted({int(r[key]) for r in rows})
+            labels[plural] = f"{len(values)} ({values[0]}–{values[-1]})" if len(values) > 3 else ", ".join(map(str, values))
+    training = {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"), "labels": labels,
                 "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
                 "batch": facts["batch"],
                 "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
@@ -65,7 +75,19 @@ def cmd_export(a: argparse.Namespace) -> None:
     export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
     print(f"wrote {a.out}")
     if a.card:
-        Path(a.card).write_text(model_card(Path(a.out).name, training, metrics))
+        from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
+
+        try:
+            presets = load_presets(facts["net"]["z_dim"], a.presets or PRESETS_DIR)
+        except PresetError:
+            presets = []
+        curve = json.loads(Path(a.curve).read_text()) if a.curve else None
+        pictures = sorted(Path(a.pictures).glob("*.png")) if a.pictures else []
+        card = Path(a.card)
+        pictures = [os.path.relpath(p, card.parent) for p in pictures]
+        tmp = card.with_name(f".{card.name}.part")
+        tmp.write_text(model_card(Path(a.out).name, training, metrics, presets, curve, pictures))
+        os.replace(tmp, card)
         print(f"wrote {a.card}")
 
 
@@ -408,6 +430,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
+    e.add_argument("--presets", help="presets to list in the card (default: the shipped presets/)")
+    e.add_argument("--curve", help="JSON from 'presets curve --json', shown in the card")
+    e.add_argument("--pictures", help="folder of PNGs from 'presets pictures', linked from the card")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("eval", help="PA, FID, NDB and a YIN pitch check: real held-out notes vs a model")

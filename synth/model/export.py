@@ -67,8 +67,10 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
     os.replace(tmp, path)
 
 
-def model_card(name: str, training: dict, metrics: list[dict]) -> str:
-    """Markdown model card built from the checkpoint's facts and the measured eval rows."""
+def model_card(name: str, training: dict, metrics: list[dict], presets: list | None = None,
+               curve: dict | None = None, pictures: list[str] | None = None) -> str:
+    """Markdown model card built from the checkpoint's facts, the measured eval rows, the presets (with the
+    classifier scores `presets find` stored in them), a slerp curve and spectrogram pictures."""
     from synth.model.evaluate import format_table
 
     net = training["net"]
@@ -77,7 +79,8 @@ def model_card(name: str, training: dict, metrics: list[dict]) -> str:
         "GANSynth-style generator G(z, pitch) exported by `gansynth-live export` with the inverse STFT in the graph.",
         "", "| | |", "|---|---|",
         f"| data | NSynth-like notes rendered by FluidSynth from {', '.join(training['soundfonts'] or [])}; "
-        f"{training['dataset_notes']} notes built, {training['train_notes']} in the training split |",
+        f"{training['dataset_notes']} notes built, {training['train_notes']} in the training split; "
+        + "; ".join(f"{k} {v}" for k, v in training.get("labels", {}).items()) + " |",
         f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
         f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {net['channels']}, "
         f"z {net['z_dim']}-d + 61-way pitch one-hot |",
@@ -90,4 +93,15 @@ def model_card(name: str, training: dict, metrics: list[dict]) -> str:
         "real training notes. Cents: YIN f0 over 0.1-1.0 s versus the asked pitch. Families: distinct GM families "
         "the classifier assigns. No DC / no clip / attack / decays: fractions of notes with |mean| < 0.01, peak "
         "under full scale, 10 % of the peak within 50 ms, and the last 100 ms 60 dB under the peak.", ""]
+    if presets:
+        lines += ["## Presets (`gansynth-live presets find`)", "", "| preset | family | how it was checked |",
+                  "|---|---|---|"] + [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
+    if curve:
+        from synth.model.timbre_map import format_curve
+
+        lines += ["## Interpolation (`gansynth-live presets curve`)", "", "```", format_curve(curve), "```", ""]
+    if pictures:
+        lines += ["## Spectrograms (`gansynth-live presets pictures`)", "",
+                  "Log magnitude, 0–8 kHz, 4 s per note, MIDI 36/48/60/72/84 left to right.", ""]
+        lines += [f"![{Path(p).stem}]({p})" for p in pictures] + [""]
     return "\n".join(lines)
