@@ -24,7 +24,7 @@ CHORD = [48, 55, 60, 64, 67, 72, 76, 79]
 def build_window(a: argparse.Namespace) -> MainWindow:
     config = Path(a.config) if a.config else config_dir()
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
-    inst = Instrument(model, user_presets=config / "presets")
+    inst = Instrument(model, user_presets=config / "presets", provider=a.provider)
     return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
 
 
@@ -52,7 +52,8 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
     timer = QTimer(win)
 
     def check() -> None:
-        if win.inst.engine.renderer.complete() or time.monotonic() > end:
+        st = win.inst.status()
+        if st["bank_ready"] == st["bank_size"] or time.monotonic() > end:
             timer.stop()
             win.refresh_status()
             QTimer.singleShot(300, then)
@@ -79,15 +80,15 @@ class DragBench:
         self.win, self.seconds, self.app = win, seconds, app
         self.ticks: list[float] = []
         self.handler: list[float] = []
+        self.per_second: list[int] = []  # underrun count at each whole second
         self.timer = QTimer(win)
         self.timer.timeout.connect(self.tick)
 
     def start(self) -> None:
         for pitch in CHORD:
-            self.win.inst.engine.note_on(pitch, 90)
-        audio = self.win.inst.audio
-        self.underruns0 = audio.underruns if audio else 0
-        self.late0 = audio.late_blocks if audio else 0
+            self.win.inst.note_on(pitch, 90)
+        st = self.win.inst.status()
+        self.underruns0, self.late0 = st["underruns"], st["late_blocks"]
         self.t0 = time.perf_counter()
         self.timer.start(16)
 
@@ -98,6 +99,8 @@ class DragBench:
         self.win.pad.set_position(0.5 + 0.45 * math.cos(t), 0.5 + 0.45 * math.sin(1.3 * t))
         self.win.pad.repaint()  # paint now, inside the measured handler
         self.handler.append(time.perf_counter() - now)
+        if int(t) > len(self.per_second):
+            self.per_second.append(self.win.inst.status()["underruns"])
         if t >= self.seconds:
             self.timer.stop()
             self.report()
@@ -106,17 +109,21 @@ class DragBench:
     def report(self) -> None:
         gaps = np.diff(self.ticks) * 1000
         handler = np.array(self.handler) * 1000
-        audio = self.win.inst.audio
         st = self.win.inst.status()
         print(f"drag bench: {len(self.ticks)} pad moves in {self.seconds:.0f} s with {len(CHORD)} notes held")
         print(f"GUI frame interval ms: p50 {np.percentile(gaps, 50):.1f}  p99 {np.percentile(gaps, 99):.1f}  "
               f"max {gaps.max():.1f} (timer asks 16)")
         print(f"GUI handler (morph + post timbre + paint) ms: p50 {np.percentile(handler, 50):.2f}  "
               f"p99 {np.percentile(handler, 99):.2f}  max {handler.max():.2f}")
-        if audio is None:
+        if st["audio"] is None:
             print(f"audio: off ({self.win.inst.audio_error})")
         else:
-            print(f"audio: {audio.device_name}; underruns during the drag {audio.underruns - self.underruns0} "
-                  f"({audio.late_blocks - self.late0} of them blocks the effects stage had not made in time); "
+            print(f"audio (its own process): {st['audio']}; underruns during the drag "
+                  f"{st['underruns'] - self.underruns0} ({st['late_blocks'] - self.late0} of them blocks the "
+                  "effects stage had not made in time); "
                   f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
                   f"bank {st['bank_ready']}/{st['bank_size']}")
+            counts = np.diff([self.underruns0] + self.per_second)
+            if counts.any():
+                print("seconds with underruns (second: count): " +
+                      ", ".join(f"{i}: {c}" for i, c in enumerate(counts) if c))

@@ -8,7 +8,8 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                              QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from synth.engine.effects import BUILTINS, EffectError, EffectsChain, builtin, load_plugin
+from synth.engine.effects import BUILTINS, EffectError
+from synth.engine.sound_process import RemoteChain
 
 STEPS = 1000
 
@@ -18,9 +19,9 @@ class EffectsPanel(QWidget):
     learn_requested = pyqtSignal(str)   # "fx:<uid>:<parameter>"
     error = pyqtSignal(str)
 
-    def __init__(self, chain: Callable[[], EffectsChain], parent: QWidget | None = None) -> None:
+    def __init__(self, chain: Callable[[], RemoteChain | None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.chain = chain  # a getter: the instrument may replace its chain when the sample rate changes
+        self._chain = chain  # a getter: the chain of the sound process running now (None while it is down)
         self.sliders: dict[str, QSlider] = {}
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._show_parameters)
@@ -28,7 +29,7 @@ class EffectsPanel(QWidget):
         add = QPushButton("Add ▾")
         menu = QMenu(add)
         for kind in BUILTINS:
-            menu.addAction(kind.capitalize(), lambda k=kind: self.add(builtin(k)))
+            menu.addAction(kind.capitalize(), lambda k=kind: self.add_builtin(k))
         add.setMenu(menu)
         plugin = QPushButton("Load plugin…")
         plugin.clicked.connect(self._ask_plugin)
@@ -46,7 +47,16 @@ class EffectsPanel(QWidget):
         layout.addLayout(self.params)
         self.refresh()
 
+    def chain(self) -> RemoteChain:
+        chain = self._chain()
+        if chain is None:
+            raise EffectError("the sound is not running")
+        return chain
+
     def refresh(self, select: int | None = None) -> None:
+        if self._chain() is None:
+            self.list.clear()
+            return
         self.list.blockSignals(True)
         self.list.clear()
         for fx in self.chain().effects:
@@ -60,45 +70,43 @@ class EffectsPanel(QWidget):
         self.list.setCurrentRow(row)
         self._show_parameters(row)
 
-    def add(self, fx) -> None:
-        self.chain().add(fx)
-        self.refresh(len(self.chain()) - 1)
+    def add_builtin(self, kind: str, **params: float) -> None:
+        self._edit(lambda: self.chain().add_builtin(kind, **params), select=-1)
+
+    def _edit(self, action, select: int | None = None) -> None:
+        try:
+            action()
+        except EffectError as e:
+            self.error.emit(str(e))
+            return
+        self.refresh(len(self.chain()) - 1 if select == -1 else select)
         self.changed.emit()
 
     def _ask_plugin(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a VST3 or AU plugin", "",
                                               "Plugins (*.vst3 *.component);;All files (*)")
-        if not path:
-            return
-        try:
-            self.add(load_plugin(path))
-        except EffectError as e:
-            self.error.emit(str(e))
+        if path:
+            self._edit(lambda: self.chain().add_plugin(path), select=-1)
 
     def _move(self, step: int) -> None:
         row = self.list.currentRow()
-        if row < 0 or not 0 <= row + step < len(self.chain()):
-            return
-        self.chain().move(row, row + step)
-        self.refresh(row + step)
-        self.changed.emit()
+        if row >= 0 and 0 <= row + step < self.list.count():
+            self._edit(lambda: self.chain().move(row, row + step), select=row + step)
 
     def _remove(self) -> None:
         row = self.list.currentRow()
         if row >= 0:
-            self.chain().remove(row)
-            self.refresh()
-            self.changed.emit()
+            self._edit(lambda: self.chain().remove(row))
 
     def _bypass_changed(self, item: QListWidgetItem) -> None:
-        self.chain().set_bypass(self.list.row(item), item.checkState() != Qt.CheckState.Checked)
-        self.changed.emit()
+        row, on = self.list.row(item), item.checkState() != Qt.CheckState.Checked
+        self._edit(lambda: self.chain().set_bypass(row, on), select=row)
 
     def _show_parameters(self, row: int) -> None:
         while self.params.rowCount():
             self.params.removeRow(0)
         self.sliders.clear()
-        if not 0 <= row < len(self.chain()):
+        if self._chain() is None or not 0 <= row < len(self.chain()):
             return
         fx = self.chain().effects[row]
         for name, (value, lo, hi) in fx.parameters().items():
@@ -127,13 +135,19 @@ class EffectsPanel(QWidget):
         index = self.chain().find(uid)
         if index is None:
             return
-        self.chain().set(index, name, value)
+        try:
+            self.chain().set(index, name, value)
+        except EffectError as e:
+            self.error.emit(str(e))
+            return
         label.setText(f"{value:.3g}")
         self.changed.emit()
 
     def set_control(self, control: str, value01: float) -> bool:
         """Drive a parameter from a MIDI CC (0..1); False if the control's effect is gone."""
         _, uid, name = control.split(":", 2)
+        if self._chain() is None:
+            return False
         index = self.chain().find(uid)
         if index is None:
             return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeyEvent
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                              QInputDialog, QLabel, QListWidget, QMainWindow, QMenu, QMessageBox, QPushButton, QSlider,
@@ -19,15 +19,9 @@ from gui.instrument import Devices, Instrument
 from gui.keyboard import Keyboard, computer_key_pitch
 from gui.morph_pad import MorphPad
 from gui.session import Session, load_session, save_session
-from synth.engine.effects import EffectError, EffectsChain
 from synth.engine.latent import PresetError
 
 CORNERS = ("Top left", "Top right", "Bottom left", "Bottom right")
-
-
-class MidiBridge(QObject):
-    """Carries controller messages from the MIDI thread into the GUI thread (a queued signal)."""
-    cc = pyqtSignal(int, int, int)
 
 
 class MainWindow(QMainWindow):
@@ -35,9 +29,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.inst = instrument
         self.session_path = session_path
-        self.bridge = MidiBridge()
-        self.bridge.cc.connect(self.on_cc)
-        instrument.on_cc = self.bridge.cc.emit
         self.learning: str | None = None
         self.mappings: dict[str, tuple[int, int]] = {}
         self.octave = 0
@@ -52,11 +43,12 @@ class MainWindow(QMainWindow):
         instrument.apply(Devices.from_dict(session.devices) if session.devices else instrument.devices, audio, midi)
         self.effects.refresh()
         self._show_device_errors()
+        self.inst.set_master_db(float(self.gain.value()))
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh_status)
         self.timer.start(100)
         self.flusher = QTimer(self, interval=25)
-        self.flusher.timeout.connect(self.inst.flush_timbre)
+        self.flusher.timeout.connect(self.poll)
         self.flusher.start()
 
     # -- layout --------------------------------------------------------------------------------------------------
@@ -131,8 +123,8 @@ class MainWindow(QMainWindow):
         top.addLayout(left, 3)
         top.addLayout(right, 2)
         self.keyboard = Keyboard()
-        self.keyboard.note_on.connect(lambda p, v: self.inst.engine.note_on(p, v))
-        self.keyboard.note_off.connect(lambda p: self.inst.engine.note_off(p))
+        self.keyboard.note_on.connect(self.inst.note_on)
+        self.keyboard.note_off.connect(self.inst.note_off)
         self.velocity = QSpinBox()
         self.velocity.setRange(0, 127)
         self.velocity.setSpecialValueText("by click height")
@@ -213,12 +205,7 @@ class MainWindow(QMainWindow):
         self.snap.setChecked(s.snap)
         self.gain.setValue(int(round(s.master_db)))
         self.velocity.setValue(s.velocity)
-        if s.effects:
-            try:
-                self.inst.chain = EffectsChain.from_list(self.inst.devices.rate, s.effects)
-            except EffectError as e:
-                self.report(f"saved effects not restored: {e}")
-        self.effects.refresh()
+        self.inst.saved_effects = list(s.effects)
         devices = Devices.from_dict(s.devices) if s.devices else self.inst.devices
         self._select(self.audio_box, devices.audio_out)
         self._select(self.rate_box, devices.rate)
@@ -238,7 +225,8 @@ class MainWindow(QMainWindow):
     def session(self) -> Session:
         return Session(corners=[c.name for c in self.inst.corners], position=[self.pad.x, self.pad.y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
-                       effects=self.inst.chain.to_list(), devices=self.inst.devices.to_dict(),
+                       effects=self.inst.chain.to_list() if self.inst.chain else self.inst.saved_effects,
+                       devices=self.inst.devices.to_dict(),
                        mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value())
 
     def schedule_save(self) -> None:
@@ -316,7 +304,7 @@ class MainWindow(QMainWindow):
             try:
                 self.inst.start_recording(path, overwrite=True)  # the dialog already asked about replacing
                 self.record_btn.setText("■ Stop")
-            except (OSError, ValueError) as e:
+            except ValueError as e:
                 self.report(str(e))
                 self.record_btn.setChecked(False)
         else:
@@ -335,7 +323,7 @@ class MainWindow(QMainWindow):
         self.schedule_save()
 
     def _show_device_errors(self) -> None:
-        for problem in (self.inst.audio_error, self.inst.midi_error):
+        for problem in (self.inst.audio_error, self.inst.midi_error, self.inst.chain_error):
             if problem:
                 self.report(problem)
 
@@ -383,9 +371,18 @@ class MainWindow(QMainWindow):
             self.schedule_save()
 
     # -- live status ---------------------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """25 ms tick: post the pad's latest timbre, act on controller moves and MIDI errors."""
+        self.inst.flush_timbre()
+        for event in self.inst.poll_events():
+            if event[0] == "cc":
+                self.on_cc(*event[1:])
+            elif event[0] == "error":
+                self.report(event[1])
+
     def refresh_status(self) -> None:
         st = self.inst.status()
-        ready, total = self.inst.bank_progress()
+        ready, total = st["bank_ready"], st["bank_size"]
         self.pad.set_progress(ready, total)
         lab = self.status_labels
         lab["audio"].setText(st["audio"] or f"off ({self.inst.audio_error or 'not started'})")
@@ -399,7 +396,7 @@ class MainWindow(QMainWindow):
         lab["midi"].setText(st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
         if st["recording_s"] is not None:
             self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
-        self.keyboard.set_external(set(self.inst.engine.voices.keys_held()) - self.keyboard.pressed)
+        self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------
     def keyPressEvent(self, e: QKeyEvent) -> None:
