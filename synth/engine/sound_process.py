@@ -134,7 +134,9 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
             else:
                 try:
                     commands.send(("ok", calls[kind](*msg[1:])))
-                except (OSError, ValueError, IndexError) as e:
+                except KeyError:
+                    commands.send(("error", f"the sound process has no command '{kind}'"))
+                except (OSError, ValueError, IndexError, TypeError) as e:
                     commands.send(("error", str(e)))
     except EOFError:  # the front end went away
         pass
