@@ -90,7 +90,8 @@ class Instrument:
 
     def stop(self) -> None:
         if self.sound is not None:
-            self.saved_effects = self.chain.to_list() if self.chain else self.saved_effects
+            if self.chain and not self.chain_error:
+                self.saved_effects = self.chain.to_list()
             self.sound.close()
             self.sound, self.chain = None, None
 

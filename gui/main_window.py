@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.effects = EffectsPanel(lambda: self.inst.chain)
         self.effects.changed.connect(self.schedule_save)
+        self.effects.changed.connect(lambda: setattr(self.inst, "chain_error", None))  # edited: save what plays
         self.effects.learn_requested.connect(self.learn)
         self.effects.error.connect(self.report)
         self.tabs.addTab(self.effects, "Effects")
@@ -225,7 +226,8 @@ class MainWindow(QMainWindow):
     def session(self) -> Session:
         return Session(corners=[c.name for c in self.inst.corners], position=[self.pad.x, self.pad.y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
-                       effects=self.inst.chain.to_list() if self.inst.chain else self.inst.saved_effects,
+                       effects=(self.inst.chain.to_list() if self.inst.chain and not self.inst.chain_error
+                                else self.inst.saved_effects),  # a chain that failed to load is kept as saved
                        devices=self.inst.devices.to_dict(),
                        mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value())
 

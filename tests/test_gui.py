@@ -147,3 +147,14 @@ def test_save_current_as_preset_never_overwrites_silently(open_window, tmp_path,
     assert win.save_current_preset("My Pad", overwrite=False) is None
     assert "already exists" in capsys.readouterr().out
     assert json.loads(path.read_text())["z"] == saved["z"]
+
+
+def test_a_saved_effect_that_no_longer_loads_is_reported_and_kept(open_window, tmp_path, capsys):
+    (tmp_path / "session.json").write_text(json.dumps({"effects": [
+        {"kind": "reverb", "params": {"room_size": 0.7}}, {"kind": "plugin", "path": str(tmp_path / "Gone.vst3")}]}))
+    win = open_window()
+    assert "saved effects not restored: no plugin at" in capsys.readouterr().out
+    assert len(win.inst.chain) == 0  # the sound runs without them
+    win.close()
+    kept = json.loads((tmp_path / "session.json").read_text())["effects"]
+    assert [e["kind"] for e in kept] == ["reverb", "plugin"]  # nothing the user set up is lost
