@@ -83,25 +83,25 @@ def format_curve(curve: dict, show: int = 4) -> str:
 
 def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
                         pitches: tuple[int, ...] = (36, 48, 60, 72, 84)) -> None:
-    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 8 kHz, 4 s each) side by side across
-    the keyboard, loudest white; written atomically."""
+    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 8 kHz in 256 rows, 4 s each) side by
+    side across the keyboard, loudest white; written atomically."""
     from PIL import Image, ImageDraw
 
     model = NoteModel(model_path)
     audio = model.render(np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0), list(pitches))
-    n_fft, hop = 1024, 256
+    n_fft, hop = 1024, 512
     window = np.hanning(n_fft)
     panels = []
     for note in audio:
         frames = np.lib.stride_tricks.sliding_window_view(note, n_fft)[::hop] * window
         mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) + 1e-9)
-        mag = np.clip((mag - mag.max() + 80) / 80, 0, 1)  # 80 dB of range
+        mag = np.clip((mag - mag.max() + 80) / 80, 0, 1)[:, :512].reshape(len(mag), 256, 2).mean(axis=2)  # 80 dB
         panels.append((mag.T[::-1] * 255).astype(np.uint8))
     gap = np.zeros((panels[0].shape[0], 4), np.uint8)
-    img = Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)).convert("RGB")
+    img = Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1))
     draw = ImageDraw.Draw(img)
     for k, pitch in enumerate(pitches):
-        draw.text((k * (panels[0].shape[1] + 4) + 4, 4), f"{preset.name} MIDI {pitch}", fill=(126, 224, 195))
+        draw.text((k * (panels[0].shape[1] + 4) + 4, 4), f"{preset.name} MIDI {pitch}", fill=255)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
     img.save(tmp, format="PNG")
