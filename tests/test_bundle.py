@@ -30,6 +30,11 @@ def test_bundle_builds_and_runs_without_python(tmp_path):
     assert "65 notes" in render.stdout and "Flutes" in render.stdout  # the bundled presets were found
     audio, rate = sf.read(out)
     assert rate == 48000 and len(audio) > 15 * rate and np.abs(audio).max() > 0.01
+    shot = tmp_path / "window.png"
+    gui = subprocess.run([str(binary), "gui", "--no-audio", "--no-midi", "--config", str(tmp_path / "cfg"),
+                          "--screenshot", str(shot)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env=bare | {"QT_QPA_PLATFORM": "offscreen"})
+    assert gui.returncode == 0 and shot.stat().st_size > 10_000, gui.stderr[-2000:]
 
 
 def test_desktop_entry_is_valid():
