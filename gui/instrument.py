@@ -88,10 +88,18 @@ class Instrument:
         self.chain = RemoteChain(self.sound)
         self._posted = time.monotonic()
 
+    def effects_list(self) -> list[dict]:
+        """The chain as it should be saved: what plays, or the saved chain while that failed to load."""
+        if self.chain is not None and not self.chain_error:
+            try:
+                self.saved_effects = self.chain.to_list()
+            except SoundProcessError:
+                pass
+        return self.saved_effects
+
     def stop(self) -> None:
         if self.sound is not None:
-            if self.chain and not self.chain_error:
-                self.saved_effects = self.chain.to_list()
+            self.effects_list()
             self.sound.close()
             self.sound, self.chain = None, None
 
@@ -162,13 +170,20 @@ class Instrument:
         return self.sound.call("record_start", str(path), overwrite)
 
     def stop_recording(self) -> str | None:
-        return self.sound.call("record_stop") if self.sound else None
+        try:
+            return self.sound.call("record_stop") if self.sound else None
+        except SoundProcessError:  # the recorder died with the process; its part file keeps what was played
+            return None
 
     def status(self) -> dict:
         """The sound process's state (voices, bank, underruns, latency, ...), or a stand-in while it is down."""
-        if self.sound is None:
-            return {"audio": None, "latency_ms": None, "voices": 0, "underruns": 0, "late_blocks": 0,
-                    "callback_p99_us": 0.0, "provider": self.model.provider, "last_bank_s": None, "bank_ready": 0,
-                    "bank_size": self.model.info.pitch_max - self.model.info.pitch_min + 1, "midi": None,
-                    "recording_s": None, "keys_held": [], "pending_events": [], "z": self.z.tolist()}
-        return self.sound.call("status")
+        if self.sound is not None:
+            try:
+                return self.sound.call("status")
+            except SoundProcessError as e:  # it died: say so, keep the window working (Devices → Apply restarts)
+                self.audio_error = str(e)
+                self.sound, self.chain = None, None
+        return {"audio": None, "latency_ms": None, "voices": 0, "underruns": 0, "late_blocks": 0,
+                "callback_p99_us": 0.0, "provider": self.model.provider, "last_bank_s": None, "bank_ready": 0,
+                "bank_size": self.model.info.pitch_max - self.model.info.pitch_min + 1, "midi": None,
+                "recording_s": None, "keys_held": [], "pending_events": [], "z": self.z.tolist()}

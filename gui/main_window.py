@@ -226,8 +226,7 @@ class MainWindow(QMainWindow):
     def session(self) -> Session:
         return Session(corners=[c.name for c in self.inst.corners], position=[self.pad.x, self.pad.y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
-                       effects=(self.inst.chain.to_list() if self.inst.chain and not self.inst.chain_error
-                                else self.inst.saved_effects),  # a chain that failed to load is kept as saved
+                       effects=self.inst.effects_list(),
                        devices=self.inst.devices.to_dict(),
                        mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value())
 

@@ -158,3 +158,17 @@ def test_a_saved_effect_that_no_longer_loads_is_reported_and_kept(open_window, t
     win.close()
     kept = json.loads((tmp_path / "session.json").read_text())["effects"]
     assert [e["kind"] for e in kept] == ["reverb", "plugin"]  # nothing the user set up is lost
+
+
+def test_the_window_survives_its_sound_process_dying(open_window, qtbot, tmp_path):
+    win = open_window()
+    win.effects.add_builtin("delay")
+    win.save_session()
+    win.inst.sound.process.kill()
+    win.inst.sound.process.join()
+    win.keyboard.press(60, 100)  # posting to the dead process is dropped, not raised
+    win.refresh_status()
+    assert win.inst.sound is None and "stopped" in win.inst.audio_error
+    assert win.status_labels["audio"].text().startswith("off (the sound process has stopped")
+    win.close()
+    assert [e["kind"] for e in json.loads((tmp_path / "session.json").read_text())["effects"]] == ["delay"]

@@ -185,27 +185,35 @@ class SoundProcess:
     def pid(self) -> int:
         return int(self.process.pid)
 
-    def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
+    def _post(self, message: tuple) -> None:
+        """One-way message; if the process has died it is dropped (the next `call` reports the death)."""
         with self._lock:
-            self._commands.send(("send", (status, d1, d2)))
+            try:
+                self._commands.send(message)
+            except OSError:  # BrokenPipeError: the sound process is gone
+                pass
+
+    def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
+        self._post(("send", (status, d1, d2)))
 
     def set_timbre(self, z: np.ndarray) -> None:
-        with self._lock:
-            self._commands.send(("timbre", np.asarray(z, np.float32)))
+        self._post(("timbre", np.asarray(z, np.float32)))
 
     def set_gain(self, gain: float) -> None:
-        with self._lock:
-            self._commands.send(("gain", gain))
+        self._post(("gain", gain))
 
     def call(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
         """Ask the sound process and wait for its answer; its errors come back as exceptions."""
         with self._lock:
             if not self.process.is_alive():
-                raise SoundProcessError("the sound process has stopped")
-            self._commands.send((name, *args))
-            if not self._commands.poll(timeout):
-                raise SoundProcessError(f"the sound process did not answer '{name}' in {timeout:.0f} s")
-            kind, value = self._commands.recv()
+                raise SoundProcessError(f"the sound process has stopped (exit code {self.process.exitcode})")
+            try:
+                self._commands.send((name, *args))
+                if not self._commands.poll(timeout):
+                    raise SoundProcessError(f"the sound process did not answer '{name}' in {timeout:.0f} s")
+                kind, value = self._commands.recv()
+            except (OSError, EOFError):
+                raise SoundProcessError("the sound process has stopped") from None
         if kind == "error":
             raise EffectError(value) if name in ("add_builtin", "add_plugin", "remove", "move", "set_bypass",
                                                  "set") else SoundProcessError(value)
@@ -214,8 +222,11 @@ class SoundProcess:
     def events(self) -> list[tuple]:
         """Controller moves and MIDI errors that arrived since the last call (never waits)."""
         out = []
-        while self._events.poll():
-            out.append(self._events.recv())
+        try:
+            while self._events.poll():
+                out.append(self._events.recv())
+        except (OSError, EOFError):  # the process is gone; `call` will say so
+            pass
         return out
 
     def close(self) -> None:
