@@ -136,26 +136,24 @@ class AudioOutput:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
-        if status.output_underflow:
-            self.underruns += 1
         outdata[:] = self.engine.process(frames)[:, None]
         recorder = self.recorder
         if recorder is not None:
             recorder.push(outdata)
-        took = self._perf() - t0
-        self.timings[self.blocks % TIMING_RING] = took
-        if took > self.slowest:
-            self.slowest = took
-        self.blocks += 1
+        self._account(t0, status)
 
     def _staged_callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
-        if status.output_underflow:
-            self.underruns += 1
         got = self.ring.read_into(outdata)
         if got < frames:
             outdata[got:] = 0.0
             self.late_blocks += 1
+            self.underruns += 1
+        self._account(t0, status)
+
+    def _account(self, t0: float, status: object) -> None:
+        """Both callbacks' bookkeeping: the device's underflow flag and how long this block took."""
+        if status.output_underflow:
             self.underruns += 1
         took = self._perf() - t0
         self.timings[self.blocks % TIMING_RING] = took

@@ -226,8 +226,6 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
         return {"seconds": seconds, "blocks": counts["blocks"], "underruns": counts["underruns"],
                 "jack_xruns": xruns[0], "jack_realtime": server.realtime}
     finally:
-        import sounddevice as sd
-
         sd._terminate()
         server.terminate()
         server.wait(timeout=10)

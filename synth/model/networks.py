@@ -51,25 +51,30 @@ class NetConfig:
         return NetConfig(z_dim=int(d["z_dim"]), channels=tuple(int(c) for c in d["channels"]), arch=d.get("arch", "2d"))
 
 
-class EqConv(nn.Conv2d):
-    """Conv with weights ~ N(0, 1) scaled at run time by He's constant (equalized learning rate)."""
+def _equalize(layer: nn.Module, gain: float) -> None:
+    """Equalized learning rate: weights ~ N(0, 1), zero bias, scaled at run time by He's constant."""
+    nn.init.normal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    layer.scale = gain / math.sqrt(layer.weight[0].numel())
+
+
+class _EqConvForward:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.scale, self.bias)
+
+
+class EqConv(_EqConvForward, nn.Conv2d):
+    """2-D conv with equalized learning rate."""
 
     def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], gain: float = math.sqrt(2)) -> None:
         super().__init__(cin, cout, kernel, padding="same", bias=True)
-        nn.init.normal_(self.weight)
-        nn.init.zeros_(self.bias)
-        self.scale = gain / math.sqrt(self.weight[0].numel())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding="same")
+        _equalize(self, gain)
 
 
 class EqLinear(nn.Linear):
     def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2)) -> None:
         super().__init__(cin, cout)
-        nn.init.normal_(self.weight)
-        nn.init.zeros_(self.bias)
-        self.scale = gain / math.sqrt(cin)
+        _equalize(self, gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.scale, self.bias)
@@ -166,17 +171,12 @@ class Discriminator(nn.Module):
         return self.critic(f).squeeze(1), self.pitch(f)
 
 
-class EqConv1d(nn.Conv1d):
+class EqConv1d(_EqConvForward, nn.Conv1d):
     """1-D conv over time with equalized learning rate."""
 
     def __init__(self, cin: int, cout: int, kernel: int, gain: float = math.sqrt(2)) -> None:
         super().__init__(cin, cout, kernel, padding="same", bias=True)
-        nn.init.normal_(self.weight)
-        nn.init.zeros_(self.bias)
-        self.scale = gain / math.sqrt(self.weight[0].numel())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self.weight * self.scale, self.bias, padding="same")
+        _equalize(self, gain)
 
 
 FRAMES, BINS = resolution(6)
