@@ -81,6 +81,7 @@ class DragBench:
         self.ticks: list[float] = []
         self.handler: list[float] = []
         self.per_second: list[int] = []  # underrun count at each whole second
+        self.xruns = None  # the JACK server's own stalls, when the sound goes to JACK
         self.timer = QTimer(win)
         self.timer.timeout.connect(self.tick)
 
@@ -89,7 +90,11 @@ class DragBench:
             self.win.inst.note_on(pitch, 90)
         st = self.win.inst.status()
         self.underruns0, self.late0 = st["underruns"], st["late_blocks"]
-        self.t0 = time.perf_counter()
+        if st["audio"] and "JACK" in st["audio"]:
+            from synth.engine.routing import XrunWatch
+
+            self.xruns = XrunWatch("drag-bench-xruns")
+        self.t0, self.t0_monotonic = time.perf_counter(), time.monotonic()
         self.timer.start(16)
 
     def tick(self) -> None:
@@ -127,3 +132,10 @@ class DragBench:
             if counts.any():
                 print("seconds with underruns (second: count): " +
                       ", ".join(f"{i}: {c}" for i, c in enumerate(counts) if c))
+        if self.xruns is not None:
+            stalls = sorted({int(t - self.t0_monotonic) for t in self.xruns.times if t >= self.t0_monotonic})
+            self.xruns.close()
+            counts = np.diff([self.underruns0] + self.per_second)
+            ours = sum(int(c) for i, c in enumerate(counts) if c and not {i - 1, i, i + 1} & set(stalls))
+            print(f"JACK server xruns during the drag (they stall every client): {len(stalls)} seconds with one "
+                  f"({', '.join(map(str, stalls)) or 'none'}); underruns in no second next to one: {ours}")

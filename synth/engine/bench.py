@@ -17,6 +17,7 @@ from synth.engine.audio import AudioOutput
 from synth.engine.bank import BankRenderer
 from synth.engine.engine import Engine
 from synth.engine.realtime import ordinary_thread, promote_thread
+from synth.engine.routing import XrunWatch
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel, live_threads
 
@@ -140,25 +141,20 @@ def start_jack(name: str, rate: int, block: int,
 def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: int = 32) -> dict:
     """Play `voices` notes held (re-struck as they are stolen) with a new timbre every 10 s on JACK's dummy
     backend; count PortAudio underflows and JACK xruns."""
-    import jack
-
     server = start_jack(f"gslbench{os.getpid()}", rate, block)
     if server is None:
         return {"error": "jackd (Debian jackd2) is not available"}
     try:
         model = NoteModel(model_path, threads=live_threads())
         engine = Engine(model, rate=rate, block=block, polyphony=voices)
-        xruns = [0]
-        watcher = jack.Client("xrun-watch", no_start_server=True)
-        watcher.set_xrun_callback(lambda delay: xruns.__setitem__(0, xruns[0] + 1))
-        watcher.activate()
+        watcher = XrunWatch()
         out = AudioOutput(engine, hostapi="jack", block=block)
         engine.start()
         engine.renderer.wait_complete()
         out.start()
         time.sleep(0.5)
         promote_thread()  # this thread plays the part of the MIDI input thread (synth.engine.realtime)
-        base_underruns, base_xruns, base_blocks = out.underruns, xruns[0], out.blocks
+        base_underruns, base_xruns, base_blocks = out.underruns, watcher.count, out.blocks
         rng = np.random.default_rng(3)
         for k in range(voices):
             engine.note_on(36 + k, 90)
@@ -176,13 +172,12 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
         result = {"jack_realtime": server.realtime, "seconds": seconds, "voices": voices, "block": block,
                   "rate": rate, "timbre_changes": changes,
                   "blocks": out.blocks - base_blocks, "underruns": out.underruns - base_underruns,
-                  "jack_xruns": xruns[0] - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
+                  "jack_xruns": watcher.count - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
                   "callback_max_us": out.slowest * 1e6,
                   "sounding_at_end": engine.voices.sounding}
         ordinary_thread()
         out.stop()
         engine.stop()
-        watcher.deactivate()
         watcher.close()
         return result
     finally:
@@ -197,7 +192,6 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
 def bench_floor(rate: int, block: int, seconds: float) -> dict:
     """The machine's own floor for the soak: the same JACK dummy server and a PortAudio client whose callback only
     writes silence, for as long; what it counts is not the instrument's doing."""
-    import jack
     import sounddevice as sd
 
     server = start_jack(f"gslfloor{os.getpid()}", rate, block)
@@ -213,18 +207,14 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
             counts["blocks"] += 1
             outdata.fill(0)
 
-        xruns = [0]
-        watcher = jack.Client("xrun-watch", no_start_server=True)
-        watcher.set_xrun_callback(lambda delay: xruns.__setitem__(0, xruns[0] + 1))
-        watcher.activate()
+        watcher = XrunWatch()
         jack_device = next(i for i, d in enumerate(sd.query_devices())
                            if d["max_output_channels"] > 0 and sd.query_hostapis(d["hostapi"])["name"].startswith("JACK"))
         with sd.OutputStream(device=jack_device, samplerate=rate, blocksize=block, channels=2, callback=callback):
             time.sleep(seconds)
-        watcher.deactivate()
         watcher.close()
         return {"seconds": seconds, "blocks": counts["blocks"], "underruns": counts["underruns"],
-                "jack_xruns": xruns[0], "jack_realtime": server.realtime}
+                "jack_xruns": watcher.count, "jack_realtime": server.realtime}
     finally:
         sd._terminate()
         server.terminate()

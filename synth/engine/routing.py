@@ -36,6 +36,29 @@ def name_jack_client(name: str = JACK_CLIENT) -> None:
     sd._initialize()
 
 
+class XrunWatch:
+    """Counts the JACK server's xruns (it reports them to every client) and when they happened, so a benchmark
+    can tell its own underruns from the machine's stalls."""
+
+    def __init__(self, name: str = "xrun-watch") -> None:
+        import time
+
+        import jack
+
+        self.times: list[float] = []  # time.monotonic() of each xrun
+        self._client = jack.Client(name, no_start_server=True)
+        self._client.set_xrun_callback(lambda delay: self.times.append(time.monotonic()))
+        self._client.activate()
+
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
+    def close(self) -> None:
+        self._client.deactivate()
+        self._client.close()
+
+
 def virtual_kind(name: str, hostapi: str) -> str | None:
     """What virtual route an output device is, or None for a plain sound card."""
     if hostapi.startswith("JACK"):
