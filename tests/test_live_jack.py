@@ -5,79 +5,18 @@ import subprocess
 import sys
 import time
 
-import jack
 import numpy as np
 import rtmidi
 
 from tests.audio_checks import cents
+from tests.fake_daw import (
+    PHRASE,
+    RATE,
+    FakeDaw,
+    assert_matches_offline_render,
+    phrase_onsets,
+)
 from tests.procs import lines_of, wait_for
-
-RATE = 48000
-PHRASE = [(0.0, 60), (0.5, 64), (1.0, 67), (1.5, 72), (2.0, 62), (2.5, 69), (3.0, 48), (3.5, 84)]
-NOTE_SECONDS = 0.25
-
-
-EVENTS = sorted([(t, [0x90, p, 100]) for t, p in PHRASE] + [(t + NOTE_SECONDS, [0x80, p, 0]) for t, p in PHRASE])
-
-
-class FakeDaw:
-    """A JACK client standing in for a DAW: a MIDI track that plays the phrase frame-exact from its own process
-    callback and a stereo audio track that records. Timing is measured in the server's frames, so the check is
-    on our engine and not on how punctually this test process wakes up or how steadily the dummy clock runs."""
-
-    def __init__(self, name: str = "FakeDAW") -> None:
-        self.client = jack.Client(name, no_start_server=True)
-        self.ins = [self.client.inports.register(f"audio_in_{i}") for i in (1, 2)]
-        self.track = self.client.midi_outports.register("midi_out")
-        self.take = np.zeros((RATE * 30, 2), dtype=np.float32)
-        self.where = 0
-        self.cue = [(round(t * RATE), bytes(msg)) for t, msg in EVENTS]
-        self.start: int | None = None  # the frame of the take at which the phrase starts
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        i = self.where
-        self.track.clear_buffer()
-        if self.start is not None:
-            for at, msg in self.cue:
-                if i <= self.start + at < i + frames:
-                    self.track.write_midi_event(self.start + at - i, msg)
-        if i + frames <= len(self.take):
-            self.take[i:i + frames, 0] = self.ins[0].get_array()
-            self.take[i:i + frames, 1] = self.ins[1].get_array()
-            self.where = i + frames
-
-    def play_phrase_into(self, port_fragment: str) -> np.ndarray:
-        """Connect the MIDI track to the one MIDI input whose name holds `port_fragment`, play the phrase and
-        return what was recorded from its start on."""
-        targets = [p for p in self.client.get_ports(is_midi=True, is_input=True) if port_fragment in p.name]
-        assert len(targets) == 1, [p.name for p in self.client.get_ports(is_midi=True)]
-        self.client.connect(self.track, targets[0])
-        time.sleep(0.3)
-        self.start = self.where + RATE // 5
-        end = self.start + self.cue[-1][0] + RATE // 2
-        deadline = time.monotonic() + 30
-        while self.where < end and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.where >= end, "the fake DAW's recording stopped before the phrase ended"
-        return self.take[self.start:end]
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
-
-
-def phrase_onsets(audio, notes):
-    """Onset (s) of each note of a phrase whose notes follow silence: the first loud sample after the last."""
-    loud = np.abs(audio) > 1e-3
-    onsets = []
-    for k in range(notes):
-        begin = onsets[-1] + int(0.4 * RATE) if onsets else 0
-        assert loud[begin:].any(), f"note {k} never sounded"
-        onsets.append(begin + int(np.argmax(loud[begin:])))
-    return np.array(onsets) / RATE
-
 
 
 def test_phrase_over_jack_midi_and_audio(jack_server, tone_model):
@@ -168,11 +107,6 @@ def test_hardware_port_that_disappears_is_reopened_without_stopping_audio(jack_s
 def test_connect_routes_into_a_daw_recorder_and_matches_the_offline_render(jack_server, tone_model, tmp_path):
     """`--connect` wires our stably named JACK client to another client's inputs (a stand-in for a DAW track) and
     nowhere else; what that client records matches the offline render of the same phrase."""
-    import mido
-
-    from synth.engine.offline import render_midi
-    from synth.runtime.model import NoteModel
-
     daw = FakeDaw()
     proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(tone_model), "--host-api", "jack",
                              "--midi-api", "jack", "--release", "0.05", "--connect", "FakeDAW:audio_in",
@@ -193,24 +127,8 @@ def test_connect_routes_into_a_daw_recorder_and_matches_the_offline_render(jack_
         if proc.poll() is None:
             proc.kill()
 
-    song = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
-    song.tracks.append(track)
-    now = 0
-    for t, msg in EVENTS:  # 120 bpm: 960 ticks a second
-        tick = round(t * 960)
-        track.append(mido.Message.from_bytes(msg, time=tick - now))
-        now = tick
-    song.save(tmp_path / "phrase.mid")
-    offline = render_midi(tmp_path / "phrase.mid", NoteModel(tone_model), [], rate=RATE, release=0.05).audio
-
     assert np.array_equal(recorded[:, 0], recorded[:, 1])
-    live_on, off_on = phrase_onsets(recorded[:, 0], len(PHRASE)), phrase_onsets(offline, len(PHRASE))
-    error = (live_on - live_on[0]) - (off_on - off_on[0])
-    print("onset error against the offline render, ms:", np.round(error * 1000, 1))
-    assert np.max(np.abs(error)) < 0.010
-    for (_, pitch), a, b in zip(PHRASE, live_on, off_on):
-        assert abs(cents(recorded[:, 0], RATE, a - 0.02, pitch) - cents(offline, RATE, b - 0.02, pitch)) < 50
+    assert_matches_offline_render(recorded[:, 0], tone_model, tmp_path)
 
 
 def test_connect_to_a_missing_port_and_devices_marks_jack_as_virtual(jack_server, tone_model):
