@@ -5,7 +5,7 @@ APT_PKGS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-s
             libportaudio2 jackd2 libsndfile1 xvfb \
             libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core \
             libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
-            libxcb-xkb1 libxcb-randr0
+            libxcb-xkb1 libxcb-randr0 pipewire pipewire-bin pipewire-jack wireplumber dbus-daemon
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test system-deps setup bundle

@@ -201,7 +201,8 @@ def cmd_play(a: argparse.Namespace) -> None:
         engine.renderer.wait_complete(timeout=120)  # the first bank renders before the audio starts
         out.start()
         fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
-        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {out.latency_ms:.1f} ms{fx}",
+        latency = f"{out.latency_ms:.1f} ms" if out.latency_ms is not None else "not reported by the device"
+        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {latency}{fx}",
               flush=True)
         if a.connect:
             if not out.hostapi.startswith("JACK"):

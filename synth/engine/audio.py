@@ -26,6 +26,7 @@ from synth.engine.routing import name_jack_client, use_pulse_sink, virtual_kind
 HOST_API_ALIASES = {"jack": "JACK", "alsa": "ALSA", "pulse": "PulseAudio", "oss": "OSS", "coreaudio": "Core Audio",
                     "wasapi": "WASAPI", "asio": "ASIO", "mme": "MME", "directsound": "DirectSound", "wdm": "WDM-KS"}
 TIMING_RING = 8192
+MAX_PLAUSIBLE_LATENCY_S = 10.0
 
 
 class AudioDeviceError(ValueError):
@@ -205,8 +206,11 @@ class AudioOutput:
         self.engine.renderer.pool.live = False
 
     @property
-    def latency_ms(self) -> float:
-        return float(self.stream.latency) * 1000
+    def latency_ms(self) -> float | None:
+        """The device's output latency as PortAudio reports it; None when the report is nonsense (PipeWire's JACK
+        emulation gives PortAudio 2^32 frames)."""
+        seconds = float(self.stream.latency)
+        return seconds * 1000 if 0 <= seconds < MAX_PLAUSIBLE_LATENCY_S else None
 
     def callback_us(self) -> tuple[float, float, float]:
         """Median, 99th percentile and longest callback time (µs) over the recent blocks."""

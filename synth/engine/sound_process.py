@@ -83,7 +83,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         st["keys_held"] = engine.voices.keys_held()
         st["pending_events"] = list(engine.voices.events)
         st["audio"] = audio.device_name if audio else None
-        st["latency_ms"] = (audio.latency_ms + audio.fx_latency_ms) if audio else None
+        st["latency_ms"] = (audio.latency_ms + audio.fx_latency_ms) if audio and audio.latency_ms is not None else None
         st["underruns"] = audio.underruns if audio else 0
         st["late_blocks"] = audio.late_blocks if audio else 0
         st["callback_p99_us"] = audio.callback_us()[1] if audio else 0.0
