@@ -111,3 +111,16 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
     audio, rate = sf.read(take, dtype="float32")
     assert rate == RATE and audio.ndim == 2
     assert_matches_offline_render(audio[:, 0], tone_model, tmp_path)
+
+
+def test_default_midi_api_on_pipewire_is_jack_only_where_rtmidi_reaches_it(pipewire):
+    """On a PipeWire desktop libjack is PipeWire's, but python-rtmidi's own JACK 2 library cannot reach it: the
+    default MIDI API then falls back to the platform's (ALSA, which PipeWire bridges), unless PipeWire's libjack
+    is preloaded."""
+    probe = [sys.executable, "-c", "import rtmidi; from synth.engine.midi import default_api; "
+             "print(rtmidi.get_api_name(default_api()))"]
+    plain = subprocess.run(probe, env=pipewire, capture_output=True, text=True, timeout=60)
+    preloaded = subprocess.run(probe, env=dict(pipewire, LD_PRELOAD=str(Path(PW_JACK, "libjack.so.0"))),
+                               capture_output=True, text=True, timeout=60)
+    assert plain.stdout.strip() == "alsa", plain.stderr
+    assert preloaded.stdout.strip() == "jack", preloaded.stderr

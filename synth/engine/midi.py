@@ -38,7 +38,7 @@ def default_api() -> int:
     import rtmidi
 
     compiled = rtmidi.get_compiled_api()
-    if rtmidi.API_UNIX_JACK in compiled and _jack_running():
+    if rtmidi.API_UNIX_JACK in compiled and _jack_running() and _rtmidi_reaches_jack():
         return rtmidi.API_UNIX_JACK
     for api in (rtmidi.API_LINUX_ALSA, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM):
         if api in compiled:
@@ -54,6 +54,18 @@ def _jack_running() -> bool:
         jack.Client("gansynth-probe", no_start_server=True).close()
         return True
     except Exception:  # no server (jack.JackOpenError) or no libjack at all (OSError)
+        return False
+
+
+def _rtmidi_reaches_jack() -> bool:
+    """python-rtmidi's wheel carries its own JACK 2 client library, which cannot reach PipeWire's JACK server
+    (a desktop where libjack is PipeWire's); there the platform's MIDI (ALSA, which PipeWire bridges) is used."""
+    import rtmidi
+
+    try:
+        rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="gansynth-probe").delete()
+        return True
+    except rtmidi.SystemError:
         return False
 
 
