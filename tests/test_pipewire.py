@@ -89,9 +89,10 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
         out = lines_of(player)
         assert SINK in wait_for(out, "audio:")
         wait_for(out, "ready:")
-        links = subprocess.run(["pw-link", "-l"], env=env, capture_output=True, text=True).stdout
-        assert "GANSynth Live Audio:out_0\n  |-> gsl-null-sink:playback_FL" in links, links
-        assert "gsl-null-sink:monitor_FL\n  |-> pw-record:input_FL" in links, links
+        wanted = ["GANSynth Live Audio:out_0\n  |-> gsl-null-sink:playback_FL",
+                  "gsl-null-sink:monitor_FL\n  |-> pw-record:input_FL"]  # ours by PortAudio, pw-record's by WirePlumber
+        _until(lambda: all(w in subprocess.run(["pw-link", "-l"], env=env, capture_output=True, text=True).stdout
+                           for w in wanted), "linking the player to the sink and the sink's monitor to pw-record")
         daw = subprocess.run([sys.executable, "-m", "tests.fake_daw", "GANSynth Live"], capture_output=True, text=True,
                              timeout=60, cwd=Path(__file__).parents[1],
                              env=dict(env, LD_PRELOAD=str(Path(PW_JACK, "libjack.so.0"))))
