@@ -115,6 +115,7 @@ class DragBench:
         gaps = np.diff(self.ticks) * 1000
         handler = np.array(self.handler) * 1000
         st = self.win.inst.status()
+        counts = np.diff([self.underruns0] + self.per_second)  # underruns in each second of the drag
         print(f"drag bench: {len(self.ticks)} pad moves in {self.seconds:.0f} s with {len(CHORD)} notes held")
         print(f"GUI frame interval ms: p50 {np.percentile(gaps, 50):.1f}  p99 {np.percentile(gaps, 99):.1f}  "
               f"max {gaps.max():.1f} (timer asks 16)")
@@ -128,14 +129,12 @@ class DragBench:
                   "effects stage had not made in time); "
                   f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
                   f"bank {st['bank_ready']}/{st['bank_size']}")
-            counts = np.diff([self.underruns0] + self.per_second)
             if counts.any():
                 print("seconds with underruns (second: count): " +
                       ", ".join(f"{i}: {c}" for i, c in enumerate(counts) if c))
         if self.xruns is not None:
-            stalls = sorted({int(t - self.t0_monotonic) for t in self.xruns.times if t >= self.t0_monotonic})
+            stalls = {int(t - self.t0_monotonic) for t in self.xruns.times if t >= self.t0_monotonic}
             self.xruns.close()
-            counts = np.diff([self.underruns0] + self.per_second)
-            ours = sum(int(c) for i, c in enumerate(counts) if c and not {i - 1, i, i + 1} & set(stalls))
+            ours = sum(int(c) for i, c in enumerate(counts) if c and not {i - 1, i, i + 1} & stalls)
             print(f"JACK server xruns during the drag (they stall every client): {len(stalls)} seconds with one "
-                  f"({', '.join(map(str, stalls)) or 'none'}); underruns in no second next to one: {ours}")
+                  f"({', '.join(map(str, sorted(stalls))) or 'none'}); underruns in no second next to one: {ours}")

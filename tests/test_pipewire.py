@@ -21,6 +21,7 @@ from tests.fake_daw import RATE, assert_matches_offline_render
 from tests.procs import lines_of, wait_for
 
 PW_JACK = "/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack"
+PW_LIBJACK = str(Path(PW_JACK, "libjack.so.0"))  # preloaded for python-rtmidi, whose wheel brings JACK 2's
 CONF = Path(__file__).with_name("pipewire-null-sink.conf")
 SINK = "GSL null sink"
 
@@ -39,7 +40,7 @@ def pipewire(tmp_path_factory):
     its own JACK 2 client library, so PipeWire's libjack is preloaded for it; PortAudio and the JACK client of
     the fake DAW find PipeWire's through the library path, as `pw-jack` arranges."""
     missing = [p for p in ("pipewire", "wireplumber", "dbus-daemon", "pw-record", "pw-link") if not shutil.which(p)]
-    if missing or not Path(PW_JACK, "libjack.so.0").exists():
+    if missing or not Path(PW_LIBJACK).exists():
         pytest.fail(f"PipeWire is not installed ({', '.join(missing) or 'pipewire-jack'}); run the README's setup")
     run = tmp_path_factory.mktemp("pipewire-run")
     run.chmod(0o700)
@@ -83,7 +84,7 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
                                  "--format", "f32", str(take)], env=env)
     player = subprocess.Popen([sys.executable, "-m", "synth", "play", "--model", str(tone_model), "--host-api", "jack",
                                "--audio-out", SINK, "--midi-api", "jack", "--release", "0.05", "--seconds", "60"],
-                              env=dict(env, LD_PRELOAD=str(Path(PW_JACK, "libjack.so.0"))),
+                              env=dict(env, LD_PRELOAD=PW_LIBJACK),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out = lines_of(player)
@@ -95,7 +96,7 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
                            for w in wanted), "linking the player to the sink and the sink's monitor to pw-record")
         daw = subprocess.run([sys.executable, "-m", "tests.fake_daw", "GANSynth Live"], capture_output=True, text=True,
                              timeout=60, cwd=Path(__file__).parents[1],
-                             env=dict(env, LD_PRELOAD=str(Path(PW_JACK, "libjack.so.0"))))
+                             env=dict(env, LD_PRELOAD=PW_LIBJACK))
         assert daw.returncode == 0 and "played" in daw.stdout, daw.stderr
         player.send_signal(signal.SIGINT)
         assert player.wait(timeout=20) == 0
@@ -121,7 +122,7 @@ def test_default_midi_api_on_pipewire_is_jack_only_where_rtmidi_reaches_it(pipew
     probe = [sys.executable, "-c", "import rtmidi; from synth.engine.midi import default_api; "
              "print(rtmidi.get_api_name(default_api()))"]
     plain = subprocess.run(probe, env=pipewire, capture_output=True, text=True, timeout=60)
-    preloaded = subprocess.run(probe, env=dict(pipewire, LD_PRELOAD=str(Path(PW_JACK, "libjack.so.0"))),
+    preloaded = subprocess.run(probe, env=dict(pipewire, LD_PRELOAD=PW_LIBJACK),
                                capture_output=True, text=True, timeout=60)
     assert plain.stdout.strip() == "alsa", plain.stderr
     assert preloaded.stdout.strip() == "jack", preloaded.stderr

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 JACK_CLIENT = "GANSynth Live Audio"
 # name fragment → what it is; matched case-insensitively against PortAudio device names
@@ -41,8 +42,6 @@ class XrunWatch:
     can tell its own underruns from the machine's stalls."""
 
     def __init__(self, name: str = "xrun-watch") -> None:
-        import time
-
         import jack
 
         self.times: list[float] = []  # time.monotonic() of each xrun
