@@ -46,7 +46,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                       mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
                       final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
-                      max_minutes=a.minutes, max_steps=a.steps, device=a.device)
+                      max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from)
     print(json.dumps(train(cfg)))
 
 
@@ -71,6 +71,7 @@ def cmd_export(a: argparse.Namespace) -> None:
                 "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
                 "batch": facts["batch"],
                 "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
+                "pretrained": facts["pretrained"],
                 "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
     export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
     print(f"wrote {a.out}")
@@ -424,6 +425,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.add_argument("--minutes", type=float, help="stop and checkpoint after this long")
     t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
+    t.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start a new run from another run's weights (same network shape), e.g. to fine-tune")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")

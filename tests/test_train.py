@@ -88,6 +88,34 @@ def test_1d_network_trains_resumes_and_exports(tiny_notes, tmp_path):
     assert "1-D conv generator" in (tmp_path / "card.md").read_text()
 
 
+def test_init_from_fine_tunes_another_run_and_older_features_are_refused(tiny_notes, tmp_path):
+    """--init-from starts a new run at another run's weights and records where it came from; a checkpoint of the
+    older feature definition is refused by export and resume with a line that says what to do."""
+    from synth.cli import main
+    from synth.model.networks import NetConfig
+
+    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d")
+    first = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=net, batch=4, max_steps=3)
+    train(first, progress=False)
+    tuned = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "b"), net=net, batch=4, max_steps=0,
+                        init_from=str(tmp_path / "a" / "checkpoint.pt"))
+    assert train(tuned, progress=False)["step"] == 0
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False) for d in "ab")
+    assert all(torch.equal(a["G_ema"][k], b["G_ema"][k]) for k in a["G_ema"])
+    assert b["pretrained"]["step"] == 3 and b["features"] == a["features"] == 2
+    main(["export", str(tmp_path / "b" / "checkpoint.pt"), "-o", str(tmp_path / "b.onnx"),
+          "--card", str(tmp_path / "card.md")])
+    assert "starting from another run's weights (3 steps" in (tmp_path / "card.md").read_text()
+
+    a["features"] = 1  # as every checkpoint written before the feature change
+    torch.save(a, tmp_path / "a" / "checkpoint.pt")
+    with pytest.raises(SystemExit, match="older feature definition.*--init-from"):
+        main(["export", str(tmp_path / "a" / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
+    with pytest.raises(ValueError, match="older feature definition"):
+        train(first, progress=False)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_network_shape_errors_name_the_problem():
 
     from synth.model.networks import NetConfig

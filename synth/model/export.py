@@ -9,7 +9,7 @@ import torch
 
 from synth import __version__
 from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
-from synth.model.spectral import IFMel, NOTE_SAMPLES, SAMPLE_RATE
+from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
@@ -32,6 +32,9 @@ class NoteSynth(torch.nn.Module):
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
     """The EMA generator of a training checkpoint as a NoteSynth, plus the checkpoint's facts."""
     ck = torch.load(path, map_location=device, weights_only=False)
+    if ck.get("features", 1) != FEATURES_VERSION:
+        raise ValueError(f"{path} was trained on an older feature definition than this version decodes; "
+                         "fine-tune it with train --init-from")
     g = make_generator(NetConfig.from_dict(ck["net"]))
     g.load_state_dict(ck["G_ema"])
     codec = IFMel(mel=ck["mel"])
@@ -39,6 +42,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteS
     facts = {k: ck[k] for k in ("net", "mel", "images", "step", "trained_s", "data_dir", "train_notes", "device")}
     facts["hardware"] = ck.get("hardware", ck["device"])
     facts["batch"] = ck.get("batch")
+    facts["pretrained"] = ck.get("pretrained")
     return NoteSynth(g, codec).eval(), facts
 
 
@@ -67,6 +71,16 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
     os.replace(tmp, path)
 
 
+def _pretrained(training: dict) -> str:
+    """The model card's words for a run that started from another run's weights (train --init-from)."""
+    p = training.get("pretrained")
+    if not p:
+        return ""
+    older = " on the older feature definition (phase without the Hann alternation)" if p.get("features", 1) < 2 else ""
+    return (f", after starting from another run's weights ({p.get('step', '?')} steps, "
+            f"{p.get('trained_s', 0) / 60:.0f} min on {p.get('hardware', '?')}{older})")
+
+
 def model_card(name: str, training: dict, metrics: list[dict], presets: list | None = None,
                curve: dict | None = None, pictures: list[str] | None = None) -> str:
     """Markdown model card built from the checkpoint's facts, the measured eval rows, the presets (with the
@@ -85,7 +99,7 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {net['channels']}, "
         f"z {net['z_dim']}-d + 61-way pitch one-hot |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
-        f"{training['train_seconds'] / 60:.0f} min on {training['hardware']} |",
+        f"{training['train_seconds'] / 60:.0f} min on {training['hardware']}{_pretrained(training)} |",
         "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",
         "```", ""] + [f"{r['set']}: {r['families_of_256_z']} distinct classifier families among 256 random latents."
                       for r in metrics if "families_of_256_z" in r] + ["",

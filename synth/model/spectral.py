@@ -18,6 +18,8 @@ HOP = 512
 N_FRAMES = 128
 N_BINS = N_FFT // 2  # bins 1..512: DC dropped, Nyquist kept
 LOG_EPS = 1e-6
+# Version of the feature definition stored in checkpoints: 2 measures phase against the Hann window's alternation.
+FEATURES_VERSION = 2
 # Enough padding that frame t is centred on sample t*HOP and there are exactly N_FRAMES frames.
 _PAD_LEFT = N_FFT // 2
 _PADDED = (N_FRAMES - 1) * HOP + N_FFT
@@ -53,6 +55,11 @@ class IFMel(torch.nn.Module):
 
     With mel=False the frequency axis stays linear (GANSynth's plain "IF"), which inverts losslessly; the square
     mel warp has rank 363 of 512, so it smears detail above ~2 kHz (see tests/test_spectral.py for the numbers).
+
+    Phase is measured against pi * k for bin k: a Hann window starting at the frame's first sample turns one
+    sinusoid into bins of alternating sign, so without that offset a partial's bins would need opposite phases.
+    With it they share one phase and one IF, and a constant IF over time is a steady tone at the right pitch (the
+    first frame's "IF" is its phase). Encoding and decoding both apply it, so the round trip stays exact.
     """
 
     def __init__(self, mel: bool = True) -> None:
@@ -63,6 +70,8 @@ class IFMel(torch.nn.Module):
         self.register_buffer("from_mel", torch.tensor(np.linalg.pinv(w, rcond=1e-6), dtype=torch.float32))
         window = torch.hann_window(N_FFT, periodic=True)
         self.register_buffer("window", window)
+        self.register_buffer("alternation", math.pi * (torch.arange(1, N_BINS + 1) % 2).float(),
+                             persistent=False)
         k = torch.arange(N_BINS + 1, dtype=torch.float64)[:, None]
         n = torch.arange(N_FFT, dtype=torch.float64)[None, :]
         scale = torch.full((N_BINS + 1, 1), 2.0, dtype=torch.float64)
@@ -104,7 +113,7 @@ class IFMel(torch.nn.Module):
         """Audio → IF-Mel features."""
         spec = self.stft(audio)
         logmag = 0.5 * torch.log(spec.abs().square() @ self.to_mel + LOG_EPS**2)
-        phase = torch.angle(spec)
+        phase = torch.angle(spec) - self.alternation
         dphase = torch.diff(phase, dim=1, prepend=torch.zeros_like(phase[:, :1]))
         dphase = torch.remainder(dphase + math.pi, 2 * math.pi) - math.pi  # wrap to [-π, π)
         mel_if = (dphase / math.pi) @ self.to_mel
@@ -114,7 +123,7 @@ class IFMel(torch.nn.Module):
         """IF-Mel features → audio [B, 64000]: phase is the cumulative sum of IF, then a matmul inverse STFT."""
         mag2 = torch.exp(2.0 * feats[:, 0]) @ self.from_mel
         mag = torch.sqrt(torch.clamp(mag2 - LOG_EPS**2, min=0.0))
-        phase = torch.cumsum((feats[:, 1] @ self.from_mel) * math.pi, dim=1)
+        phase = torch.cumsum((feats[:, 1] @ self.from_mel) * math.pi, dim=1) + self.alternation
         zero = torch.zeros_like(mag[:, :, :1])
         re = torch.cat([zero, mag * torch.cos(phase)], dim=2)
         im = torch.cat([zero, mag * torch.sin(phase)], dim=2)

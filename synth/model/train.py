@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from synth.model import dataset
 from synth.model.networks import NetConfig, PITCH_MIN, make_discriminator, make_generator
-from synth.model.spectral import IFMel, SAMPLE_RATE
+from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TrainConfig:
     max_minutes: float | None = None     # stop (and checkpoint) after this much wall time in this run
     max_steps: int | None = None
     device: str | None = None
+    init_from: str | None = None         # start a new run from another checkpoint's weights (fine-tuning)
 
     @property
     def total_images(self) -> int:
@@ -168,22 +169,36 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     ckpt_path = out / "checkpoint.pt"
     images, step, trained_s = 0, 0, 0.0
+    pretrained: dict | None = None       # what the run started from (--init-from), for the model card
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{ckpt_path} was trained with another network shape; use a new --out directory")
+        if ck.get("features", 1) != FEATURES_VERSION:
+            raise ValueError(f"{ckpt_path} was trained on an older feature definition; use a new --out directory "
+                             "with --init-from to fine-tune it")
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
         images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
+        pretrained = ck.get("pretrained")
         rng = np.random.default_rng([cfg.seed, step, rank])
+    elif cfg.init_from:
+        ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
+        if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
+            raise ValueError(f"{cfg.init_from} has another network shape than this run's")
+        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
+            m.load_state_dict(ck[k])
+        codec.set_range(*ck["mag_range"])
+        pretrained = {"from": str(cfg.init_from), "features": ck.get("features", 1)} | {
+            k: ck[k] for k in ("step", "images", "trained_s", "hardware") if k in ck}
     else:
         codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
         if cfg.net.arch == "1d":
             init_pitch_spectrum(G, codec, notes, device)
             G_ema.load_state_dict(G.state_dict())
-        if rank == 0:
-            (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+    if step == 0 and rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
     torch.manual_seed(cfg.seed + step + 1000 * rank)  # each process draws its own z
 
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -201,11 +216,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     def checkpoint() -> None:
         if rank != 0:
             return
-        _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "G": G.state_dict(), "D": D.state_dict(),
-                      "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "features": FEATURES_VERSION,
+                      "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
-                      "device": str(device), "batch": cfg.batch, "hardware": hardware}, ckpt_path)
+                      "device": str(device), "batch": cfg.batch, "hardware": hardware,
+                      "pretrained": pretrained}, ckpt_path)
 
     sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     sample_pitch = torch.tensor([36, 48, 60, 72], device=device)
