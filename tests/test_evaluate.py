@@ -42,6 +42,8 @@ def test_eval_command_prints_reference_and_generated_rows(tiny_notes, tiny_model
     assert "real held-out" in proc.stdout and "generated (tiny.onnx)" in proc.stdout
     real, gen = json.loads(out.read_text())
     assert real["notes"] >= 1 and gen["notes"] == 61
+    # Only real notes have a known family: the classifier's family accuracy is the trust in its family checks.
+    assert 0.0 <= real["family_accuracy"] <= 1.0 and "family_accuracy" not in gen and "family acc" in proc.stdout
     for row in (real, gen):
         assert 0.0 <= row["pitch_accuracy"] <= 1.0 and 0.0 <= row["within_50_cents"] <= 1.0
     # Real soundfont notes are in tune; an untrained generator is not.
