@@ -41,7 +41,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from synth.model.train import TrainConfig, train
 
     channels = a.channels or ([256, 256, 256, 256, 128, 64, 32] if a.arch == "2d" else [256, 256, 256, 128, 128])
-    net = NetConfig(z_dim=a.z_dim, channels=tuple(channels), arch=a.arch)
+    net = NetConfig(z_dim=a.z_dim, channels=tuple(channels), arch=a.arch, fixed_if=a.fixed_if)
     cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=net,
                       mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
                       final_images=a.final_images,
@@ -414,6 +414,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.add_argument("--channels", type=int, nargs="+",
                    help="widths per level (2d: 7, default 256 256 256 256 128 64 32; 1d: 1-8, default 256 256 256 128 128)")
     t.add_argument("--linear-if", action="store_true", help="linear-frequency IF instead of IF-Mel")
+    t.add_argument("--fixed-if", action="store_true",
+                   help="1d only: do not learn the IF; every frame takes the training notes' mean IF for the pitch "
+                        "(partials stay harmonic and in tune; no vibrato or detune)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=8e-4)
     t.add_argument("--phase-images", type=int, default=800_000, help="images per progressive phase (13 phases)")

@@ -107,6 +107,27 @@ def test_init_from_fine_tunes_another_run_and_older_features_are_refused(tiny_no
           "--card", str(tmp_path / "card.md")])
     assert "starting from another run's weights (3 steps" in (tmp_path / "card.md").read_text()
 
+    # Fine-tuned with a fixed IF: every frame's IF is the training notes' mean for the pitch, whatever z is.
+    from dataclasses import replace
+
+    from synth.model.export import load_checkpoint
+    from synth.model.train import data_pitch_spectrum
+
+    fixed = replace(tuned, out_dir=str(tmp_path / "c"), net=replace(net, fixed_if=True), max_steps=2)
+    assert train(fixed, progress=False)["step"] == 2
+    model, facts = load_checkpoint(tmp_path / "c" / "checkpoint.pt")
+    assert facts["net"]["fixed_if"]
+    main(["export", str(tmp_path / "c" / "checkpoint.pt"), "-o", str(tmp_path / "c.onnx"),
+          "--card", str(tmp_path / "c.md")])
+    assert "IF not learned but fixed per pitch" in (tmp_path / "c.md").read_text()
+    from synth.model import dataset
+
+    want = torch.tanh(data_pitch_spectrum(model.codec, dataset.load(tiny_notes, "train"), torch.device("cpu"))[:, 512:])
+    with torch.no_grad():
+        feats = model.generator(torch.randn(3, 16), torch.tensor([40, 40, 70]))
+    torch.testing.assert_close(feats[:, 1], want[[16, 16, 46]].unsqueeze(1).expand(-1, 128, -1))
+    assert not torch.equal(feats[0, 0], feats[1, 0])  # the magnitude still follows z
+
     a["features"] = 1  # as every checkpoint written before the feature change
     torch.save(a, tmp_path / "a" / "checkpoint.pt")
     with pytest.raises(SystemExit, match="older feature definition.*--init-from"):
@@ -124,6 +145,8 @@ def test_network_shape_errors_name_the_problem():
         NetConfig(channels=(8, 8))
     with pytest.raises(ValueError, match="unknown network architecture"):
         NetConfig(channels=(8,), arch="3d")
+    with pytest.raises(ValueError, match="fixed IF needs the 1d network"):
+        NetConfig(fixed_if=True)
 
 
 @pytest.mark.parametrize("arch, channels", [("1d", ["16", "16", "8"]), ("2d", ["16", "16", "8", "8", "8", "4", "4"])])

@@ -6,7 +6,10 @@ Level 0 works on a 2 x 8 (time x frequency) grid; each further level doubles bot
 
 The "1d" architecture treats the 2 x 512 frequency bins of a frame as channels and convolves over time only: a
 frame's whole spectrum is one vector, so harmonic patterns are a linear map away and a CPU can train it in hours.
-It is not grown progressively (one level); its output layer adds a learned spectrum per pitch.
+It is not grown progressively (one level); its output layer adds a learned spectrum per pitch. With fixed_if
+its instantaneous frequency is not learned at all: every frame takes the training notes' mean IF for the pitch,
+which keeps each partial at its harmonic (a learned IF drifted an octave off at MIDI 36-47) at the cost of
+vibrato and detune.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ class NetConfig:
     z_dim: int = 256
     channels: tuple[int, ...] = (256, 256, 256, 256, 128, 64, 32)
     arch: str = "2d"
+    fixed_if: bool = False  # 1d only: IF is the per-pitch spectrum's, constant over time, not learned
+
 
     def __post_init__(self) -> None:
         if self.arch == "2d" and len(self.channels) != 7:
@@ -37,6 +42,8 @@ class NetConfig:
             raise ValueError(f"the 1d network needs 1 to 8 widths, got {len(self.channels)}")
         if self.arch not in ("1d", "2d"):
             raise ValueError(f"unknown network architecture {self.arch!r} (use 1d or 2d)")
+        if self.fixed_if and self.arch != "1d":
+            raise ValueError("a fixed IF needs the 1d network (its per-pitch spectrum holds the IF)")
 
     @property
     def levels(self) -> int:
@@ -48,7 +55,8 @@ class NetConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "NetConfig":
-        return NetConfig(z_dim=int(d["z_dim"]), channels=tuple(int(c) for c in d["channels"]), arch=d.get("arch", "2d"))
+        return NetConfig(z_dim=int(d["z_dim"]), channels=tuple(int(c) for c in d["channels"]), arch=d.get("arch", "2d"),
+                         fixed_if=bool(d.get("fixed_if", False)))
 
 
 def _equalize(layer: nn.Module, gain: float) -> None:
@@ -207,7 +215,14 @@ class Generator1D(nn.Module):
             for conv in convs:
                 x = pixel_norm(act(conv(x)))
         x = self.out(x) + (one_hot @ self.pitch_spectrum).unsqueeze(2)     # [B, 2*BINS, FRAMES]
-        return torch.tanh(x.view(-1, 2, BINS, FRAMES).transpose(2, 3))
+        x = torch.tanh(x.view(-1, 2, BINS, FRAMES).transpose(2, 3))
+        if self.cfg.fixed_if:
+            x = torch.stack([x[:, 0], self.pitch_if(pitch).unsqueeze(1).expand(-1, FRAMES, -1)], dim=1)
+        return x
+
+    def pitch_if(self, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, BINS] IF of the per-pitch spectrum: with fixed_if, every frame's IF (set from data, not trained)."""
+        return torch.tanh(pitch_one_hot(pitch) @ self.pitch_spectrum[:, BINS:].detach())
 
 
 class Discriminator1D(nn.Module):

@@ -11,7 +11,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,21 +83,29 @@ def magnitude_range(codec: IFMel, audio: np.ndarray, device: torch.device) -> tu
     return float(codec.mag_range[0]), hi
 
 
-def init_pitch_spectrum(g: torch.nn.Module, codec: IFMel, notes: dataset.NoteSet, device: torch.device,
-                        per_pitch: int = 16) -> None:
-    """Start the 1-D generator's per-pitch output spectrum at the data's mean steady-state spectrum for that pitch
-    (averaged over instruments), so harmonics at the right frequencies are there from step 0 and the network
-    learns the deviations: envelope and timbre."""
+def data_pitch_spectrum(codec: IFMel, notes: dataset.NoteSet, device: torch.device, per_pitch: int = 16,
+                        pitches: int = 61) -> torch.Tensor:
+    """[pitches, 2 * bins] pre-tanh mean steady-state spectrum (log magnitude, then IF) of the data per pitch,
+    averaged over instruments; zero for a pitch the data lacks."""
     rng = np.random.default_rng(0)
+    out = torch.zeros(pitches, 2 * codec.to_mel.shape[1], device=device)
     with torch.no_grad():
-        for k in range(g.pitch_spectrum.shape[0]):
+        for k in range(pitches):
             idx = np.flatnonzero(notes.pitch == PITCH_MIN + k)
             if len(idx) == 0:
                 continue
             idx = rng.choice(idx, min(per_pitch, len(idx)), replace=False)
             feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
             steady = feats[:, :, 4:80].mean(dim=(0, 2))  # [2, bins]: frames 4-80 are the held part of the note
-            g.pitch_spectrum[k] = torch.atanh(steady.clamp(-0.95, 0.95)).reshape(-1)
+            out[k] = torch.atanh(steady.clamp(-0.95, 0.95)).reshape(-1)
+    return out
+
+
+def init_pitch_spectrum(g: torch.nn.Module, codec: IFMel, notes: dataset.NoteSet, device: torch.device) -> None:
+    """Start the 1-D generator's per-pitch output spectrum at the data's, so harmonics at the right frequencies
+    are there from step 0 and the network learns the deviations: envelope and timbre."""
+    with torch.no_grad():
+        g.pitch_spectrum.copy_(data_pitch_spectrum(codec, notes, device))
         g.out.weight.zero_()  # output = that spectrum until the network learns what to add (gradients still flow)
 
 
@@ -185,11 +193,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         rng = np.random.default_rng([cfg.seed, step, rank])
     elif cfg.init_from:
         ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
-        if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
+        if replace(NetConfig.from_dict(ck["net"]), fixed_if=cfg.net.fixed_if) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{cfg.init_from} has another network shape than this run's")
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
+        if cfg.net.fixed_if:  # a learned IF may have drifted: lock it to the data's
+            bins = codec.to_mel.shape[1]
+            data_if = data_pitch_spectrum(codec, notes, device)[:, bins:]
+            with torch.no_grad():
+                for g in (G, G_ema):
+                    g.pitch_spectrum[:, bins:] = data_if
         pretrained = {"from": str(cfg.init_from), "features": ck.get("features", 1)} | {
             k: ck[k] for k in ("step", "images", "trained_s", "hardware") if k in ck}
     else:
@@ -243,6 +257,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             with torch.no_grad():
                 real = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
                 real = to_level(real, level, alpha, levels)
+                if cfg.net.fixed_if:  # the critic compares magnitudes: real notes get the IF the generator has
+                    real[:, 1] = G.pitch_if(pitch).unsqueeze(1)
             z = torch.randn(cfg.batch, cfg.net.z_dim, device=device)
             fake = G_train(z, pitch, level, alpha)
 
