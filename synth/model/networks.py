@@ -34,7 +34,6 @@ class NetConfig:
     arch: str = "2d"
     fixed_if: bool = False  # 1d only: IF is the per-pitch spectrum's, constant over time, not learned
 
-
     def __post_init__(self) -> None:
         if self.arch == "2d" and len(self.channels) != 7:
             raise ValueError(f"the 2d network needs 7 widths, got {len(self.channels)}")
