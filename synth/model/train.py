@@ -83,21 +83,26 @@ def magnitude_range(codec: IFMel, audio: np.ndarray, device: torch.device) -> tu
     return float(codec.mag_range[0]), hi
 
 
-def data_pitch_spectrum(codec: IFMel, notes: dataset.NoteSet, device: torch.device, per_pitch: int = 16,
+def data_pitch_spectrum(codec: IFMel, notes: dataset.NoteSet, device: torch.device, per_pitch: int = 64,
                         pitches: int = 61) -> torch.Tensor:
-    """[pitches, 2 * bins] pre-tanh mean steady-state spectrum (log magnitude, then IF) of the data per pitch,
-    averaged over instruments; zero for a pitch the data lacks."""
+    """[pitches, 2 * bins] pre-tanh steady-state spectrum of the data per pitch, over instruments: the mean log
+    magnitude, and the IF as the magnitude-weighted circular mean (a plain mean of IF values near the +-1 wrap
+    lands between them, which left 6 of 61 pitches out of tune). Zero for a pitch the data lacks."""
     rng = np.random.default_rng(0)
     out = torch.zeros(pitches, 2 * codec.to_mel.shape[1], device=device)
+    lo, hi = codec.mag_range
     with torch.no_grad():
         for k in range(pitches):
             idx = np.flatnonzero(notes.pitch == PITCH_MIN + k)
             if len(idx) == 0:
                 continue
             idx = rng.choice(idx, min(per_pitch, len(idx)), replace=False)
-            feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
-            steady = feats[:, :, 4:80].mean(dim=(0, 2))  # [2, bins]: frames 4-80 are the held part of the note
-            out[k] = torch.atanh(steady.clamp(-0.95, 0.95)).reshape(-1)
+            feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))[:, :, 4:80]
+            weight = torch.exp((feats[:, 0] + 1) * 0.5 * (hi - lo) + lo)  # frames 4-80: the held part of the note
+            angle = feats[:, 1] * math.pi
+            phase_if = torch.atan2((weight * torch.sin(angle)).sum((0, 1)), (weight * torch.cos(angle)).sum((0, 1)))
+            steady = torch.cat([feats[:, 0].mean(dim=(0, 1)), phase_if / math.pi])
+            out[k] = torch.atanh(steady.clamp(-0.95, 0.95))
     return out
 
 
