@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
-from synth.model.networks import NetConfig, PITCH_MIN, make_discriminator, make_generator
+from synth.model.networks import BINS, NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE
 
 
@@ -89,7 +89,7 @@ def data_pitch_spectrum(codec: IFMel, notes: dataset.NoteSet, device: torch.devi
     magnitude, and the IF as the magnitude-weighted circular mean (a plain mean of IF values near the +-1 wrap
     lands between them, which left 6 of 61 pitches out of tune). Zero for a pitch the data lacks."""
     rng = np.random.default_rng(0)
-    out = torch.zeros(pitches, 2 * codec.to_mel.shape[1], device=device)
+    out = torch.zeros(pitches, 2 * BINS, device=device)
     lo, hi = codec.mag_range
     with torch.no_grad():
         for k in range(pitches):
@@ -97,8 +97,9 @@ def data_pitch_spectrum(codec: IFMel, notes: dataset.NoteSet, device: torch.devi
             if len(idx) == 0:
                 continue
             idx = rng.choice(idx, min(per_pitch, len(idx)), replace=False)
-            feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))[:, :, 4:80]
-            weight = torch.exp((feats[:, 0] + 1) * 0.5 * (hi - lo) + lo)  # frames 4-80: the held part of the note
+            feats = codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx])).to(device))
+            feats = feats[:, :, 4:80]  # the held part of the note
+            weight = torch.exp((feats[:, 0] + 1) * 0.5 * (hi - lo) + lo)  # linear magnitude
             angle = feats[:, 1] * math.pi
             phase_if = torch.atan2((weight * torch.sin(angle)).sum((0, 1)), (weight * torch.cos(angle)).sum((0, 1)))
             steady = torch.cat([feats[:, 0].mean(dim=(0, 1)), phase_if / math.pi])
@@ -204,11 +205,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
         if cfg.net.fixed_if:  # a learned IF may have drifted: lock it to the data's
-            bins = codec.to_mel.shape[1]
-            data_if = data_pitch_spectrum(codec, notes, device)[:, bins:]
+            data_if = data_pitch_spectrum(codec, notes, device)[:, BINS:]
             with torch.no_grad():
                 for g in (G, G_ema):
-                    g.pitch_spectrum[:, bins:] = data_if
+                    g.pitch_spectrum[:, BINS:] = data_if
         pretrained = {"from": str(cfg.init_from), "features": ck.get("features", 1)} | {
             k: ck[k] for k in ("step", "images", "trained_s", "hardware") if k in ck}
     else:
