@@ -63,7 +63,7 @@ def spectrograms(model: NoteClassifier, audio: np.ndarray, batch: int = 64) -> t
     return torch.cat(out)
 
 
-CLASSIFIER_FILE = "classifier-v2.pt"  # v2: every training note, 12 epochs, cosine learning rate (v1: 6,000 notes, 6)
+CLASSIFIER_FILE = "classifier-v2.pt"  # v2: every training note, 12 epochs, one-cycle learning rate (v1: 6,000 notes, 6)
 
 
 def train_classifier(data_dir: Path, limit: int | None = None, epochs: int = 12, seed: int = 0,
