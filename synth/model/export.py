@@ -9,7 +9,7 @@ import torch
 
 from synth import __version__
 from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
-from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE
+from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
@@ -32,9 +32,7 @@ class NoteSynth(torch.nn.Module):
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
     """The EMA generator of a training checkpoint as a NoteSynth, plus the checkpoint's facts."""
     ck = torch.load(path, map_location=device, weights_only=False)
-    if ck.get("features", 1) != FEATURES_VERSION:
-        raise ValueError(f"{path} was trained on an older feature definition than this version decodes; "
-                         "fine-tune it with train --init-from")
+    check_features(ck.get("features", 1), path)
     g = make_generator(NetConfig.from_dict(ck["net"]))
     g.load_state_dict(ck["G_ema"])
     codec = IFMel(mel=ck["mel"])
@@ -76,7 +74,8 @@ def _pretrained(training: dict) -> str:
     p = training.get("pretrained")
     if not p:
         return ""
-    older = " on the older feature definition (phase without the Hann alternation)" if p.get("features", 1) < 2 else ""
+    older = (" on the older feature definition (phase without the Hann alternation)"
+             if p.get("features", 1) < FEATURES_VERSION else "")
     return (f", after starting from another run's weights ({p.get('step', '?')} steps, "
             f"{p.get('trained_s', 0) / 60:.0f} min on {p.get('hardware', '?')}{older})")
 

@@ -25,6 +25,13 @@ _PAD_LEFT = N_FFT // 2
 _PADDED = (N_FRAMES - 1) * HOP + N_FFT
 
 
+def check_features(version: int, source: object) -> None:
+    """Refuse a checkpoint whose features this version would decode differently (its "features" entry)."""
+    if version != FEATURES_VERSION:
+        raise ValueError(f"{source} was trained on an older feature definition (phase without the Hann window's "
+                         "alternation); fine-tune it in a new --out directory with train --init-from")
+
+
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
     """HTK mel scale."""
     return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from synth.model import dataset
 from synth.model.networks import BINS, NetConfig, PITCH_MIN, make_discriminator, make_generator
-from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE
+from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
 
 
 @dataclass
@@ -188,9 +188,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{ckpt_path} was trained with another network shape; use a new --out directory")
-        if ck.get("features", 1) != FEATURES_VERSION:
-            raise ValueError(f"{ckpt_path} was trained on an older feature definition; use a new --out directory "
-                             "with --init-from to fine-tune it")
+        check_features(ck.get("features", 1), ckpt_path)
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
