@@ -354,7 +354,8 @@ def cmd_presets_find(a: argparse.Namespace) -> None:
     from synth.model.timbre_map import find_presets
     from synth.runtime.model import DEFAULT_MODEL
 
-    found, probs = find_presets(a.data, a.model or DEFAULT_MODEL, candidates=a.candidates, seed=a.seed)
+    found, probs = find_presets(a.data, a.model or DEFAULT_MODEL, candidates=a.candidates, seed=a.seed,
+                                generations=a.refine)
     families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
     print("top family of the candidates: " + ", ".join(f"{f} {n}" for f, n in zip(FAMILIES, families) if n))
     for preset, p in found:
@@ -491,10 +492,13 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pf.add_argument("--model", help="ONNX model (default: the shipped one)")
     pf.add_argument("--candidates", type=int, default=1024, help="random latents to search")
     pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--refine", type=int, default=0, metavar="GENERATIONS",
+                    help="walk each preset from its best candidate towards its family by an evolution strategy "
+                         "(32 latents a generation)")
     pf.add_argument("--out", default="presets", help="directory to write the presets to")
     pf.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
     pf.add_argument("--min-probability", type=float, default=0.3,
-                    help="write a family's preset only if the classifier gives it at least this probability")
+                    help="write a family's preset only if both classifiers give it at least this probability")
     pf.set_defaults(func=cmd_presets_find)
     pc = pr_sub.add_parser("curve", help="classifier family probabilities along the slerp between two presets")
     pc.add_argument("start", help="preset name")

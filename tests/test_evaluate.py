@@ -61,8 +61,8 @@ def test_eval_without_data_is_one_clear_line(tmp_path):
 def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_model, tmp_path):
     out = tmp_path / "presets"
     proc = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
-                           str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
-                          capture_output=True, text=True, timeout=600)
+                           str(tiny_model), "--candidates", "24", "--refine", "1", "--out", str(out),
+                           "--min-probability", "0"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     from synth.engine.latent import load_presets
     from synth.model.timbre_map import TARGETS
@@ -70,11 +70,43 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
     assert sorted(p.name for p in presets) == sorted(name for name, _ in TARGETS)
     assert len({tuple(p.z) for p in presets}) == len(TARGETS)  # twelve different latents
     for p in presets:
-        assert f"p({p.family}) = " in p.description
+        assert f"p({p.family}) = " in p.description and "second classifier" in p.description
+        assert "refined over 1 generations" in p.description
     again = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
                             str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
                            capture_output=True, text=True)
     assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite
+
+
+def test_refine_walks_a_latent_towards_a_family_on_its_sphere(tiny_notes, tone_model):
+    from synth.model.dataset import FAMILIES
+    from synth.model.evaluate import train_classifier
+    from synth.model.timbre_map import family_probabilities, refine
+    from synth.runtime.model import NoteModel
+
+    clf, model = train_classifier(tiny_notes, progress=False), NoteModel(tone_model)
+    z0 = np.random.default_rng(3).standard_normal(8).astype(np.float32)
+    start = family_probabilities(model, clf, z0[None])[0]
+    j = min((FAMILIES.index("piano"), FAMILIES.index("strings")), key=lambda k: start[k])  # the one it is not
+    z, p = refine(model, clf, z0, j, generations=6)
+    assert p > start[j]
+    assert p == pytest.approx(family_probabilities(model, clf, z[None])[0, j], abs=1e-6)  # the score is the latent's
+    assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(z0), rel=1e-5)
+
+
+def test_a_second_classifier_is_cached_beside_the_first(tiny_notes):
+    from synth.model.evaluate import classifier_file, train_classifier
+
+    train_classifier(tiny_notes, progress=False)
+    second = train_classifier(tiny_notes, seed=1, progress=False)
+    assert (tiny_notes / classifier_file(0)).exists() and (tiny_notes / classifier_file(1)).exists()
+    assert classifier_file(0) != classifier_file(1)
+    first = train_classifier(tiny_notes, progress=False)
+    assert not all(torch_equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
 
 
 def test_sound_checks_catch_dc_clipping_missing_attack_and_ringing():
@@ -92,7 +124,7 @@ def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_mo
     from synth.engine.latent import Preset, save_preset
 
     presets = tmp_path / "presets"
-    save_preset(Preset("Zero", np.zeros(16, np.float32)), presets)
+    save_preset(Preset("Zero", np.zeros(16, np.float32), "strings"), presets)
     out = tmp_path / "eval.json"
     proc = subprocess.run([sys.executable, "-m", "synth", "eval", "--data", str(tiny_notes), "--model",
                            str(tiny_model), "--per-pitch", "1", "--presets", str(presets), "--json", str(out)],
@@ -100,6 +132,7 @@ def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_mo
     assert proc.returncode == 0, proc.stderr
     real, gen, zero = json.loads(out.read_text())
     assert zero["set"] == "preset Zero" and zero["notes"] == 61
+    assert 0.0 <= zero["own_family"] <= 1.0 and "own_family" not in gen and "own family" in proc.stdout
     assert 1 <= gen["families_of_256_z"] <= 16
     assert f"{gen['families_of_256_z']} distinct classifier families among 256 random latents" in proc.stdout
 

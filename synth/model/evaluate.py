@@ -66,10 +66,16 @@ def spectrograms(model: NoteClassifier, audio: np.ndarray, batch: int = 64) -> t
 CLASSIFIER_FILE = "classifier-v2.pt"  # v2: every training note, 12 epochs, one-cycle learning rate (v1: 6,000 notes, 6)
 
 
+def classifier_file(seed: int) -> str:
+    """Cache file of the classifier trained with this seed (seed 0 is the evaluation classifier)."""
+    return CLASSIFIER_FILE if seed == 0 else CLASSIFIER_FILE.replace(".pt", f"-seed{seed}.pt")
+
+
 def train_classifier(data_dir: Path, limit: int | None = None, epochs: int = 12, seed: int = 0,
                      progress: bool = True) -> NoteClassifier:
-    """Train the evaluation classifier on real training notes and cache it in data_dir/CLASSIFIER_FILE."""
-    path = Path(data_dir) / CLASSIFIER_FILE
+    """Train a classifier on real training notes and cache it in data_dir (see classifier_file); seed 0 is the
+    evaluation classifier, another seed an independent second opinion (other initial weights and note order)."""
+    path = Path(data_dir) / classifier_file(seed)
     model = NoteClassifier()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -218,9 +224,10 @@ def sound_checks(audio: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
 
 
 def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifier, ref_feats: np.ndarray,
-          centres: np.ndarray, families: np.ndarray | None = None) -> dict:
+          centres: np.ndarray, families: np.ndarray | None = None, family: str = "") -> dict:
     """One row of the evaluation table; with the notes' true families (real notes) also the classifier's family
-    accuracy, which says how far its family checks of presets can be trusted."""
+    accuracy, which says how far its family checks of presets can be trusted; with a preset's family the share of
+    its notes the classifier puts in that family (how far across the keyboard the preset keeps its instrument)."""
     feats, pp, pf = classify(model, audio)
     cents = cents_error(audio, pitches)
     row = {"set": name, "notes": int(len(audio)),
@@ -230,6 +237,8 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
            "families": int(len(np.unique(pf.argmax(1))))}
     if families is not None:
         row["family_accuracy"] = float((pf.argmax(1) == families).mean())
+    if family in dataset.FAMILIES:
+        row["own_family"] = float((pf.argmax(1) == dataset.FAMILIES.index(family)).mean())
     return row | sound_checks(audio)
 
 
@@ -282,15 +291,15 @@ def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pi
         rows.append(row)
         for preset in presets or []:
             audio, pitches = preset_notes(model_path, preset.z)
-            rows.append(score(f"preset {preset.name}", audio, pitches, clf, ref_feats, centres))
+            rows.append(score(f"preset {preset.name}", audio, pitches, clf, ref_feats, centres, family=preset.family))
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     cols = ("set", "notes", "pitch_accuracy", "fid", "ndb_over_k", "median_cents_error", "within_50_cents", "families",
-            "family_accuracy", "no_dc", "no_clipping", "attack", "decays")
-    head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families", "family acc", "no DC",
-            "no clip", "attack", "decays")
+            "family_accuracy", "own_family", "no_dc", "no_clipping", "attack", "decays")
+    head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families", "family acc",
+            "own family", "no DC", "no clip", "attack", "decays")
     rows = [{c: r.get(c, "–") for c in cols} for r in rows]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)  # noqa: E731
     table = [head] + [tuple(fmt(r[c]) for c in cols) for r in rows]

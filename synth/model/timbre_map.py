@@ -1,11 +1,14 @@
 """The timbre map: named presets found in the generator's latent space by the instrument-family classifier.
 
 Many random latents are rendered at a few pitches; the classifier (trained on the real note set, see evaluate)
-gives each latent its mean family probabilities, and each named preset takes the latent that scores highest for
-its family. The score is stored in the preset, so every preset's family is checked, not guessed by ear.
+gives each latent its mean family probabilities, and each named preset starts at the latent that scores highest
+for its family. An evolution strategy then walks it on the sphere of its norm towards a higher score (a family
+that no random draw reaches may lie near one). A second classifier, trained with another seed and never searched
+against, checks the result. Both scores are stored in the preset, so every preset's family is checked, not guessed.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -33,23 +36,52 @@ def family_probabilities(model: NoteModel, clf, z: np.ndarray, pitches: tuple[in
     return total / len(pitches)
 
 
+def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
+           sigma: float = 0.4, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(latent, its probability): a (mu, lambda) evolution strategy from z0 towards a higher mean probability of
+    one family. Candidates stay on the sphere of z0's norm, where the prior's draws live; the classifier is only
+    queried, never differentiated; the best latent seen is kept, so the result never scores below z0."""
+    rng = np.random.default_rng(seed)
+    radius = float(np.linalg.norm(z0))
+    on_sphere = lambda z: (z * (radius / np.linalg.norm(z, axis=-1, keepdims=True))).astype(np.float32)  # noqa: E731
+    best = np.asarray(z0, np.float32)
+    best_p = float(family_probabilities(model, clf, best[None])[0, family])
+    mean = best
+    for g in range(generations):
+        step = sigma * 0.93 ** g  # shrinks to a tenth over 30 generations: wide look first, then local
+        cand = on_sphere(mean + step * rng.standard_normal((population, len(best))))
+        p = family_probabilities(model, clf, cand)[:, family]
+        top = np.argsort(-p)[:max(1, population // 4)]
+        if p[top[0]] > best_p:
+            best, best_p = cand[top[0]], float(p[top[0]])
+        mean = on_sphere(cand[top].mean(axis=0))
+    return best, best_p
+
+
 def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, candidates: int = 1024,
-                 seed: int = 0) -> tuple[list[tuple[Preset, float]], np.ndarray]:
-    """(preset, its family probability) for every target family, and the families of all candidates."""
-    clf = train_classifier(Path(data_dir))
+                 seed: int = 0, generations: int = 0) -> tuple[list[tuple[Preset, float]], np.ndarray]:
+    """(preset, its family probability by the lower of the two classifiers) for every target family, and the
+    evaluation classifier's family probabilities of all random candidates. With generations > 0 each preset is
+    refined by `refine` from its best candidate."""
+    clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
     z = np.random.default_rng(seed).standard_normal((candidates, model.info.z_dim)).astype(np.float32)
     probs = family_probabilities(model, clf, z)
     out, taken = [], set()
+    pitches = "/".join(map(str, PITCHES))
     for name, family in TARGETS:
         j = FAMILIES.index(family)
         order = np.argsort(-probs[:, j])
         i = int(next(k for k in order if k not in taken))
         taken.add(i)
-        p = float(probs[i, j])
-        out.append((Preset(name, z[i], family, f"timbre map: classifier p({family}) = {p:.2f}, mean over MIDI "
-                                               f"{'/'.join(map(str, PITCHES))}; candidate {i} of {candidates}, seed {seed}"),
-                    p))
+        latent, p = z[i], float(probs[i, j])
+        how = f"candidate {i} of {candidates}, seed {seed}"
+        if generations > 0:
+            latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
+            how += f", refined over {generations} generations"
+        q = float(family_probabilities(model, check, latent[None])[0, j])
+        out.append((Preset(name, latent, family, f"timbre map: classifier p({family}) = {p:.2f}, second classifier "
+                                                 f"{q:.2f}, mean over MIDI {pitches}; {how}"), min(p, q)))
     return out, probs
 
 
