@@ -51,10 +51,36 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from synth.model.export import export_onnx, load_checkpoint, model_card
+    from synth.model.export import model_card, restamp
 
-    model, facts = load_checkpoint(a.checkpoint)
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
+    if a.checkpoint.endswith(".onnx"):  # the checkpoint may be gone: new measurements on the same weights
+        training = restamp(a.checkpoint, a.out, metrics)
+    else:
+        training = _export_checkpoint(a.checkpoint, a.out, metrics)
+    print(f"wrote {a.out}")
+    if a.card:
+        from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
+
+        try:
+            presets = load_presets(training["net"]["z_dim"], a.presets or PRESETS_DIR)
+        except PresetError:
+            presets = []
+        curves = [json.loads(Path(c).read_text()) for c in a.curve or []]
+        pictures = sorted(Path(a.pictures).glob("*.png")) if a.pictures else []
+        card = Path(a.card)
+        pictures = [os.path.relpath(p, card.parent) for p in pictures]
+        tmp = card.with_name(f".{card.name}.part")
+        tmp.write_text(model_card(Path(a.out).name, training, metrics, presets, curves, pictures))
+        os.replace(tmp, card)
+        print(f"wrote {a.card}")
+
+
+def _export_checkpoint(checkpoint: str, out: str, metrics: list) -> dict:
+    """Export a training checkpoint's EMA generator; returns the training facts stored in the file."""
+    from synth.model.export import export_onnx, load_checkpoint
+
+    model, facts = load_checkpoint(checkpoint)
     data = Path(facts["data_dir"]) / "build.json"
     summary = json.loads(data.read_text()) if data.exists() else {}
     meta = Path(facts["data_dir"]) / "metadata.csv"
@@ -73,23 +99,8 @@ def cmd_export(a: argparse.Namespace) -> None:
                 "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
                 "pretrained": facts["pretrained"],
                 "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
-    export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
-    print(f"wrote {a.out}")
-    if a.card:
-        from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
-
-        try:
-            presets = load_presets(facts["net"]["z_dim"], a.presets or PRESETS_DIR)
-        except PresetError:
-            presets = []
-        curve = json.loads(Path(a.curve).read_text()) if a.curve else None
-        pictures = sorted(Path(a.pictures).glob("*.png")) if a.pictures else []
-        card = Path(a.card)
-        pictures = [os.path.relpath(p, card.parent) for p in pictures]
-        tmp = card.with_name(f".{card.name}.part")
-        tmp.write_text(model_card(Path(a.out).name, training, metrics, presets, curve, pictures))
-        os.replace(tmp, card)
-        print(f"wrote {a.card}")
+    export_onnx(model, out, {"training_data": json.dumps(training), "metrics": metrics})
+    return training
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
@@ -434,12 +445,12 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="RUN/checkpoint.pt, or an exported .onnx to store new --metrics in (same weights)")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
     e.add_argument("--presets", help="presets to list in the card (default: the shipped presets/)")
-    e.add_argument("--curve", help="JSON from 'presets curve --json', shown in the card")
+    e.add_argument("--curve", action="append", help="JSON from 'presets curve --json', shown in the card (repeatable)")
     e.add_argument("--pictures", help="folder of PNGs from 'presets pictures', linked from the card")
     e.set_defaults(func=cmd_export)
 

@@ -62,6 +62,33 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     assert "2 steps" in (tmp_path / "card.md").read_text()
 
 
+def test_export_of_an_onnx_file_stores_new_metrics_on_the_same_weights(tiny_notes, tmp_path):
+    """Checkpoints stay on the machine that trained them; a model file alone can take new measurements and a card."""
+    from synth.cli import main
+    from synth.runtime.model import NoteModel
+
+    run = tmp_path / "run"
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, max_steps=2), progress=False)
+    main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
+    rows = [{"set": "generated (m.onnx)", "notes": 61, "pitch_accuracy": 0.5}]
+    (tmp_path / "eval.json").write_text(json.dumps(rows))
+    curve = {"from": "A", "to": "B", "t": [0.0, 1.0], "families": ["piano", "organ"],
+             "probabilities": [[1.0, 0.0], [0.0, 1.0]], "max_step": 1.0}
+    (tmp_path / "c1.json").write_text(json.dumps(curve))
+    (tmp_path / "c2.json").write_text(json.dumps(curve | {"from": "C", "to": "D"}))
+    main(["export", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.onnx"), "--metrics", str(tmp_path / "eval.json"),
+          "--curve", str(tmp_path / "c1.json"), "--curve", str(tmp_path / "c2.json"), "--card", str(tmp_path / "c.md")])
+    model = NoteModel(tmp_path / "m.onnx")
+    assert model.info.metrics == rows
+    assert json.loads(model.info.training_data)["steps"] == 2
+    card = (tmp_path / "c.md").read_text()
+    assert "2 steps" in card and "slerp A → B" in card and "slerp C → D" in card and "0.500" in card
+    restamped = model.render(np.ones((1, 16), np.float32), [60])
+    main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "fresh.onnx")])
+    assert np.array_equal(restamped, NoteModel(tmp_path / "fresh.onnx").render(np.ones((1, 16), np.float32), [60]))
+    assert not list(tmp_path.glob(".*.part"))
+
+
 def test_1d_network_trains_resumes_and_exports(tiny_notes, tmp_path):
     """The CPU-friendly architecture goes through the same training loop, checkpoint and ONNX contract."""
     from synth.cli import main

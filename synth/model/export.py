@@ -69,6 +69,25 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
     os.replace(tmp, path)
 
 
+def restamp(src: str | os.PathLike, dst: str | os.PathLike, metrics: list[dict]) -> dict:
+    """Copy an exported model with new measured metrics in its metadata, weights untouched, and return the training
+    facts it carries: the card can be remade after the checkpoint is gone. Written atomically; src may be dst."""
+    import onnx
+
+    from synth.runtime.model import ModelError
+
+    proto = onnx.load(str(src))
+    meta = {p.key: p for p in proto.metadata_props}
+    if "training_data" not in meta or "metrics" not in meta:
+        raise ModelError(f"model file {src} lacks the training_data and metrics of an exported model")
+    meta["metrics"].value = json.dumps(metrics)
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.part")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, dst)
+    return json.loads(meta["training_data"].value)
+
+
 def _pretrained(training: dict) -> str:
     """The model card's words for a run that started from another run's weights (train --init-from)."""
     p = training.get("pretrained")
@@ -81,9 +100,9 @@ def _pretrained(training: dict) -> str:
 
 
 def model_card(name: str, training: dict, metrics: list[dict], presets: list | None = None,
-               curve: dict | None = None, pictures: list[str] | None = None) -> str:
+               curves: list[dict] | None = None, pictures: list[str] | None = None) -> str:
     """Markdown model card built from the checkpoint's facts, the measured eval rows, the presets (with the
-    classifier scores `presets find` stored in them), a slerp curve and spectrogram pictures."""
+    classifier scores `presets find` stored in them), slerp curves and spectrogram pictures."""
     from synth.model.evaluate import format_table
 
     net = training["net"]
@@ -110,10 +129,12 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
     if presets:
         lines += ["## Presets (`gansynth-live presets find`)", "", "| preset | family | how it was checked |",
                   "|---|---|---|"] + [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
-    if curve:
+    if curves:
         from synth.model.timbre_map import format_curve
 
-        lines += ["## Interpolation (`gansynth-live presets curve`)", "", "```", format_curve(curve), "```", ""]
+        lines += ["## Interpolation (`gansynth-live presets curve`)", ""]
+        for curve in curves:
+            lines += ["```", format_curve(curve), "```", ""]
     if pictures:
         lines += ["## Spectrograms (`gansynth-live presets pictures`)", "",
                   "Log magnitude, 0–8 kHz, 4 s per note, MIDI 36/48/60/72/84 left to right.", ""]
