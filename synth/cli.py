@@ -46,7 +46,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                       mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
                       final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
-                      max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from)
+                      max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from,
+                      reconstruct=a.reconstruct)
     print(json.dumps(train(cfg)))
 
 
@@ -360,7 +361,6 @@ def cmd_presets_pictures(a: argparse.Namespace) -> None:
 def cmd_presets_find(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from synth.engine.latent import save_preset
     from synth.model.dataset import FAMILIES
     from synth.model.timbre_map import find_presets
     from synth.runtime.model import DEFAULT_MODEL
@@ -369,11 +369,35 @@ def cmd_presets_find(a: argparse.Namespace) -> None:
                                 generations=a.refine)
     families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
     print("top family of the candidates: " + ", ".join(f"{f} {n}" for f, n in zip(FAMILIES, families) if n))
+    _write_found(a, found)
+
+
+def cmd_presets_encode(a: argparse.Namespace) -> None:
+    from synth.model.timbre_map import encode_presets
+    from synth.runtime.model import DEFAULT_MODEL
+
+    _write_found(a, encode_presets(a.data, a.checkpoint, a.model or DEFAULT_MODEL))
+
+
+def _write_found(a: argparse.Namespace, found: list) -> None:
+    """Save the presets both classifiers accept; with --replace-weaker, replace only a weaker preset of the name."""
+    from synth.engine.latent import PresetError, load_preset, preset_filename, save_preset
+    from synth.model.timbre_map import checked_score
+
     for preset, p in found:
         if p < a.min_probability:
             print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  not found: no candidate sounds like it")
             continue
-        path = save_preset(preset, a.out, overwrite=a.overwrite)
+        existing = Path(a.out) / preset_filename(preset.name)
+        if a.replace_weaker and existing.exists():
+            try:
+                old = checked_score(load_preset(existing, len(preset.z)))
+            except PresetError:
+                old = -1.0
+            if old >= p:
+                print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  kept {existing} (p = {old:.2f})")
+                continue
+        path = save_preset(preset, a.out, overwrite=a.overwrite or a.replace_weaker)
         print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  -> {path}")
 
 
@@ -396,6 +420,15 @@ def _render_options(r: argparse.ArgumentParser) -> None:
 
 EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with parameters, e.g. "
                 "'reverb:room_size=0.8,delay:mix=0.2' (reverb, delay, chorus, compressor, filter, gain) or a .vst3 path")
+
+
+def _found_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="presets", help="directory to write the presets to")
+    p.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
+    p.add_argument("--replace-weaker", action="store_true",
+                   help="replace a preset of the same name only if its stored classifier scores are lower")
+    p.add_argument("--min-probability", type=float, default=0.3,
+                   help="write a family's preset only if both classifiers give it at least this probability")
 
 
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
@@ -442,6 +475,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
     t.add_argument("--init-from", metavar="CHECKPOINT",
                    help="start a new run from another run's weights (same network shape), e.g. to fine-tune")
+    t.add_argument("--reconstruct", type=float, default=0.0, metavar="WEIGHT",
+                   help="1d only: also train an encoder so the generator reconstructs real notes from their latents "
+                        "(L1 on log-magnitude, this weight); presets can then come from real notes (presets encode)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
@@ -506,11 +542,15 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pf.add_argument("--refine", type=int, default=0, metavar="GENERATIONS",
                     help="walk each preset from its best candidate towards its family by an evolution strategy "
                          "(32 latents a generation)")
-    pf.add_argument("--out", default="presets", help="directory to write the presets to")
-    pf.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
-    pf.add_argument("--min-probability", type=float, default=0.3,
-                    help="write a family's preset only if both classifiers give it at least this probability")
+    _found_arguments(pf)
     pf.set_defaults(func=cmd_presets_find)
+    pe = pr_sub.add_parser("encode", help="a preset per GM family from real notes, through a --reconstruct "
+                                          "checkpoint's encoder, checked by the classifiers")
+    pe.add_argument("checkpoint", help="training checkpoint with an encoder (train --reconstruct)")
+    pe.add_argument("--data", default=str(DEFAULT_DATA), help="note set to encode and train the classifiers on")
+    pe.add_argument("--model", help="the checkpoint's exported ONNX model (default: the shipped one)")
+    _found_arguments(pe)
+    pe.set_defaults(func=cmd_presets_encode)
     pc = pr_sub.add_parser("curve", help="classifier family probabilities along the slerp between two presets")
     pc.add_argument("start", help="preset name")
     pc.add_argument("end", help="preset name")

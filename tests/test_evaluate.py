@@ -78,6 +78,49 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
     assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite
 
 
+def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_preset(tiny_notes, tmp_path):
+    from synth.cli import main
+    from synth.engine.latent import Preset, load_presets, save_preset
+    from synth.model.networks import NetConfig
+    from synth.model.timbre_map import checked_score
+    from synth.model.train import TrainConfig, train
+
+    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
+    run = tmp_path / "run"
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=net, batch=4, max_steps=3, reconstruct=10.0),
+          progress=False)
+    main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
+    out = tmp_path / "presets"
+    save_preset(Preset("Keys", np.zeros(16, np.float32), "piano", "by ear"), out)  # no scores: replaced
+    args = ["presets", "encode", str(run / "checkpoint.pt"), "--data", str(tiny_notes), "--model",
+            str(tmp_path / "m.onnx"), "--out", str(out), "--min-probability", "0", "--replace-weaker"]
+    main(args)
+    presets = {p.name: p for p in load_presets(16, out)}
+    assert sorted(presets) == ["Keys", "Strings"]  # the tiny note set has piano and violin only
+    for p in presets.values():
+        assert "encoded: mean latent of program" in p.description and 0.0 <= checked_score(p) <= 1.0
+        assert np.linalg.norm(p.z) == pytest.approx(4.0, rel=1e-4)  # on the prior's sphere, radius sqrt(16)
+    save_preset(Preset("Keys", presets["Keys"].z, "piano", "better", {"classifier_p": 1.0,
+                                                                     "second_classifier_p": 1.0}), out, overwrite=True)
+    main(args)
+    assert load_presets(16, out)[0].description == "better"  # a stronger preset is kept
+
+
+def test_presets_encode_needs_an_encoder(tiny_notes, tmp_path):
+    import subprocess
+
+    from synth.model.networks import NetConfig
+    from synth.model.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=NetConfig(z_dim=16, channels=(16, 8), arch="1d"),
+                      batch=4, max_steps=1), progress=False)
+    proc = subprocess.run([sys.executable, "-m", "synth", "presets", "encode", str(run / "checkpoint.pt"), "--data",
+                           str(tiny_notes)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "has no encoder: train it with --reconstruct" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_refine_walks_a_latent_towards_a_family_on_its_sphere(tiny_notes, tone_model):
     from synth.model.dataset import FAMILIES
     from synth.model.evaluate import train_classifier

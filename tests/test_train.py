@@ -89,6 +89,29 @@ def test_export_of_an_onnx_file_stores_new_metrics_on_the_same_weights(tiny_note
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_reconstruction_encoder_trains_resumes_and_lies_on_the_prior_sphere(tiny_notes, tmp_path):
+    from synth.model.networks import Encoder1D, NetConfig
+
+    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
+    z = Encoder1D(net)(torch.rand(3, 128, 512) * 2 - 1)
+    assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.full((3,), 4.0), atol=1e-4)
+    cfg = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "r"), net=net, batch=4, max_steps=20,
+                      lr=2e-3, reconstruct=10.0)
+    train(cfg, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert all(0.0 < r["rec"] < 2.0 for r in log)
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    cfg.max_steps = 22
+    assert train(cfg, progress=False)["step"] == 22
+    after = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert any(not torch.equal(after["E"][k], ck["E"][k]) for k in ck["E"])  # the resumed encoder goes on learning
+    plain = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "p"), net=net, batch=4, max_steps=1)
+    train(plain, progress=False)
+    plain.reconstruct, plain.max_steps = 10.0, 2
+    with pytest.raises(ValueError, match="without --reconstruct"):
+        train(plain, progress=False)
+
+
 def test_1d_network_trains_resumes_and_exports(tiny_notes, tmp_path):
     """The CPU-friendly architecture goes through the same training loop, checkpoint and ONNX contract."""
     from synth.cli import main

@@ -251,6 +251,32 @@ class Discriminator1D(nn.Module):
         return self.critic(f).squeeze(1), self.pitch(f)
 
 
+class Encoder1D(nn.Module):
+    """E(log-magnitude features [B, 128, 512]) → z [B, Z] on the sphere of radius sqrt(Z), where the prior's draws
+    lie. Trained with the generator to reconstruct real notes (train --reconstruct), so every instrument of the
+    data has latents that sound like it, and presets can be taken from real notes."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.t0 = FRAMES >> (len(c) - 1)
+        self.from_mag = EqConv1d(BINS, c[-1], 1)
+        self.blocks = nn.ModuleList(nn.ModuleList([EqConv1d(c[i], c[i], 3), EqConv1d(c[i], c[i - 1], 3)])
+                                    for i in range(len(c) - 1, 0, -1))
+        self.last_dense = EqLinear(c[0] * self.t0, c[0])
+        self.to_z = EqLinear(c[0], cfg.z_dim, gain=1.0)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        h = act(self.from_mag(magnitude.transpose(1, 2)))
+        for convs in self.blocks:
+            for conv in convs:
+                h = act(conv(h))
+            h = F.avg_pool1d(h, 2)
+        z = self.to_z(act(self.last_dense(h.flatten(1))))
+        return z * (math.sqrt(self.cfg.z_dim) / (z.norm(dim=1, keepdim=True) + 1e-8))
+
+
 def make_generator(cfg: NetConfig) -> nn.Module:
     """The generator for a config's architecture."""
     return Generator1D(cfg) if cfg.arch == "1d" else Generator(cfg)

@@ -5,6 +5,9 @@ gives each latent its mean family probabilities, and each named preset starts at
 for its family. An evolution strategy then walks it on the sphere of its norm towards a higher score (a family
 that no random draw reaches may lie near one). A second classifier, trained with another seed and never searched
 against, checks the result. Both scores are stored in the preset, so every preset's family is checked, not guessed.
+
+A generator trained with an encoder (train --reconstruct) also gives latents of real notes: `encode_presets`
+takes, for each family, the mean latent of one real program's notes, checked by the same two classifiers.
 """
 from __future__ import annotations
 
@@ -80,9 +83,69 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
             latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
             how += f", refined over {generations} generations"
         q = float(family_probabilities(model, check, latent[None])[0, j])
-        out.append((Preset(name, latent, family, f"timbre map: classifier p({family}) = {p:.2f}, second classifier "
-                                                 f"{q:.2f}, mean over MIDI {pitches}; {how}"), min(p, q)))
+        out.append((_checked(name, latent, family, p, q, how), min(p, q)))
     return out, probs
+
+
+def _checked(name: str, z: np.ndarray, family: str, p: float, q: float, how: str) -> Preset:
+    """A preset that carries both classifiers' scores, in words and as numbers (for --replace-weaker)."""
+    words = (f"timbre map: classifier p({family}) = {p:.2f}, second classifier {q:.2f}, mean over MIDI "
+             f"{'/'.join(map(str, PITCHES))}; {how}")
+    return Preset(name, np.asarray(z, np.float32), family, words, {"classifier_p": round(p, 4),
+                                                                    "second_classifier_p": round(q, 4)})
+
+
+def checked_score(preset: Preset) -> float:
+    """The lower of a preset's two stored classifier scores; -1 for a preset that has none."""
+    scores = [preset.extra.get(k) for k in ("classifier_p", "second_classifier_p")]
+    return min(scores) if all(isinstance(v, (int, float)) for v in scores) else -1.0
+
+
+def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
+                   pitches: range = range(48, 73)) -> list[tuple[Preset, float]]:
+    """(preset, its score by the lower of the two classifiers) per target family: for every program of the family
+    the mean encoder latent of its real training notes over `pitches` (all soundfonts), put on the sphere; the
+    evaluation classifier picks the program, the second classifier checks it. `model_path` must be the export of
+    `checkpoint` (the latents are rendered through it). Families the note set lacks are left out."""
+    import torch
+
+    from synth.model import dataset
+    from synth.model.networks import Encoder1D, NetConfig
+    from synth.model.spectral import IFMel, check_features
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    check_features(ck.get("features", 1), checkpoint)
+    if ck.get("E") is None:
+        raise ValueError(f"{checkpoint} has no encoder: train it with --reconstruct")
+    net = NetConfig.from_dict(ck["net"])
+    encoder = Encoder1D(net)
+    encoder.load_state_dict(ck["E"])
+    encoder.eval()
+    codec = IFMel(mel=ck["mel"])
+    codec.set_range(*ck["mag_range"])
+    clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
+    model = NoteModel(model_path)
+    notes = dataset.load(Path(data_dir), "train")
+    out = []
+    for name, family in TARGETS:
+        j = FAMILIES.index(family)
+        programs = sorted({int(p) for p in notes.program[(notes.family == j) & np.isin(notes.pitch, list(pitches))]})
+        if not programs:  # the note set has no such instrument
+            continue
+        latents = []
+        for program in programs:
+            idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
+            with torch.no_grad():
+                z = torch.cat([encoder(codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 64]])))[:, 0])
+                               for i in range(0, len(idx), 64)]).mean(dim=0).numpy()
+            latents.append(z * (math.sqrt(net.z_dim) / np.linalg.norm(z)))
+        latents = np.stack(latents).astype(np.float32)
+        probs = family_probabilities(model, clf, latents)[:, j]
+        k = int(np.argmax(probs))
+        q = float(family_probabilities(model, check, latents[k:k + 1])[0, j])
+        how = f"encoded: mean latent of program {programs[k]}'s training notes at MIDI {pitches.start}-{pitches.stop - 1}"
+        out.append((_checked(name, latents[k], family, float(probs[k]), q, how), min(float(probs[k]), q)))
+    return out
 
 
 def slerp_curve(data_dir: str | os.PathLike, model_path: str | os.PathLike, a: Preset, b: Preset,

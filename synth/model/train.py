@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
-from synth.model.networks import BINS, NetConfig, PITCH_MIN, make_discriminator, make_generator
+from synth.model.networks import BINS, Encoder1D, NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
 
 
@@ -45,6 +45,7 @@ class TrainConfig:
     max_steps: int | None = None
     device: str | None = None
     init_from: str | None = None         # start a new run from another checkpoint's weights (fine-tuning)
+    reconstruct: float = 0.0             # 1d: weight of an encoder's L1 reconstruction of real log-magnitudes
 
     @property
     def total_images(self) -> int:
@@ -181,6 +182,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    if cfg.reconstruct and cfg.net.arch != "1d":
+        raise ValueError("the reconstruction encoder needs the 1d network")
+    E = Encoder1D(cfg.net).to(device) if cfg.reconstruct else None
+    opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.0, 0.99)) if E is not None else None
+    with_e = ((E, "E"), (opt_e, "opt_e")) if E is not None else ()
     ckpt_path = out / "checkpoint.pt"
     images, step, trained_s = 0, 0, 0.0
     pretrained: dict | None = None       # what the run started from (--init-from), for the model card
@@ -189,7 +195,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{ckpt_path} was trained with another network shape; use a new --out directory")
         check_features(ck.get("features", 1), ckpt_path)
-        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+        if E is not None and ck.get("E") is None:
+            raise ValueError(f"{ckpt_path} was trained without --reconstruct; use a new --out directory")
+        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")) + with_e:
             m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
         images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
@@ -199,8 +207,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
         if replace(NetConfig.from_dict(ck["net"]), fixed_if=cfg.net.fixed_if) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{cfg.init_from} has another network shape than this run's")
-        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
-            m.load_state_dict(ck[k])
+        for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")) + with_e[:1]:
+            if ck.get(k) is not None:  # a run without an encoder gives the new one a fresh start
+                m.load_state_dict(ck[k])
         codec.set_range(*ck["mag_range"])
         if cfg.net.fixed_if:  # a learned IF may have drifted: lock it to the data's
             data_if = data_pitch_spectrum(codec, notes, device)[:, BINS:]
@@ -227,8 +236,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         ids = [device.index] if device.type == "cuda" else None
         grows = cfg.net.levels > 1  # the progressive net leaves the levels it has not reached yet without gradients
         G_train, D_train = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=grows) for m in (G, D))
+        E_train = DistributedDataParallel(E, device_ids=ids) if E is not None else None
     else:
-        G_train, D_train = G, D
+        G_train, D_train, E_train = G, D, E
 
     def checkpoint() -> None:
         if rank != 0:
@@ -236,6 +246,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         _atomic_save({"net": cfg.net.to_dict(), "mel": cfg.mel, "features": FEATURES_VERSION,
                       "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                      "E": E.state_dict() if E is not None else None,
+                      "opt_e": opt_e.state_dict() if E is not None else None,
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
                       "device": str(device), "batch": cfg.batch, "hardware": hardware,
@@ -281,9 +293,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             g_fake, p_fake = D_train(fake, level, alpha)
             aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
             loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
+            if E_train is not None:  # the generator must also be able to make each real note, from its latent
+                rec = G_train(E_train(real[:, 0]), pitch, level, alpha)[:, 0]
+                loss_rec = (rec - real[:, 0]).abs().mean()
+                loss_g = loss_g + cfg.reconstruct * loss_rec
+                opt_e.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if opt_e is not None:
+                opt_e.step()
             with torch.no_grad():
                 for pe, p in zip(G_ema.parameters(), G.parameters()):
                     pe.lerp_(p, 1 - cfg.ema)
@@ -296,6 +315,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "gp": gp.item(), "aux_d": aux_d.item(), "aux_g": aux_g.item(),
                       "pitch_acc_real": float((p_real.argmax(1) == pitch - PITCH_MIN).float().mean()),
                       "sec_per_step": round(time.monotonic() - t0, 4)}
+            if E is not None:
+                record["rec"] = loss_rec.item()
             if not all(math.isfinite(v) for v in record.values()):
                 raise FloatingPointError(f"training diverged at step {step}: {record}")
             if rank == 0 and (step % 10 == 0 or step == 1):
