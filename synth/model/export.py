@@ -127,8 +127,8 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         "the classifier assigns. No DC / no clip / attack / decays: fractions of notes with |mean| < 0.01, peak "
         "under full scale, 10 % of the peak within 50 ms, and the last 100 ms 60 dB under the peak.", ""]
     if presets:
-        lines += ["## Presets (`gansynth-live presets find`)", "", "| preset | family | how it was checked |",
-                  "|---|---|---|"] + [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
+        lines += ["## Presets (`gansynth-live presets find` or `presets encode`)", "",
+                  "| preset | family | how it was checked |", "|---|---|---|"] + [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
     if curves:
         from synth.model.timbre_map import format_curve
 
