@@ -114,7 +114,7 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         f"{training['dataset_notes']} notes built, {training['train_notes']} in the training split; "
         + "; ".join(f"{k} {v}" for k, v in training.get("labels", {}).items()) + " |",
         f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
-        f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {net['channels']}, "
+        f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {tuple(net['channels'])}, "
         + ("IF not learned but fixed per pitch at the training notes' mean, " if net.get("fixed_if") else "") +
         f"z {net['z_dim']}-d + 61-way pitch one-hot |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
