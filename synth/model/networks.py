@@ -224,6 +224,21 @@ class Generator1D(nn.Module):
         return torch.tanh(pitch_one_hot(pitch) @ self.pitch_spectrum[:, BINS:].detach())
 
 
+def _down_blocks(c: tuple[int, ...]) -> nn.ModuleList:
+    """The 1-D critic's and encoder's trunk: a pair of 3-tap convs per width, widest time resolution first."""
+    return nn.ModuleList(nn.ModuleList([EqConv1d(c[i], c[i], 3), EqConv1d(c[i], c[i - 1], 3)])
+                         for i in range(len(c) - 1, 0, -1))
+
+
+def _down(blocks: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+    """Run a `_down_blocks` trunk, halving the frames after each pair."""
+    for convs in blocks:
+        for conv in convs:
+            h = act(conv(h))
+        h = F.avg_pool1d(h, 2)
+    return h
+
+
 class Discriminator1D(nn.Module):
     """D(features) → (critic score [B], pitch logits [B, 61]), mirrored from Generator1D."""
 
@@ -233,19 +248,14 @@ class Discriminator1D(nn.Module):
         c = cfg.channels
         self.t0 = FRAMES >> (len(c) - 1)
         self.from_rgb = EqConv1d(2 * BINS, c[-1], 1)
-        self.blocks = nn.ModuleList(nn.ModuleList([EqConv1d(c[i], c[i], 3), EqConv1d(c[i], c[i - 1], 3)])
-                                    for i in range(len(c) - 1, 0, -1))
+        self.blocks = _down_blocks(c)
         self.last_conv = EqConv1d(c[0] + 1, c[0], 3)
         self.last_dense = EqLinear(c[0] * self.t0, c[0])
         self.critic = EqLinear(c[0], 1, gain=1.0)
         self.pitch = EqLinear(c[0], N_PITCHES, gain=1.0)
 
     def forward(self, x: torch.Tensor, level: int | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        h = act(self.from_rgb(x.transpose(2, 3).reshape(len(x), 2 * BINS, FRAMES)))
-        for convs in self.blocks:
-            for conv in convs:
-                h = act(conv(h))
-            h = F.avg_pool1d(h, 2)
+        h = _down(self.blocks, act(self.from_rgb(x.transpose(2, 3).reshape(len(x), 2 * BINS, FRAMES))))
         h = act(self.last_conv(minibatch_stddev(h.unsqueeze(3)).squeeze(3)))
         f = act(self.last_dense(h.flatten(1)))
         return self.critic(f).squeeze(1), self.pitch(f)
@@ -262,17 +272,12 @@ class Encoder1D(nn.Module):
         c = cfg.channels
         self.t0 = FRAMES >> (len(c) - 1)
         self.from_mag = EqConv1d(BINS, c[-1], 1)
-        self.blocks = nn.ModuleList(nn.ModuleList([EqConv1d(c[i], c[i], 3), EqConv1d(c[i], c[i - 1], 3)])
-                                    for i in range(len(c) - 1, 0, -1))
+        self.blocks = _down_blocks(c)
         self.last_dense = EqLinear(c[0] * self.t0, c[0])
         self.to_z = EqLinear(c[0], cfg.z_dim, gain=1.0)
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        h = act(self.from_mag(magnitude.transpose(1, 2)))
-        for convs in self.blocks:
-            for conv in convs:
-                h = act(conv(h))
-            h = F.avg_pool1d(h, 2)
+        h = _down(self.blocks, act(self.from_mag(magnitude.transpose(1, 2))))
         z = self.to_z(act(self.last_dense(h.flatten(1))))
         return z * (math.sqrt(self.cfg.z_dim) / (z.norm(dim=1, keepdim=True) + 1e-8))
 
