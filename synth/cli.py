@@ -481,7 +481,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
-    e.add_argument("checkpoint", help="RUN/checkpoint.pt, or an exported .onnx to store new --metrics in (same weights)")
+    e.add_argument("checkpoint",
+                   help="RUN/checkpoint.pt, or an exported .onnx to store new --metrics in (same weights)")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")

@@ -128,7 +128,8 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         "under full scale, 10 % of the peak within 50 ms, and the last 100 ms 60 dB under the peak.", ""]
     if presets:
         lines += ["## Presets (`gansynth-live presets find` or `presets encode`)", "",
-                  "| preset | family | how it was checked |", "|---|---|---|"] + [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
+                  "| preset | family | how it was checked |", "|---|---|---|"]
+        lines += [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
     if curves:
         from synth.model.timbre_map import format_curve
 

@@ -143,7 +143,8 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         probs = family_probabilities(model, clf, latents)[:, j]
         k = int(np.argmax(probs))
         q = float(family_probabilities(model, check, latents[k:k + 1])[0, j])
-        how = f"encoded: mean latent of program {programs[k]}'s training notes at MIDI {pitches.start}-{pitches.stop - 1}"
+        how = (f"encoded: mean latent of program {programs[k]}'s training notes at MIDI "
+               f"{pitches.start}-{pitches.stop - 1}")
         out.append((_checked(name, latents[k], family, float(probs[k]), q, how), min(float(probs[k]), q)))
     return out
 

@@ -293,7 +293,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             g_fake, p_fake = D_train(fake, level, alpha)
             aux_g = F.cross_entropy(p_fake, pitch - PITCH_MIN)
             loss_g = -g_fake.mean() + cfg.aux_weight * aux_g
-            if E_train is not None:  # the generator must also be able to make each real note, from its latent
+            if E is not None:  # the generator must also be able to make each real note, from its latent
                 rec = G_train(E_train(real[:, 0]), pitch, level, alpha)[:, 0]
                 loss_rec = (rec - real[:, 0]).abs().mean()
                 loss_g = loss_g + cfg.reconstruct * loss_rec
@@ -301,7 +301,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            if opt_e is not None:
+            if E is not None:
                 opt_e.step()
             with torch.no_grad():
                 for pe, p in zip(G_ema.parameters(), G.parameters()):
