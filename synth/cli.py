@@ -52,11 +52,15 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from synth.model.export import model_card, restamp
+    from synth.model.export import export_onnx, load_model_file, model_card
 
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
-    if a.checkpoint.endswith(".onnx"):  # the checkpoint may be gone: new measurements on the same weights
-        training = restamp(a.checkpoint, a.out, metrics)
+    if a.checkpoint.endswith(".onnx"):  # the checkpoint may be gone: the file's own weights, this version's graph
+        from synth.runtime.model import NoteModel
+
+        metrics = metrics or NoteModel(a.checkpoint, provider="cpu").info.metrics
+        model, training = load_model_file(a.checkpoint)
+        export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
     else:
         training = _export_checkpoint(a.checkpoint, a.out, metrics)
     print(f"wrote {a.out}")
@@ -482,7 +486,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
     e.add_argument("checkpoint",
-                   help="RUN/checkpoint.pt, or an exported .onnx to store new --metrics in (same weights)")
+                   help="RUN/checkpoint.pt, or an exported .onnx to export again (its weights, this version's decoder)")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")

@@ -54,3 +54,18 @@ def test_a_time_averaged_spectrum_decodes_to_the_same_pitch(midi, mel):
     steady = sum(0.3 / k * torch.sin(2 * np.pi * f0 * k * t + k) for k in range(1, 12))[None].float()
     feats = m(steady)[:, :, 4:80].mean(dim=2, keepdim=True).expand(-1, -1, S.N_FRAMES, -1)
     assert cents_error(m.inverse(feats).numpy(), np.array([midi]))[0] < 50
+
+
+@pytest.mark.parametrize("midi", [24, 36, 48, 60, 72, 84])
+def test_harmonic_phase_remakes_a_harmonic_note_from_its_magnitudes_alone(midi):
+    """A fixed-IF generator's notes take this phase: from a harmonic note's magnitudes it must give back the same
+    spectrum (measured 0.5-2.0 dB against about 0.05 dB with the note's own phase) at the same pitch."""
+    from synth.model.evaluate import cents_error
+
+    m = S.IFMel(mel=False)
+    x = harmonic_note(midi)
+    phase = S.harmonic_phase(torch.tensor([midi]))
+    assert phase.shape == (1, S.N_FRAMES, S.N_BINS)
+    y = m.inverse(m(x), phase)
+    assert S.log_spectral_distance(x, y) < 3.0
+    assert abs(cents_error(y.numpy(), np.array([midi]))[0]) < 15

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from synth.model.networks import Discriminator, Generator, resolution
+from synth.model.networks import Discriminator, Generator, NetConfig, resolution
 from synth.model.train import TrainConfig, schedule, train
 
 from .conftest import TINY_NET
@@ -62,13 +62,16 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     assert "2 steps" in (tmp_path / "card.md").read_text()
 
 
-def test_export_of_an_onnx_file_stores_new_metrics_on_the_same_weights(tiny_notes, tmp_path):
-    """Checkpoints stay on the machine that trained them; a model file alone can take new measurements and a card."""
+@pytest.mark.parametrize("net", [TINY_NET, NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)],
+                         ids=["2d", "1d-fixed-if"])
+def test_export_of_an_onnx_file_rebuilds_the_same_model(tiny_notes, tmp_path, net):
+    """Checkpoints stay on the machine that trained them; a model file alone can be exported again, with new
+    measurements and a card, and renders exactly what an export of its checkpoint renders."""
     from synth.cli import main
     from synth.runtime.model import NoteModel
 
     run = tmp_path / "run"
-    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, max_steps=2), progress=False)
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=net, max_steps=2, batch=4), progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
     rows = [{"set": "generated (m.onnx)", "notes": 61, "pitch_accuracy": 0.5}]
     (tmp_path / "eval.json").write_text(json.dumps(rows))
@@ -83,9 +86,11 @@ def test_export_of_an_onnx_file_stores_new_metrics_on_the_same_weights(tiny_note
     assert json.loads(model.info.training_data)["steps"] == 2
     card = (tmp_path / "c.md").read_text()
     assert "2 steps" in card and "slerp A → B" in card and "slerp C → D" in card and "0.500" in card
-    restamped = model.render(np.ones((1, 16), np.float32), [60])
+    again = model.render(np.ones((1, 16), np.float32), [60])
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "fresh.onnx")])
-    assert np.array_equal(restamped, NoteModel(tmp_path / "fresh.onnx").render(np.ones((1, 16), np.float32), [60]))
+    assert np.array_equal(again, NoteModel(tmp_path / "fresh.onnx").render(np.ones((1, 16), np.float32), [60]))
+    main(["export", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "again.onnx")])  # no --metrics: the file's stay
+    assert NoteModel(tmp_path / "again.onnx").info.metrics == rows
     assert not list(tmp_path.glob(".*.part"))
 
 

@@ -9,7 +9,7 @@ import torch
 
 from synth import __version__
 from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
-from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features
+from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features, harmonic_phase
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
@@ -26,7 +26,13 @@ class NoteSynth(torch.nn.Module):
         self.codec = codec
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(self.generator(z, pitch))
+        return decode(self.generator, self.codec, self.generator(z, pitch), pitch)
+
+
+def decode(generator: torch.nn.Module, codec: IFMel, feats: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    """A generator's features → audio; a fixed-IF generator's notes take the harmonic phase of their pitch."""
+    fixed = getattr(generator.cfg, "fixed_if", False)
+    return codec.decode(feats, harmonic_phase(pitch) if fixed else None)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
@@ -69,23 +75,47 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
     os.replace(tmp, path)
 
 
-def restamp(src: str | os.PathLike, dst: str | os.PathLike, metrics: list[dict]) -> dict:
-    """Copy an exported model with new measured metrics in its metadata, weights untouched, and return the training
-    facts it carries: the card can be remade after the checkpoint is gone. Written atomically; src may be dst."""
+def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
+    """Rebuild the NoteSynth an exported .onnx was made from, plus the training facts it carries: checkpoints stay
+    on the machine that trained them, and a model file can still be re-exported with new metrics or decoder.
+
+    The export folds each layer's equalized-learning-rate scale into its weight, so the weights are read back with
+    a scale of 1, found by the module path in each node's name (equal tensors share one, through Identity); the two
+    scalars of the magnitude range are the graph's only scalar initializers.
+    """
     import onnx
+    from onnx import numpy_helper
 
     from synth.runtime.model import ModelError
 
-    proto = onnx.load(str(src))
-    meta = {p.key: p for p in proto.metadata_props}
-    if "training_data" not in meta or "metrics" not in meta:
-        raise ModelError(f"model file {src} lacks the training_data and metrics of an exported model")
-    meta["metrics"].value = json.dumps(metrics)
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.part")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, dst)
-    return json.loads(meta["training_data"].value)
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "training_data" not in meta:
+        raise ModelError(f"model file {path} lacks the training_data of an exported model")
+    training = json.loads(meta["training_data"])
+    g = make_generator(NetConfig.from_dict(training["net"]))
+    modules = dict(g.named_modules())
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
+    state = {"pitch_spectrum": weights["generator.pitch_spectrum"]} if "generator.pitch_spectrum" in weights else {}
+    scalars = {}
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in weights:  # the export shares equal tensors this way
+            weights[node.output[0]] = weights[node.input[0]]
+        if node.op_type in ("Conv", "Gemm") and node.name.startswith("/generator/"):  # "/generator/blocks.0.1/Conv"
+            name = node.name.split("/")[2]
+            modules[name].scale = 1.0
+            state[f"{name}.weight"], state[f"{name}.bias"] = weights[node.input[1]], weights[node.input[2]]
+        scalars |= {node.op_type: float(weights[x]) for x in node.input if x in weights and weights[x].ndim == 0}
+    try:
+        missing = g.load_state_dict(state, strict=False).missing_keys
+        if [k for k in missing if not k.startswith("to_rgb.")]:  # the 2d net's coarser outputs are not in the graph
+            raise KeyError(", ".join(missing))
+        lo, span = scalars["Add"], scalars["Mul"]
+    except (RuntimeError, KeyError) as e:
+        raise ModelError(f"model file {path} does not hold the generator its metadata describes ({e})") from None
+    codec = IFMel(mel=training["representation"] == "IF-Mel")
+    codec.set_range(lo, lo + span)
+    return NoteSynth(g, codec).eval(), training
 
 
 def _pretrained(training: dict) -> str:
@@ -115,7 +145,7 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         + "; ".join(f"{k} {v}" for k, v in training.get("labels", {}).items()) + " |",
         f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
         f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {tuple(net['channels'])}, "
-        + ("IF not learned but fixed per pitch at the training notes' mean, " if net.get("fixed_if") else "") +
+        + ("IF not learned: each bin turns at the pitch's harmonic nearest to it, " if net.get("fixed_if") else "") +
         f"z {net['z_dim']}-d + 61-way pitch one-hot |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
         f"{training['train_seconds'] / 60:.0f} min on {training['hardware']}{_pretrained(training)} |",

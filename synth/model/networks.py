@@ -7,9 +7,10 @@ Level 0 works on a 2 x 8 (time x frequency) grid; each further level doubles bot
 The "1d" architecture treats the 2 x 512 frequency bins of a frame as channels and convolves over time only: a
 frame's whole spectrum is one vector, so harmonic patterns are a linear map away and a CPU can train it in hours.
 It is not grown progressively (one level); its output layer adds a learned spectrum per pitch. With fixed_if
-its instantaneous frequency is not learned at all: every frame takes the training notes' mean IF for the pitch,
-which keeps each partial at its harmonic (a learned IF drifted an octave off at MIDI 36-47) at the cost of
-vibrato and detune.
+its instantaneous frequency is not learned at all: the IF channel is the training notes' mean IF for the pitch
+(what the critic sees beside the magnitudes) and the audio takes the harmonic phase of the pitch
+(spectral.harmonic_phase), which keeps each partial at its harmonic (a learned IF drifted an octave off at
+MIDI 36-47) at the cost of vibrato and detune.
 """
 from __future__ import annotations
 

@@ -104,11 +104,11 @@ class IFMel(torch.nn.Module):
         mag = torch.clamp((f[:, 0] - lo) / (hi - lo) * 2 - 1, -1.0, 1.0)
         return torch.stack([mag, f[:, 1]], dim=1)
 
-    def decode(self, feats: torch.Tensor) -> torch.Tensor:
-        """Generator-space features → audio."""
+    def decode(self, feats: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
+        """Generator-space features → audio; with `phase` [B, 128, 512] (linear bins) the IF channel is unused."""
         lo, hi = self.mag_range[0], self.mag_range[1]
         mag = (feats[:, 0] + 1) * 0.5 * (hi - lo) + lo
-        return self.inverse(torch.stack([mag, feats[:, 1]], dim=1))
+        return self.inverse(torch.stack([mag, feats[:, 1]], dim=1), phase)
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """Complex STFT [B, 128, 512] of 4 s notes, DC bin dropped."""
@@ -126,11 +126,13 @@ class IFMel(torch.nn.Module):
         mel_if = (dphase / math.pi) @ self.to_mel
         return torch.stack([logmag, mel_if], dim=1)
 
-    def inverse(self, feats: torch.Tensor) -> torch.Tensor:
-        """IF-Mel features → audio [B, 64000]: phase is the cumulative sum of IF, then a matmul inverse STFT."""
+    def inverse(self, feats: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
+        """IF-Mel features → audio [B, 64000]: phase is the cumulative sum of IF (unless given), then a matmul
+        inverse STFT."""
         mag2 = torch.exp(2.0 * feats[:, 0]) @ self.from_mel
         mag = torch.sqrt(torch.clamp(mag2 - LOG_EPS**2, min=0.0))
-        phase = torch.cumsum((feats[:, 1] @ self.from_mel) * math.pi, dim=1) + self.alternation
+        if phase is None:
+            phase = torch.cumsum((feats[:, 1] @ self.from_mel) * math.pi, dim=1) + self.alternation
         zero = torch.zeros_like(mag[:, :, :1])
         re = torch.cat([zero, mag * torch.cos(phase)], dim=2)
         im = torch.cat([zero, mag * torch.sin(phase)], dim=2)
@@ -140,6 +142,25 @@ class IFMel(torch.nn.Module):
         blocks = torch.nn.functional.pad(first, (0, 0, 0, 1)) + torch.nn.functional.pad(second, (0, 0, 1, 0))
         audio = blocks.flatten(1)
         return audio[:, _PAD_LEFT:_PAD_LEFT + NOTE_SAMPLES] * self.inv_envelope
+
+
+def harmonic_phase(pitch: torch.Tensor) -> torch.Tensor:
+    """[B] MIDI pitches → [B, 128, 512] phase of a steady harmonic tone, measured against pi * k like IFMel's.
+
+    Every bin turns at the frequency of the harmonic of the equal-tempered (A = 440 Hz) fundamental nearest to it,
+    so the bins a partial spreads over share one phase and the inverse STFT makes one sinusoid per harmonic. Each
+    harmonic h of H starts at Schroeder's phase pi * h^2 / H, which keeps the waveform's crest factor low.
+    """
+    f0 = 440.0 * torch.pow(2.0, (pitch.to(torch.float32) - 69.0) / 12.0)[:, None]           # [B, 1]
+    bin_hz = torch.arange(1, N_BINS + 1, dtype=torch.float32, device=pitch.device)[None] * (SAMPLE_RATE / N_FFT)
+    h = torch.clamp(torch.round(bin_hz / f0), min=1.0)                                        # [B, K]
+    count = torch.floor(SAMPLE_RATE / 2 / f0)
+    cycles = h * f0 * (HOP / SAMPLE_RATE)          # cycles per hop; only the fraction matters
+    advance = 2 * math.pi * (cycles - torch.floor(cycles))
+    start = math.pi * h * h / count
+    frames = torch.arange(N_FRAMES, dtype=torch.float32, device=pitch.device)[None, :, None]
+    alternation = math.pi * torch.remainder(torch.arange(1, N_BINS + 1, device=pitch.device), 2).to(torch.float32)
+    return start[:, None] + advance[:, None] * frames + alternation
 
 
 def log_spectral_distance(a: torch.Tensor, b: torch.Tensor, floor_db: float = -80.0) -> float:

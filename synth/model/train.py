@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
+from synth.model.export import decode
 from synth.model.networks import BINS, Encoder1D, NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
 
@@ -128,7 +129,7 @@ def save_samples(out_dir: Path, step: int, g: torch.nn.Module, codec: IFMel, z: 
         scale = 2 ** (g.cfg.levels - 1 - level)
         if scale > 1:
             feats = F.interpolate(feats, scale_factor=scale, mode="nearest")
-        audio = codec.decode(feats).cpu().numpy()
+        audio = decode(g, codec, feats, pitch).cpu().numpy()
     pic = torch.cat([torch.cat([feats[i, 0].T.flip(0), feats[i, 1].T.flip(0)], dim=0) for i in range(len(z))], dim=1)
     img = ((pic.cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
     samples = out_dir / "samples"
