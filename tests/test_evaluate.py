@@ -176,6 +176,7 @@ def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_mo
     real, gen, zero = json.loads(out.read_text())
     assert zero["set"] == "preset Zero" and zero["notes"] == 61
     assert 0.0 <= zero["own_family"] <= 1.0 and "own_family" not in gen and "own family" in proc.stdout
+    assert 0.0 <= zero["own_family_check"] <= 1.0 and "2nd clf" in proc.stdout  # the never-searched classifier
     assert 1 <= gen["families_of_256_z"] <= 16
     assert f"{gen['families_of_256_z']} distinct classifier families among 256 random latents" in proc.stdout
 

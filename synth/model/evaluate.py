@@ -216,18 +216,25 @@ def sound_checks(audio: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
     reached within 50 ms), and a release that ends in silence (last 100 ms at least 60 dB under the peak)."""
     peak = np.abs(audio).max(axis=1) + 1e-12
     onset = np.argmax(np.abs(audio) >= 0.1 * peak[:, None], axis=1) / sr
-    tail = np.sqrt(np.mean(np.square(audio[:, -sr // 10:]), axis=1))
     return {"no_dc": float((np.abs(audio.mean(axis=1)) < 0.01).mean()),
             "no_clipping": float((peak < 0.999).mean()),
             "attack": float((onset <= 0.05).mean()),
-            "decays": float((tail <= peak * 10 ** (-60 / 20)).mean())}
+            "decays": float(decays(audio, sr).mean())}
+
+
+def decays(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Per note: does its release end in silence (last 100 ms at least 60 dB under the note's peak)?"""
+    peak = np.abs(audio).max(axis=1) + 1e-12
+    return np.sqrt(np.mean(np.square(audio[:, -sr // 10:]), axis=1)) <= peak * 10 ** (-60 / 20)
 
 
 def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifier, ref_feats: np.ndarray,
-          centres: np.ndarray, families: np.ndarray | None = None, family: str = "") -> dict:
+          centres: np.ndarray, families: np.ndarray | None = None, family: str = "",
+          check: NoteClassifier | None = None) -> dict:
     """One row of the evaluation table; with the notes' true families (real notes) also the classifier's family
     accuracy, which says how far its family checks of presets can be trusted; with a preset's family the share of
-    its notes the classifier puts in that family (how far across the keyboard the preset keeps its instrument)."""
+    its notes the classifier puts in that family (how far across the keyboard the preset keeps its instrument),
+    and the same share by the `check` classifier, which `presets find --refine` never searched against."""
     feats, pp, pf = classify(model, audio)
     cents = cents_error(audio, pitches)
     row = {"set": name, "notes": int(len(audio)),
@@ -238,7 +245,10 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
     if families is not None:
         row["family_accuracy"] = float((pf.argmax(1) == families).mean())
     if family in dataset.FAMILIES:
-        row["own_family"] = float((pf.argmax(1) == dataset.FAMILIES.index(family)).mean())
+        j = dataset.FAMILIES.index(family)
+        row["own_family"] = float((pf.argmax(1) == j).mean())
+        if check is not None:
+            row["own_family_check"] = float((classify(check, audio)[2].argmax(1) == j).mean())
     return row | sound_checks(audio)
 
 
@@ -289,17 +299,19 @@ def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pi
         row = score(f"generated ({Path(model_path).name})", audio, pitches, clf, ref_feats, centres)
         row["families_of_256_z"] = random_z_families(model_path, clf)
         rows.append(row)
+        check = train_classifier(Path(data_dir), seed=1, progress=progress) if presets else None
         for preset in presets or []:
             audio, pitches = preset_notes(model_path, preset.z)
-            rows.append(score(f"preset {preset.name}", audio, pitches, clf, ref_feats, centres, family=preset.family))
+            rows.append(score(f"preset {preset.name}", audio, pitches, clf, ref_feats, centres, family=preset.family,
+                              check=check))
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     cols = ("set", "notes", "pitch_accuracy", "fid", "ndb_over_k", "median_cents_error", "within_50_cents", "families",
-            "family_accuracy", "own_family", "no_dc", "no_clipping", "attack", "decays")
+            "family_accuracy", "own_family", "own_family_check", "no_dc", "no_clipping", "attack", "decays")
     head = ("set", "notes", "PA", "FID", "NDB/K", "median |cents|", "≤50 cents", "families", "family acc",
-            "own family", "no DC", "no clip", "attack", "decays")
+            "own family", "2nd clf", "no DC", "no clip", "attack", "decays")
     rows = [{c: r.get(c, "–") for c in cols} for r in rows]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)  # noqa: E731
     table = [head] + [tuple(fmt(r[c]) for c in cols) for r in rows]

@@ -154,7 +154,9 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
                       for r in metrics if "families_of_256_z" in r] + ["",
         "PA: the evaluation classifier's pitch accuracy. FID and NDB/K: on that classifier's 128-d features against "
         "real training notes. Cents: YIN f0 over 0.1-1.0 s versus the asked pitch. Families: distinct GM families "
-        "the classifier assigns. No DC / no clip / attack / decays: fractions of notes with |mean| < 0.01, peak "
+        "the classifier assigns. Own family / 2nd clf: share of a preset's 61 notes that the evaluation classifier / "
+        "a second one (another seed, never searched against) puts in the preset's family. "
+        "No DC / no clip / attack / decays: fractions of notes with |mean| < 0.01, peak "
         "under full scale, 10 % of the peak within 50 ms, and the last 100 ms 60 dB under the peak.", ""]
     if presets:
         lines += ["## Presets (`gansynth-live presets find` or `presets encode`)", "",

@@ -2,9 +2,10 @@
 
 Many random latents are rendered at a few pitches; the classifier (trained on the real note set, see evaluate)
 gives each latent its mean family probabilities, and each named preset starts at the latent that scores highest
-for its family. An evolution strategy then walks it on the sphere of its norm towards a higher score (a family
-that no random draw reaches may lie near one). A second classifier, trained with another seed and never searched
-against, checks the result. Both scores are stored in the preset, so every preset's family is checked, not guessed.
+for its family (a latent whose notes do not decay to silence by the end of the release counts half). An evolution
+strategy then walks it on the sphere of its norm towards a higher score (a family that no random draw reaches may
+lie near one). A second classifier, trained with another seed and never searched against, checks the result. Both
+scores are stored in the preset, so every preset's family is checked, not guessed.
 
 A generator trained with an encoder (train --reconstruct) also gives latents of real notes: `encode_presets`
 takes, for each family, the mean latent of one real program's notes, checked by the same two classifiers.
@@ -19,7 +20,7 @@ import numpy as np
 
 from synth.engine.latent import Preset
 from synth.model.dataset import FAMILIES
-from synth.model.evaluate import classify, train_classifier
+from synth.model.evaluate import classify, decays, train_classifier
 from synth.runtime.model import NoteModel
 
 TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "organ"), ("Guitar", "guitar"),
@@ -28,35 +29,51 @@ TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "or
 PITCHES = (48, 60, 72)
 
 
-def family_probabilities(model: NoteModel, clf, z: np.ndarray, pitches: tuple[int, ...] = PITCHES,
-                         batch: int = 64) -> np.ndarray:
-    """Mean classifier family probabilities [len(z), families] of each latent over the given pitches."""
-    total = np.zeros((len(z), len(FAMILIES)))
+def family_scores(model: NoteModel, clf, z: np.ndarray, pitches: tuple[int, ...] = PITCHES,
+                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(mean classifier family probabilities [len(z), families] of each latent over the given pitches, the share
+    of those pitches at which its release decays to silence [len(z)])."""
+    total, decayed = np.zeros((len(z), len(FAMILIES))), np.zeros(len(z))
     for pitch in pitches:
         for i in range(0, len(z), batch):
             audio = model.render(z[i:i + batch], [pitch] * len(z[i:i + batch]))
             total[i:i + batch] += classify(clf, audio)[2]
-    return total / len(pitches)
+            decayed[i:i + batch] += decays(audio)
+    return total / len(pitches), decayed / len(pitches)
+
+
+def family_probabilities(model: NoteModel, clf, z: np.ndarray, pitches: tuple[int, ...] = PITCHES) -> np.ndarray:
+    """Mean classifier family probabilities [len(z), families] of each latent over the given pitches."""
+    return family_scores(model, clf, z, pitches)[0]
+
+
+def objective(p: np.ndarray, decay_share: np.ndarray) -> np.ndarray:
+    """What the search maximises: the family probability, halved for a latent whose notes all ring past the end of
+    the release (an instrument's note should end in silence), so ringing latents still rank by family."""
+    return p * (0.5 + 0.5 * decay_share)
 
 
 def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
            sigma: float = 0.4, seed: int = 0) -> tuple[np.ndarray, float]:
     """(latent, its probability): a (mu, lambda) evolution strategy from z0 towards a higher mean probability of
     one family. Candidates stay on the sphere of z0's norm, where the prior's draws live; the classifier is only
-    queried, never differentiated; the best latent seen is kept, so the result never scores below z0."""
+    queried, never differentiated; the best latent seen by `objective` (which also asks that notes decay) is kept,
+    so the result never scores below z0."""
     rng = np.random.default_rng(seed)
     radius = float(np.linalg.norm(z0))
     on_sphere = lambda z: (z * (radius / np.linalg.norm(z, axis=-1, keepdims=True))).astype(np.float32)  # noqa: E731
     best = np.asarray(z0, np.float32)
-    best_p = float(family_probabilities(model, clf, best[None])[0, family])
+    probs, decay_share = family_scores(model, clf, best[None])
+    best_p, best_score = float(probs[0, family]), float(objective(probs[0, family], decay_share[0]))
     mean = best
     for g in range(generations):
         step = sigma * 0.93 ** g  # shrinks to a tenth over 30 generations: wide look first, then local
         cand = on_sphere(mean + step * rng.standard_normal((population, len(best))))
-        p = family_probabilities(model, clf, cand)[:, family]
-        top = np.argsort(-p)[:max(1, population // 4)]
-        if p[top[0]] > best_p:
-            best, best_p = cand[top[0]], float(p[top[0]])
+        probs, decay_share = family_scores(model, clf, cand)
+        score = objective(probs[:, family], decay_share)
+        top = np.argsort(-score)[:max(1, population // 4)]
+        if score[top[0]] > best_score:
+            best, best_p, best_score = cand[top[0]], float(probs[top[0], family]), float(score[top[0]])
         mean = on_sphere(cand[top].mean(axis=0))
     return best, best_p
 
@@ -69,12 +86,11 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
     clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
     z = np.random.default_rng(seed).standard_normal((candidates, model.info.z_dim)).astype(np.float32)
-    probs = family_probabilities(model, clf, z)
+    probs, decay_share = family_scores(model, clf, z)
     out, taken = [], set()
-    pitches = "/".join(map(str, PITCHES))
     for name, family in TARGETS:
         j = FAMILIES.index(family)
-        order = np.argsort(-probs[:, j])
+        order = np.argsort(-objective(probs[:, j], decay_share))
         i = int(next(k for k in order if k not in taken))
         taken.add(i)
         latent, p = z[i], float(probs[i, j])
