@@ -174,7 +174,7 @@ def test_init_from_fine_tunes_another_run_and_older_features_are_refused(tiny_no
     assert facts["net"]["fixed_if"]
     main(["export", str(tmp_path / "c" / "checkpoint.pt"), "-o", str(tmp_path / "c.onnx"),
           "--card", str(tmp_path / "c.md")])
-    assert "IF not learned but fixed per pitch" in (tmp_path / "c.md").read_text()
+    assert "IF not learned: each bin turns at the pitch" in (tmp_path / "c.md").read_text()
     from synth.model import dataset
 
     want = torch.tanh(data_pitch_spectrum(model.codec, dataset.load(tiny_notes, "train"), torch.device("cpu"))[:, 512:])
