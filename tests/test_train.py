@@ -91,6 +91,16 @@ def test_export_of_an_onnx_file_rebuilds_the_same_model(tiny_notes, tmp_path, ne
     assert np.array_equal(again, NoteModel(tmp_path / "fresh.onnx").render(np.ones((1, 16), np.float32), [60]))
     main(["export", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "again.onnx")])  # no --metrics: the file's stay
     assert NoteModel(tmp_path / "again.onnx").info.metrics == rows
+    import onnx
+
+    old = onnx.load(str(tmp_path / "m.onnx"))  # files exported before the magnitude range was in the metadata
+    kept = [p for p in old.metadata_props if p.key != "mag_range"]
+    assert len(kept) == len(old.metadata_props) - 1
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(tmp_path / "old.onnx"))
+    main(["export", str(tmp_path / "old.onnx"), "-o", str(tmp_path / "from_old.onnx")])
+    assert np.array_equal(again, NoteModel(tmp_path / "from_old.onnx").render(np.ones((1, 16), np.float32), [60]))
     assert not list(tmp_path.glob(".*.part"))
 
 

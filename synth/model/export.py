@@ -67,6 +67,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
     meta = {"sample_rate": SAMPLE_RATE, "z_dim": z_dim, "pitch_min": PITCH_MIN,
             "pitch_max": PITCH_MIN + N_PITCHES - 1, "note_seconds": NOTE_SECONDS,
             "release_seconds": RELEASE_SECONDS, "version": __version__} | metadata
+    if isinstance(getattr(model, "codec", None), IFMel):  # so load_model_file can rebuild the decoder
+        meta["mag_range"] = model.codec.mag_range.tolist()
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
@@ -80,8 +82,8 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
     on the machine that trained them, and a model file can still be re-exported with new metrics or decoder.
 
     The export folds each layer's equalized-learning-rate scale into its weight, so the weights are read back with
-    a scale of 1, found by the module path in each node's name (equal tensors share one, through Identity); the two
-    scalars of the magnitude range are the graph's only scalar initializers.
+    a scale of 1, found by the module path in each node's name (equal tensors share one, through Identity). The
+    magnitude range is in the metadata; files exported before it was hold it as their only two scalar initializers.
     """
     import onnx
     from onnx import numpy_helper
@@ -97,7 +99,7 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
     modules = dict(g.named_modules())
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
     state = {"pitch_spectrum": weights["generator.pitch_spectrum"]} if "generator.pitch_spectrum" in weights else {}
-    scalars = {}
+    scalars: dict[str, list[float]] = {"Add": [], "Mul": []}
     for node in proto.graph.node:
         if node.op_type == "Identity" and node.input[0] in weights:  # the export shares equal tensors this way
             weights[node.output[0]] = weights[node.input[0]]
@@ -105,16 +107,21 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
             name = node.name.split("/")[2]
             modules[name].scale = 1.0
             state[f"{name}.weight"], state[f"{name}.bias"] = weights[node.input[1]], weights[node.input[2]]
-        scalars |= {node.op_type: float(weights[x]) for x in node.input if x in weights and weights[x].ndim == 0}
+        scalars.setdefault(node.op_type, []).extend(
+            float(weights[x]) for x in node.input if x in weights and weights[x].ndim == 0)
     try:
         missing = g.load_state_dict(state, strict=False).missing_keys
         if [k for k in missing if not k.startswith("to_rgb.")]:  # the 2d net's coarser outputs are not in the graph
             raise KeyError(", ".join(missing))
-        lo, span = scalars["Add"], scalars["Mul"]
-    except (RuntimeError, KeyError) as e:
+        if "mag_range" in meta:
+            lo, hi = json.loads(meta["mag_range"])
+        else:
+            (lo,), (span,) = scalars["Add"], scalars["Mul"]
+            hi = lo + span
+    except (RuntimeError, KeyError, ValueError) as e:
         raise ModelError(f"model file {path} does not hold the generator its metadata describes ({e})") from None
     codec = IFMel(mel=training["representation"] == "IF-Mel")
-    codec.set_range(lo, lo + span)
+    codec.set_range(lo, hi)
     return NoteSynth(g, codec).eval(), training
 
 
