@@ -47,7 +47,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                       final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
                       max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from,
-                      reconstruct=a.reconstruct)
+                      reconstruct=a.reconstruct, d_warmup=a.d_warmup)
     print(json.dumps(train(cfg)))
 
 
@@ -478,7 +478,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
     t.add_argument("--init-from", metavar="CHECKPOINT",
-                   help="start a new run from another run's weights (same network shape), e.g. to fine-tune")
+                   help="start a new run from another run's weights (same network shape), e.g. to fine-tune; an "
+                        "exported .onnx gives its generator, with a new critic (and encoder)")
+    t.add_argument("--d-warmup", type=int, default=0, metavar="STEPS",
+                   help="train only the critic for the first STEPS steps (a new critic on a trained generator)")
     t.add_argument("--reconstruct", type=float, default=0.0, metavar="WEIGHT",
                    help="1d only: also train an encoder so the generator reconstructs real notes from their latents "
                         "(L1 on log-magnitude, this weight); presets can then come from real notes (presets encode)")

@@ -153,6 +153,29 @@ def test_1d_network_trains_resumes_and_exports(tiny_notes, tmp_path):
     assert "1-D conv generator" in (tmp_path / "card.md").read_text()
 
 
+def test_init_from_a_model_file_trains_a_new_critic_first(tiny_notes, tmp_path):
+    """The shipped .onnx outlives its run's checkpoint: --init-from it starts from its generator (the EMA weights,
+    read back unscaled) with a fresh critic, and --d-warmup keeps the generator still while that critic learns."""
+    from synth.cli import main
+
+    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=net, batch=4, max_steps=3),
+          progress=False)
+    main(["export", str(tmp_path / "a" / "checkpoint.pt"), "-o", str(tmp_path / "a.onnx")])
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    cfg = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "b"), net=net, batch=4, max_steps=2,
+                      d_warmup=2, lr=2e-3, init_from=str(tmp_path / "a.onnx"))
+    assert train(cfg, progress=False)["step"] == 2
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    for k in a["G_ema"]:
+        torch.testing.assert_close(b["G"][k], a["G_ema"][k], rtol=1e-5, atol=1e-6)  # still, while the critic learns
+    assert b["pretrained"]["step"] == 3 and b["pretrained"]["from"].endswith("a.onnx")
+    cfg.max_steps = 3
+    train(cfg, progress=False)
+    c = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert any(not torch.allclose(c["G"][k], b["G"][k]) for k in b["G"])  # then the generator trains
+
+
 def test_init_from_fine_tunes_another_run_and_older_features_are_refused(tiny_notes, tmp_path):
     """--init-from starts a new run at another run's weights and records where it came from; a checkpoint of the
     older feature definition is refused by export and resume with a line that says what to do."""

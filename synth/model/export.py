@@ -125,6 +125,22 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
     return NoteSynth(g, codec).eval(), training
 
 
+def checkpoint_from_model_file(path: str | os.PathLike) -> dict:
+    """An exported .onnx as a `train --init-from` checkpoint: its generator as G and as the EMA, no critic and no
+    encoder (a run from it trains those afresh), so training can go on after the run's own checkpoint is gone."""
+    model, training = load_model_file(path)
+    fresh = make_generator(model.generator.cfg)
+    loaded = dict(model.generator.named_modules())
+    state = dict(model.generator.state_dict())
+    for name, m in fresh.named_modules():
+        if getattr(m, "scale", None) is not None and loaded[name].scale != m.scale:  # folded on export
+            state[f"{name}.weight"] = state[f"{name}.weight"] / m.scale
+    return {"net": training["net"], "mel": model.codec.mel, "features": FEATURES_VERSION, "G": state, "G_ema": state,
+            "D": None, "E": None, "mag_range": model.codec.mag_range.tolist(), "step": training.get("steps"),
+            "images": training.get("images"), "trained_s": training.get("train_seconds", 0),
+            "hardware": training.get("hardware")}
+
+
 def _pretrained(training: dict) -> str:
     """The model card's words for a run that started from another run's weights (train --init-from)."""
     p = training.get("pretrained")

@@ -45,7 +45,8 @@ class TrainConfig:
     max_minutes: float | None = None     # stop (and checkpoint) after this much wall time in this run
     max_steps: int | None = None
     device: str | None = None
-    init_from: str | None = None         # start a new run from another checkpoint's weights (fine-tuning)
+    init_from: str | None = None         # start a new run from another checkpoint's (or model file's) weights
+    d_warmup: int = 0                    # steps at the start that train only the critic (a fresh one on a trained G)
     reconstruct: float = 0.0             # 1d: weight of an encoder's L1 reconstruction of real log-magnitudes
 
     @property
@@ -205,7 +206,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         pretrained = ck.get("pretrained")
         rng = np.random.default_rng([cfg.seed, step, rank])
     elif cfg.init_from:
-        ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
+        if str(cfg.init_from).endswith(".onnx"):  # the shipped model: its generator, a new critic and encoder
+            from synth.model.export import checkpoint_from_model_file
+
+            ck = checkpoint_from_model_file(cfg.init_from)
+        else:
+            ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
         if replace(NetConfig.from_dict(ck["net"]), fixed_if=cfg.net.fixed_if) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{cfg.init_from} has another network shape than this run's")
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")) + with_e[:1]:
@@ -299,14 +305,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 loss_rec = (rec - real[:, 0]).abs().mean()
                 loss_g = loss_g + cfg.reconstruct * loss_rec
                 opt_e.zero_grad(set_to_none=True)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            if E is not None:
-                opt_e.step()
-            with torch.no_grad():
-                for pe, p in zip(G_ema.parameters(), G.parameters()):
-                    pe.lerp_(p, 1 - cfg.ema)
+            if step >= cfg.d_warmup:
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                if E is not None:
+                    opt_e.step()
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters()):
+                        pe.lerp_(p, 1 - cfg.ema)
 
             images += cfg.batch * world
             step += 1
