@@ -58,9 +58,9 @@ def cmd_export(a: argparse.Namespace) -> None:
     if a.checkpoint.endswith(".onnx"):  # the checkpoint may be gone: the file's own weights, this version's graph
         from synth.runtime.model import NoteModel
 
-        metrics = metrics or NoteModel(a.checkpoint, provider="cpu").info.metrics
+        info = NoteModel(a.checkpoint, provider="cpu").info  # a broken file stops here, in one line
         model, training = load_model_file(a.checkpoint)
-        export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics})
+        export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics or info.metrics})
     else:
         training = _export_checkpoint(a.checkpoint, a.out, metrics)
     print(f"wrote {a.out}")

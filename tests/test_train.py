@@ -153,6 +153,19 @@ def test_1d_network_trains_resumes_and_exports(tiny_notes, tmp_path):
     assert "1-D conv generator" in (tmp_path / "card.md").read_text()
 
 
+def test_export_of_a_model_file_it_cannot_rebuild_is_one_line(tiny_model, tmp_path):
+    from synth.cli import main
+
+    with pytest.raises(SystemExit) as e:  # a contract-valid model whose training_data is not an export's
+        main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx")])
+    assert str(e.value).startswith("gansynth-live: model file") and "does not hold a generator exported" in str(e.value)
+    assert "\n" not in str(e.value) and not (tmp_path / "x.onnx").exists()
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(tmp_path / "junk.onnx"), "-o", str(tmp_path / "x.onnx")])
+    assert "is not a readable ONNX model" in str(e.value)
+
+
 def test_init_from_a_model_file_trains_a_new_critic_first(tiny_notes, tmp_path):
     """The shipped .onnx outlives its run's checkpoint: --init-from it starts from its generator (the EMA weights,
     read back unscaled) with a fresh critic, and --d-warmup keeps the generator still while that critic learns."""

@@ -92,24 +92,22 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
 
     proto = onnx.load(str(path))
     meta = {p.key: p.value for p in proto.metadata_props}
-    if "training_data" not in meta:
-        raise ModelError(f"model file {path} lacks the training_data of an exported model")
-    training = json.loads(meta["training_data"])
-    g = make_generator(NetConfig.from_dict(training["net"]))
-    modules = dict(g.named_modules())
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
-    state = {"pitch_spectrum": weights["generator.pitch_spectrum"]} if "generator.pitch_spectrum" in weights else {}
-    scalars: dict[str, list[float]] = {"Add": [], "Mul": []}
-    for node in proto.graph.node:
-        if node.op_type == "Identity" and node.input[0] in weights:  # the export shares equal tensors this way
-            weights[node.output[0]] = weights[node.input[0]]
-        if node.op_type in ("Conv", "Gemm") and node.name.startswith("/generator/"):  # "/generator/blocks.0.1/Conv"
-            name = node.name.split("/")[2]
-            modules[name].scale = 1.0
-            state[f"{name}.weight"], state[f"{name}.bias"] = weights[node.input[1]], weights[node.input[2]]
-        scalars.setdefault(node.op_type, []).extend(
-            float(weights[x]) for x in node.input if x in weights and weights[x].ndim == 0)
     try:
+        training = json.loads(meta["training_data"])
+        g = make_generator(NetConfig.from_dict(training["net"]))
+        modules = dict(g.named_modules())
+        weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
+        state = {"pitch_spectrum": weights["generator.pitch_spectrum"]} if "generator.pitch_spectrum" in weights else {}
+        scalars: dict[str, list[float]] = {"Add": [], "Mul": []}
+        for node in proto.graph.node:
+            if node.op_type == "Identity" and node.input[0] in weights:  # the export shares equal tensors this way
+                weights[node.output[0]] = weights[node.input[0]]
+            if node.op_type in ("Conv", "Gemm") and node.name.startswith("/generator/"):  # "/generator/blocks.0.1/Conv"
+                name = node.name.split("/")[2]
+                modules[name].scale = 1.0
+                state[f"{name}.weight"], state[f"{name}.bias"] = weights[node.input[1]], weights[node.input[2]]
+            scalars.setdefault(node.op_type, []).extend(
+                float(weights[x]) for x in node.input if x in weights and weights[x].ndim == 0)
         missing = g.load_state_dict(state, strict=False).missing_keys
         if [k for k in missing if not k.startswith("to_rgb.")]:  # the 2d net's coarser outputs are not in the graph
             raise KeyError(", ".join(missing))
@@ -118,8 +116,9 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
         else:
             (lo,), (span,) = scalars["Add"], scalars["Mul"]
             hi = lo + span
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise ModelError(f"model file {path} does not hold the generator its metadata describes ({e})") from None
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+        raise ModelError(f"model file {path} does not hold a generator exported by gansynth-live "
+                         f"({type(e).__name__}: {e})") from None
     codec = IFMel(mel=training["representation"] == "IF-Mel")
     codec.set_range(lo, hi)
     return NoteSynth(g, codec).eval(), training
