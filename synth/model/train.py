@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
-from synth.model.export import decode
+from synth.model.export import checkpoint_from_model_file, decode
 from synth.model.networks import BINS, Encoder1D, NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
 
@@ -207,8 +207,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         rng = np.random.default_rng([cfg.seed, step, rank])
     elif cfg.init_from:
         if str(cfg.init_from).endswith(".onnx"):  # the shipped model: its generator, a new critic and encoder
-            from synth.model.export import checkpoint_from_model_file
-
             ck = checkpoint_from_model_file(cfg.init_from)
         else:
             ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
