@@ -9,7 +9,7 @@ import torch
 
 from synth import __version__
 from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
-from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features, harmonic_phase
+from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
@@ -31,8 +31,7 @@ class NoteSynth(torch.nn.Module):
 
 def decode(generator: torch.nn.Module, codec: IFMel, feats: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
     """A generator's features → audio; a fixed-IF generator's notes take the harmonic phase of their pitch."""
-    fixed = getattr(generator.cfg, "fixed_if", False)
-    return codec.decode(feats, harmonic_phase(pitch) if fixed else None)
+    return codec.decode(feats, codec.harmonic_phase(pitch) if generator.cfg.fixed_if else None)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:

@@ -9,7 +9,7 @@ frame's whole spectrum is one vector, so harmonic patterns are a linear map away
 It is not grown progressively (one level); its output layer adds a learned spectrum per pitch. With fixed_if
 its instantaneous frequency is not learned at all: the IF channel is the training notes' mean IF for the pitch
 (what the critic sees beside the magnitudes) and the audio takes the harmonic phase of the pitch
-(spectral.harmonic_phase), which keeps each partial at its harmonic (a learned IF drifted an octave off at
+(IFMel.harmonic_phase), which keeps each partial at its harmonic (a learned IF drifted an octave off at
 MIDI 36-47) at the cost of vibrato and detune.
 """
 from __future__ import annotations

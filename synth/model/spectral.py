@@ -116,6 +116,23 @@ class IFMel(torch.nn.Module):
         spec = torch.stft(x, N_FFT, HOP, window=self.window, center=False, return_complex=True)
         return spec[:, 1:, :].transpose(1, 2)
 
+    def harmonic_phase(self, pitch: torch.Tensor) -> torch.Tensor:
+        """[B] MIDI pitches → [B, 128, 512] phase of a steady harmonic tone, for `inverse` in place of the IF's.
+
+        Every bin turns at the frequency of the harmonic of the equal-tempered (A = 440 Hz) fundamental nearest to
+        it, so the bins a partial spreads over share one phase and the inverse STFT makes one sinusoid per harmonic.
+        Each harmonic h of H starts at Schroeder's phase pi * h^2 / H, which keeps the waveform's crest factor low.
+        """
+        f0 = 440.0 * torch.pow(2.0, (pitch.to(torch.float32) - 69.0) / 12.0)[:, None]           # [B, 1]
+        bin_hz = torch.arange(1, N_BINS + 1, dtype=torch.float32, device=pitch.device)[None] * (SAMPLE_RATE / N_FFT)
+        h = torch.clamp(torch.round(bin_hz / f0), min=1.0)                                        # [B, K]
+        count = torch.floor(SAMPLE_RATE / 2 / f0)
+        cycles = h * f0 * (HOP / SAMPLE_RATE)          # cycles per hop; only the fraction matters
+        advance = 2 * math.pi * (cycles - torch.floor(cycles))
+        start = math.pi * h * h / count
+        frames = torch.arange(N_FRAMES, dtype=torch.float32, device=pitch.device)[None, :, None]
+        return start[:, None] + advance[:, None] * frames + self.alternation
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio → IF-Mel features."""
         spec = self.stft(audio)
@@ -142,25 +159,6 @@ class IFMel(torch.nn.Module):
         blocks = torch.nn.functional.pad(first, (0, 0, 0, 1)) + torch.nn.functional.pad(second, (0, 0, 1, 0))
         audio = blocks.flatten(1)
         return audio[:, _PAD_LEFT:_PAD_LEFT + NOTE_SAMPLES] * self.inv_envelope
-
-
-def harmonic_phase(pitch: torch.Tensor) -> torch.Tensor:
-    """[B] MIDI pitches → [B, 128, 512] phase of a steady harmonic tone, measured against pi * k like IFMel's.
-
-    Every bin turns at the frequency of the harmonic of the equal-tempered (A = 440 Hz) fundamental nearest to it,
-    so the bins a partial spreads over share one phase and the inverse STFT makes one sinusoid per harmonic. Each
-    harmonic h of H starts at Schroeder's phase pi * h^2 / H, which keeps the waveform's crest factor low.
-    """
-    f0 = 440.0 * torch.pow(2.0, (pitch.to(torch.float32) - 69.0) / 12.0)[:, None]           # [B, 1]
-    bin_hz = torch.arange(1, N_BINS + 1, dtype=torch.float32, device=pitch.device)[None] * (SAMPLE_RATE / N_FFT)
-    h = torch.clamp(torch.round(bin_hz / f0), min=1.0)                                        # [B, K]
-    count = torch.floor(SAMPLE_RATE / 2 / f0)
-    cycles = h * f0 * (HOP / SAMPLE_RATE)          # cycles per hop; only the fraction matters
-    advance = 2 * math.pi * (cycles - torch.floor(cycles))
-    start = math.pi * h * h / count
-    frames = torch.arange(N_FRAMES, dtype=torch.float32, device=pitch.device)[None, :, None]
-    alternation = math.pi * torch.remainder(torch.arange(1, N_BINS + 1, device=pitch.device), 2).to(torch.float32)
-    return start[:, None] + advance[:, None] * frames + alternation
 
 
 def log_spectral_distance(a: torch.Tensor, b: torch.Tensor, floor_db: float = -80.0) -> float:
