@@ -334,13 +334,19 @@ def _named_preset(presets: list, name: str):
 
 
 def cmd_presets_curve(a: argparse.Namespace) -> None:
-    from synth.model.timbre_map import format_curve, slerp_curve
+    from synth.model.timbre_map import format_curve, format_pairs, pair_curves, slerp_curve
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
+    if (a.start is None) != (a.end is None):
+        raise ValueError("name two presets for one curve, or none for every pair")
     model = a.model or str(DEFAULT_MODEL)
     presets = _load_presets(a, NoteModel(model).info.z_dim)
-    curve = slerp_curve(a.data, model, _named_preset(presets, a.start), _named_preset(presets, a.end), a.steps)
-    print(format_curve(curve))
+    if a.start is None:
+        curve = pair_curves(a.data, model, presets, a.steps)
+        print(format_pairs(curve))
+    else:
+        curve = slerp_curve(a.data, model, _named_preset(presets, a.start), _named_preset(presets, a.end), a.steps)
+        print(format_curve(curve))
     if a.json:
         tmp = Path(a.json).with_name(f".{Path(a.json).name}.part")
         tmp.write_text(json.dumps(curve, indent=2))
@@ -559,9 +565,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pe.add_argument("--model", help="the checkpoint's exported ONNX model (default: the shipped one)")
     _found_arguments(pe)
     pe.set_defaults(func=cmd_presets_encode)
-    pc = pr_sub.add_parser("curve", help="classifier family probabilities along the slerp between two presets")
-    pc.add_argument("start", help="preset name")
-    pc.add_argument("end", help="preset name")
+    pc = pr_sub.add_parser("curve", help="classifier family probabilities along the slerp between two presets "
+                                         "(or, with no names, a summary for every pair)")
+    pc.add_argument("start", nargs="?", help="preset name")
+    pc.add_argument("end", nargs="?", help="preset name")
     pc.add_argument("--data", default=str(DEFAULT_DATA), help="note set the classifier is trained on")
     pc.add_argument("--model", help="ONNX model (default: the shipped one)")
     pc.add_argument("--presets", help="preset directory (default: the shipped presets/)")

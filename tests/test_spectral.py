@@ -69,3 +69,23 @@ def test_harmonic_phase_remakes_a_harmonic_note_from_its_magnitudes_alone(midi):
     y = m.inverse(m(x), phase)
     assert S.log_spectral_distance(x, y) < 3.0
     assert abs(cents_error(y.numpy(), np.array([midi]))[0]) < 15
+
+
+def test_a_release_that_swells_back_is_cut_and_a_fading_one_is_kept():
+    """The decoder's release rule: after note-off (3 s) a burst like the generator's edge artefact is cut to at
+    most RELEASE_RISE_DB above the quietest release frame before it, while a note that fades is left alone."""
+    m = S.IFMel(mel=True)
+    m.set_range(np.log(S.LOG_EPS), 4.0)
+    fading = m.encode(harmonic_note(48))
+    assert torch.equal(m.fading_release(fading), fading)
+
+    swelling = fading.clone()
+    swelling[:, 0, 120:125] = 0.5                                  # loud frames near the note's end
+    lo, hi = m.mag_range
+    level_db = lambda f: torch.logsumexp(2 * ((f[:, 0] + 1) * 0.5 * (hi - lo) + lo), dim=2)[0] / 2 * 20 / np.log(10)
+    before, after = level_db(swelling), level_db(m.fading_release(swelling))
+    r = S.RELEASE_FRAME
+    quietest = torch.cummin(after[r:], dim=0).values
+    assert float(before[120] - before[119]) > 20
+    assert float((after[r:] - quietest).max()) <= S.RELEASE_RISE_DB + 1e-3
+    assert torch.equal(after[:r], before[:r])                     # the hold is untouched

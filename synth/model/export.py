@@ -30,8 +30,9 @@ class NoteSynth(torch.nn.Module):
 
 
 def decode(generator: torch.nn.Module, codec: IFMel, feats: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-    """A generator's features → audio; a fixed-IF generator's notes take the harmonic phase of their pitch."""
-    return codec.decode(feats, codec.harmonic_phase(pitch) if generator.cfg.fixed_if else None)
+    """A generator's features → audio with a release that only fades; a fixed-IF generator's notes take the
+    harmonic phase of their pitch."""
+    return codec.decode(codec.fading_release(feats), codec.harmonic_phase(pitch) if generator.cfg.fixed_if else None)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
@@ -82,7 +83,7 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
 
     The export folds each layer's equalized-learning-rate scale into its weight, so the weights are read back with
     a scale of 1, found by the module path in each node's name (equal tensors share one, through Identity). The
-    magnitude range is in the metadata; files exported before it was hold it as their only two scalar initializers.
+    magnitude range is in the metadata; files exported before it was hold it as their only Add and Mul scalar initializers.
     """
     import onnx
     from onnx import numpy_helper
@@ -113,7 +114,7 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
         if "mag_range" in meta:
             lo, hi = json.loads(meta["mag_range"])
         else:
-            (lo,), (span,) = scalars["Add"], scalars["Mul"]
+            (lo,), (span,) = set(scalars["Add"]), set(scalars["Mul"])  # each decoding step repeats them
             hi = lo + span
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
         raise ModelError(f"model file {path} does not hold a generator exported by gansynth-live "
@@ -151,7 +152,7 @@ def _pretrained(training: dict) -> str:
 
 
 def model_card(name: str, training: dict, metrics: list[dict], presets: list | None = None,
-               curves: list[dict] | None = None, pictures: list[str] | None = None) -> str:
+               curves: list[dict | list[dict]] | None = None, pictures: list[str] | None = None) -> str:
     """Markdown model card built from the checkpoint's facts, the measured eval rows, the presets (with the
     classifier scores `presets find` stored in them), slerp curves and spectrogram pictures."""
     from synth.model.evaluate import format_table
@@ -184,11 +185,11 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
                   "| preset | family | how it was checked |", "|---|---|---|"]
         lines += [f"| {p.name} | {p.family} | {p.description} |" for p in presets] + [""]
     if curves:
-        from synth.model.timbre_map import format_curve
+        from synth.model.timbre_map import format_curve, format_pairs
 
         lines += ["## Interpolation (`gansynth-live presets curve`)", ""]
         for curve in curves:
-            lines += ["```", format_curve(curve), "```", ""]
+            lines += ["```", format_pairs(curve) if isinstance(curve, list) else format_curve(curve), "```", ""]
     if pictures:
         lines += ["## Spectrograms (`gansynth-live presets pictures`)", "",
                   "Log magnitude, 0–8 kHz, 4 s per note, MIDI 36/48/60/72/84 left to right.", ""]

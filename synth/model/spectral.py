@@ -23,6 +23,10 @@ FEATURES_VERSION = 2
 # Enough padding that frame t is centred on sample t*HOP and there are exactly N_FRAMES frames.
 _PAD_LEFT = N_FFT // 2
 _PADDED = (N_FRAMES - 1) * HOP + N_FFT
+# A note is held 3 s, then released (NSynth's layout); from this frame on the note may only fade.
+RELEASE_FRAME = math.ceil(3.0 * SAMPLE_RATE / HOP)
+# How far a release frame may rise above the quietest release frame before it (beating partials, reverb tails).
+RELEASE_RISE_DB = 6.0
 
 
 def check_features(version: int, source: object) -> None:
@@ -109,6 +113,24 @@ class IFMel(torch.nn.Module):
         lo, hi = self.mag_range[0], self.mag_range[1]
         mag = (feats[:, 0] + 1) * 0.5 * (hi - lo) + lo
         return self.inverse(torch.stack([mag, feats[:, 1]], dim=1), phase)
+
+    def fading_release(self, feats: torch.Tensor) -> torch.Tensor:
+        """Generator-space features with a release that cannot swell back: after note-off no frame is louder than
+        the quietest release frame before it plus RELEASE_RISE_DB.
+
+        The generator's convolutions leave a burst of energy in the last frames before the note's edge (measured
+        up to 85 dB above the release it follows); a released note only fades, so that burst is cut. On real notes
+        the rule moves 3 % of notes by more than 1 dB in frames within 60 dB of their peak.
+        """
+        lo, hi = self.mag_range[0], self.mag_range[1]
+        logmag = (feats[:, 0] + 1) * 0.5 * (hi - lo) + lo
+        level = torch.logsumexp(2 * logmag[:, RELEASE_FRAME:], dim=2) / 2                      # [B, frames]
+        n = level.shape[1]
+        quietest = -torch.nn.functional.max_pool1d(
+            torch.nn.functional.pad(-level, (n - 1, 0), value=-1e4)[:, None], n, stride=1)[:, 0]
+        cut = torch.clamp(quietest + RELEASE_RISE_DB / 20 * math.log(10) - level, max=0.0) * (2 / (hi - lo))
+        mag = torch.cat([feats[:, 0, :RELEASE_FRAME], feats[:, 0, RELEASE_FRAME:] + cut[:, :, None]], dim=1)
+        return torch.stack([mag, feats[:, 1]], dim=1)
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """Complex STFT [B, 128, 512] of 4 s notes, DC bin dropped."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from synth.engine.latent import Preset
 from synth.model.dataset import FAMILIES
-from synth.model.evaluate import classify, decays, train_classifier
+from synth.model.evaluate import classify, decays, spectrograms, train_classifier
 from synth.runtime.model import NoteModel
 
 TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "organ"), ("Guitar", "guitar"),
@@ -169,15 +169,33 @@ def slerp_curve(data_dir: str | os.PathLike, model_path: str | os.PathLike, a: P
                 steps: int = 11) -> dict:
     """Classifier family probabilities along slerp(a, b, t), t = 0..1: how smoothly the timbre moves between two
     presets. `max_step` is the largest change of any family's probability between neighbouring t."""
+    return _curve(NoteModel(model_path), train_classifier(Path(data_dir)), a, b, steps)
+
+
+def pair_curves(data_dir: str | os.PathLike, model_path: str | os.PathLike, presets: list[Preset],
+                steps: int = 11) -> list[dict]:
+    """`slerp_curve` for every pair of presets, so smoothness is reported across the whole map, not one pair."""
+    model, clf = NoteModel(model_path), train_classifier(Path(data_dir))
+    return [_curve(model, clf, a, b, steps) for i, a in enumerate(presets) for b in presets[i + 1:]]
+
+
+def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int) -> dict:
+    """The curve, plus `sound_steps`: the RMS change in dB of the notes' log-mel spectrograms between neighbouring
+    t (mean over the pitches), which says whether a jump in probabilities is a jump in the sound itself."""
     from synth.engine.latent import slerp
 
-    clf = train_classifier(Path(data_dir))
-    model = NoteModel(model_path)
     t = np.linspace(0.0, 1.0, steps)
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
-    probs = family_probabilities(model, clf, z)
+    probs, sound = np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
+    for pitch in PITCHES:
+        audio = model.render(z, [pitch] * steps)
+        probs += classify(clf, audio)[2] / len(PITCHES)
+        db = spectrograms(clf, audio).numpy()[:, 0] * (5 * 20 / math.log(10))
+        db = np.maximum(db, db.max() - 80.0)
+        sound += np.sqrt(np.mean(np.square(np.diff(db, axis=0)), axis=(1, 2))) / len(PITCHES)
     return {"from": a.name, "to": b.name, "t": t.tolist(), "families": list(FAMILIES),
-            "probabilities": probs.round(4).tolist(), "max_step": float(np.abs(np.diff(probs, axis=0)).max())}
+            "probabilities": probs.round(4).tolist(), "max_step": float(np.abs(np.diff(probs, axis=0)).max()),
+            "sound_steps": sound.round(3).tolist()}
 
 
 def format_curve(curve: dict, show: int = 4) -> str:
@@ -186,10 +204,28 @@ def format_curve(curve: dict, show: int = 4) -> str:
     top = np.argsort(-probs.max(axis=0))[:show]
     names = [curve["families"][j] for j in top]
     lines = [f"slerp {curve['from']} → {curve['to']}: classifier family probabilities (mean over MIDI "
-             f"{'/'.join(map(str, PITCHES))})", "t     " + "  ".join(f"{n:>20s}" for n in names)]
-    for t, row in zip(curve["t"], probs):
-        lines.append(f"{t:4.2f}  " + "  ".join(f"{row[j]:20.3f}" for j in top))
+             f"{'/'.join(map(str, PITCHES))}); dB: spectrogram change from the step before",
+             "t     " + "  ".join(f"{n:>20s}" for n in names) + "      dB"]
+    sound = [None] + list(curve.get("sound_steps", [None] * (len(probs) - 1)))
+    for t, row, db in zip(curve["t"], probs, sound):
+        lines.append(f"{t:4.2f}  " + "  ".join(f"{row[j]:20.3f}" for j in top)
+                     + (f"  {db:6.2f}" if db is not None else ""))
     lines.append(f"largest change between neighbouring steps: {curve['max_step']:.3f}")
+    return "\n".join(lines)
+
+
+def format_pairs(curves: list[dict]) -> str:
+    """One line per preset pair, roughest first: the largest family-probability step, where it falls, and the
+    largest spectrogram step against the median one (near 1: the sound moves evenly)."""
+    lines = [f"{'pair':34s}  max step    at t   dB max / median"]
+    for c in sorted(curves, key=lambda c: -c["max_step"]):
+        probs, sound = np.asarray(c["probabilities"]), np.asarray(c["sound_steps"])
+        k = int(np.abs(np.diff(probs, axis=0)).max(axis=1).argmax())
+        lines.append(f"{c['from'] + ' → ' + c['to']:34s}  {c['max_step']:8.3f}  {c['t'][k + 1]:6.2f}   "
+                     f"{sound.max():5.2f} / {np.median(sound):5.2f}")
+    steps = np.array([c["max_step"] for c in curves])
+    lines.append(f"{len(curves)} pairs: largest step median {np.median(steps):.3f}, "
+                 f"{int((steps <= 0.3).sum())} of {len(curves)} at most 0.3, worst {steps.max():.3f}")
     return "\n".join(lines)
 
 
