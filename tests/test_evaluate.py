@@ -185,18 +185,19 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     from PIL import Image
 
     from synth.engine.latent import Preset
-    from synth.model.timbre_map import format_pairs, pair_curves, slerp_curve, spectrogram_picture
+    from synth.model.timbre_map import format_curve, format_pairs, pair_curves, slerp_curve, spectrogram_picture
 
     a, b = Preset("A", np.full(8, -3.0, np.float32)), Preset("B", np.full(8, 3.0, np.float32))
     curve = slerp_curve(tiny_notes, tone_model, a, b, steps=5)
     probs = np.asarray(curve["probabilities"])
     assert probs.shape == (5, len(curve["families"])) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
     assert curve["max_step"] == pytest.approx(np.abs(np.diff(probs, axis=0)).max(), abs=1e-3)
-    assert len(curve["sound_steps"]) == 4 and min(curve["sound_steps"]) > 0  # z shades the tone's partials: the sound moves
+    assert curve["pitches"] == list(range(24, 85)) and "mean over MIDI 24-84" in format_curve(curve)
+    assert len(curve["sound_steps"]) == 4 and min(curve["sound_steps"]) > 0  # z shades the tone's partials
     c = Preset("C", np.linspace(-3, 3, 8).astype(np.float32))
     pairs = pair_curves(tiny_notes, tone_model, [a, b, c], steps=3)
     assert [(p["from"], p["to"]) for p in pairs] == [("A", "B"), ("A", "C"), ("B", "C")]
-    assert "3 pairs" in format_pairs(pairs)
+    assert "3 pairs" in format_pairs(pairs) and "mean over MIDI 48/60/72" in format_pairs(pairs)
     spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
     img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
     half = (img.shape[1] - 4) // 2

@@ -167,19 +167,23 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
 
 def slerp_curve(data_dir: str | os.PathLike, model_path: str | os.PathLike, a: Preset, b: Preset,
                 steps: int = 11) -> dict:
-    """Classifier family probabilities along slerp(a, b, t), t = 0..1: how smoothly the timbre moves between two
-    presets. `max_step` is the largest change of any family's probability between neighbouring t."""
-    return _curve(NoteModel(model_path), train_classifier(Path(data_dir)), a, b, steps)
+    """Classifier family probabilities along slerp(a, b, t), t = 0..1, mean over all the model's pitches: how
+    smoothly the timbre moves between two presets. `max_step` is the largest change of any family's probability
+    between neighbouring t."""
+    model = NoteModel(model_path)
+    keys = tuple(range(model.info.pitch_min, model.info.pitch_max + 1))
+    return _curve(model, train_classifier(Path(data_dir)), a, b, steps, keys)
 
 
 def pair_curves(data_dir: str | os.PathLike, model_path: str | os.PathLike, presets: list[Preset],
                 steps: int = 11) -> list[dict]:
-    """`slerp_curve` for every pair of presets, so smoothness is reported across the whole map, not one pair."""
+    """`slerp_curve` for every pair of presets, so smoothness is reported across the whole map, not one pair; at the
+    search's three pitches, which keeps 66 pairs to minutes on a CPU."""
     model, clf = NoteModel(model_path), train_classifier(Path(data_dir))
-    return [_curve(model, clf, a, b, steps) for i, a in enumerate(presets) for b in presets[i + 1:]]
+    return [_curve(model, clf, a, b, steps, PITCHES) for i, a in enumerate(presets) for b in presets[i + 1:]]
 
 
-def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int) -> dict:
+def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int, pitches: tuple[int, ...]) -> dict:
     """The curve, plus `sound_steps`: the RMS change in dB of the notes' log-mel spectrograms between neighbouring
     t (mean over the pitches), which says whether a jump in probabilities is a jump in the sound itself."""
     from synth.engine.latent import slerp
@@ -187,13 +191,13 @@ def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int) -> dict:
     t = np.linspace(0.0, 1.0, steps)
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
     probs, sound = np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
-    for pitch in PITCHES:
+    for pitch in pitches:
         audio = model.render(z, [pitch] * steps)
-        probs += classify(clf, audio)[2] / len(PITCHES)
+        probs += classify(clf, audio)[2] / len(pitches)
         db = spectrograms(clf, audio).numpy()[:, 0] * (5 * 20 / math.log(10))
         db = np.maximum(db, db.max() - 80.0)
-        sound += np.sqrt(np.mean(np.square(np.diff(db, axis=0)), axis=(1, 2))) / len(PITCHES)
-    return {"from": a.name, "to": b.name, "t": t.tolist(), "families": list(FAMILIES),
+        sound += np.sqrt(np.mean(np.square(np.diff(db, axis=0)), axis=(1, 2))) / len(pitches)
+    return {"from": a.name, "to": b.name, "t": t.tolist(), "pitches": list(pitches), "families": list(FAMILIES),
             "probabilities": probs.round(4).tolist(), "max_step": float(np.abs(np.diff(probs, axis=0)).max()),
             "sound_steps": sound.round(3).tolist()}
 
@@ -204,7 +208,7 @@ def format_curve(curve: dict, show: int = 4) -> str:
     top = np.argsort(-probs.max(axis=0))[:show]
     names = [curve["families"][j] for j in top]
     lines = [f"slerp {curve['from']} → {curve['to']}: classifier family probabilities (mean over MIDI "
-             f"{'/'.join(map(str, PITCHES))}); dB: spectrogram change from the step before",
+             f"{_keys(curve.get('pitches', PITCHES))}); dB: spectrogram change from the step before",
              "t     " + "  ".join(f"{n:>20s}" for n in names) + "      dB"]
     sound = [None] + list(curve.get("sound_steps", [None] * (len(probs) - 1)))
     for t, row, db in zip(curve["t"], probs, sound):
@@ -217,7 +221,8 @@ def format_curve(curve: dict, show: int = 4) -> str:
 def format_pairs(curves: list[dict]) -> str:
     """One line per preset pair, roughest first: the largest family-probability step, where it falls, and the
     largest spectrogram step against the median one (near 1: the sound moves evenly)."""
-    lines = [f"{'pair':34s}  max step    at t   dB max / median"]
+    lines = [f"slerp between every pair of presets, mean over MIDI {_keys(curves[0].get('pitches', PITCHES))}",
+             f"{'pair':34s}  max step    at t   dB max / median"]
     for c in sorted(curves, key=lambda c: -c["max_step"]):
         probs, sound = np.asarray(c["probabilities"]), np.asarray(c["sound_steps"])
         k = int(np.abs(np.diff(probs, axis=0)).max(axis=1).argmax())
@@ -227,6 +232,12 @@ def format_pairs(curves: list[dict]) -> str:
     lines.append(f"{len(curves)} pairs: largest step median {np.median(steps):.3f}, "
                  f"{int((steps <= 0.3).sum())} of {len(curves)} at most 0.3, worst {steps.max():.3f}")
     return "\n".join(lines)
+
+
+def _keys(pitches: list[int] | tuple[int, ...]) -> str:
+    """MIDI notes in words: a few listed, a full run as its range."""
+    run = len(pitches) > 4 and list(pitches) == list(range(pitches[0], pitches[-1] + 1))
+    return f"{pitches[0]}-{pitches[-1]}" if run else "/".join(map(str, pitches))
 
 
 def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
