@@ -390,9 +390,11 @@ def cmd_presets_encode(a: argparse.Namespace) -> None:
 
 
 def _write_found(a: argparse.Namespace, found: list) -> None:
-    """Save the presets both classifiers accept; with --replace-weaker, replace only a weaker preset of the name."""
+    """Save the presets both classifiers accept; with --replace-weaker, replace only a preset of the name that
+    scores lower when measured again on this model (and keep the other with its scores brought up to date)."""
     from synth.engine.latent import PresetError, load_preset, preset_filename, save_preset
-    from synth.model.timbre_map import checked_score
+    from synth.model.timbre_map import recheck
+    from synth.runtime.model import DEFAULT_MODEL
 
     for preset, p in found:
         if p < a.min_probability:
@@ -401,11 +403,13 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
         existing = Path(a.out) / preset_filename(preset.name)
         if a.replace_weaker and existing.exists():
             try:
-                old = checked_score(load_preset(existing, len(preset.z)))
+                kept, old = recheck(a.data, a.model or DEFAULT_MODEL, load_preset(existing, len(preset.z)))
             except PresetError:
-                old = -1.0
+                kept, old = None, -1.0
             if old >= p:
-                print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  kept {existing} (p = {old:.2f})")
+                save_preset(kept, a.out, overwrite=True)
+                print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  kept {existing} (p = {old:.2f} on "
+                      f"this model)")
                 continue
         path = save_preset(preset, a.out, overwrite=a.overwrite or a.replace_weaker)
         print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  -> {path}")
@@ -436,7 +440,7 @@ def _found_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="presets", help="directory to write the presets to")
     p.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
     p.add_argument("--replace-weaker", action="store_true",
-                   help="replace a preset of the same name only if its stored classifier scores are lower")
+                   help="replace a preset of the same name only if it scores lower on this model")
     p.add_argument("--min-probability", type=float, default=0.3,
                    help="write a family's preset only if both classifiers give it at least this probability")
 

@@ -82,7 +82,7 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     from synth.cli import main
     from synth.engine.latent import Preset, load_presets, save_preset
     from synth.model.networks import NetConfig
-    from synth.model.timbre_map import checked_score
+    from synth.model.timbre_map import recheck
     from synth.model.train import TrainConfig, train
 
     net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
@@ -91,19 +91,24 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
           progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
     out = tmp_path / "presets"
-    save_preset(Preset("Keys", np.zeros(16, np.float32), "piano", "by ear"), out)  # no scores: replaced
+    save_preset(Preset("Keys", np.zeros(16, np.float32), "piano", "by ear"), out)  # weaker on this model: replaced
     args = ["presets", "encode", str(run / "checkpoint.pt"), "--data", str(tiny_notes), "--model",
             str(tmp_path / "m.onnx"), "--out", str(out), "--min-probability", "0", "--replace-weaker"]
     main(args)
     presets = {p.name: p for p in load_presets(16, out)}
     assert sorted(presets) == ["Keys", "Strings"]  # the tiny note set has piano and violin only
     for p in presets.values():
-        assert "encoded: mean latent of program" in p.description and 0.0 <= checked_score(p) <= 1.0
+        assert "encoded: mean latent of program" in p.description
+        assert 0.0 <= min(p.extra["classifier_p"], p.extra["second_classifier_p"]) <= 1.0
         assert np.linalg.norm(p.z) == pytest.approx(4.0, rel=1e-4)  # on the prior's sphere, radius sqrt(16)
-    save_preset(Preset("Keys", presets["Keys"].z, "piano", "better", {"classifier_p": 1.0,
-                                                                     "second_classifier_p": 1.0}), out, overwrite=True)
+    # stored scores belong to the model they were measured on: the old preset is measured again, and kept (with
+    # its scores brought up to date) only if it is at least as strong on this model
+    save_preset(Preset("Keys", presets["Keys"].z, "piano", "as good", {"classifier_p": 1.0,
+                                                                      "second_classifier_p": 1.0}), out, overwrite=True)
     main(args)
-    assert load_presets(16, out)[0].description == "better"  # a stronger preset is kept
+    keys = load_presets(16, out)[0]
+    assert keys.description.endswith("; as good") and keys.extra["classifier_p"] < 1.0
+    assert recheck(tiny_notes, tmp_path / "m.onnx", keys)[0].extra == keys.extra
 
 
 def test_presets_encode_needs_an_encoder(tiny_notes, tmp_path):

@@ -104,17 +104,23 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
 
 
 def _checked(name: str, z: np.ndarray, family: str, p: float, q: float, how: str) -> Preset:
-    """A preset that carries both classifiers' scores, in words and as numbers (for --replace-weaker)."""
+    """A preset that carries both classifiers' scores, in words and as numbers."""
     words = (f"timbre map: classifier p({family}) = {p:.2f}, second classifier {q:.2f}, mean over MIDI "
              f"{'/'.join(map(str, PITCHES))}; {how}")
     return Preset(name, np.asarray(z, np.float32), family, words, {"classifier_p": round(p, 4),
                                                                     "second_classifier_p": round(q, 4)})
 
 
-def checked_score(preset: Preset) -> float:
-    """The lower of a preset's two stored classifier scores; -1 for a preset that has none."""
-    scores = [preset.extra.get(k) for k in ("classifier_p", "second_classifier_p")]
-    return min(scores) if all(isinstance(v, (int, float)) for v in scores) else -1.0
+def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: Preset) -> tuple[Preset, float]:
+    """(the preset with both classifiers' scores measured again on this model, the lower of the two; -1 for a
+    family the classifiers do not know): stored scores belong to the model and decoder they were measured on."""
+    if preset.family not in FAMILIES:
+        return preset, -1.0
+    model, j = NoteModel(model_path), FAMILIES.index(preset.family)
+    p, q = (float(family_probabilities(model, train_classifier(Path(data_dir), seed=s), preset.z[None])[0, j])
+            for s in (0, 1))
+    how = preset.description.split("; ", 1)[-1]
+    return _checked(preset.name, preset.z, preset.family, p, q, how), min(p, q)
 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
