@@ -255,9 +255,9 @@ def cmd_play(a: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
         if midi is not None:
             midi.close()
-        out.stop()
         engine.stop()
         if sys.stdout.isatty():
             print()

@@ -150,28 +150,35 @@ class MidiInput:
         self.on_message(message[0], message[1], message[2] if len(message) > 2 else 0)
 
     def _watchdog(self) -> None:
-        """Poll the port list each second: report a vanished port, re-open it when it returns."""
+        """Poll the port list each second: report a vanished port, re-open it when it returns.
+
+        Lists through the open rtmidi object, and builds a fresh one only when that fails: rtmidi keeps the GIL in
+        its calls, and opening or closing a JACK client waits for a server cycle, which a synchronous server (jack1,
+        jackd -S) runs only after our audio callback, itself waiting for the GIL (a probe client each second
+        stalled the audio, and the watchdog, until the server's timeout)."""
         lost = False
         promote_thread()
         while not self._stop.wait(1.0):
+            probe = None
             try:
-                probe = self._new_midi() if lost else None
-                ports = (probe or self._midi).get_ports()
-            except Exception:  # the MIDI system itself went away (e.g. the JACK server stopped)
-                ports = []
-                probe = None
+                ports = self._midi.get_ports()
+            except Exception:  # the open object cannot list: ask a fresh one
+                try:
+                    probe = self._new_midi()
+                    ports = probe.get_ports()
+                except Exception:  # the MIDI system itself went away (e.g. the JACK server stopped)
+                    ports = []
             present = self.port_name in ports
             if not lost and not present:
                 lost = True
                 self.report(f"MIDI port '{self.port_name}' disappeared; waiting for it to come back")
                 self._midi.close_port()
             elif lost and present:
-                i = ports.index(self.port_name)
                 if probe is not None:
                     self._midi.delete()
-                    self._midi = probe
-                    probe = None
-                self._midi.open_port(i, PORT_NAME)
+                    self._midi, probe = probe, None
+                self._midi.set_callback(self._callback)  # python-rtmidi's close_port dropped it
+                self._midi.open_port(ports.index(self.port_name), PORT_NAME)
                 lost = False
                 self.report(f"MIDI port '{self.port_name}' is back")
             if probe is not None:

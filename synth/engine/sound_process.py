@@ -58,12 +58,8 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         commands.send(("error", str(e)))
         return
     audio, midi, audio_error, midi_error = None, None, None, None
-    if config.get("audio", True):
-        try:
-            audio = AudioOutput(engine, config.get("audio_out"), config.get("host_api"), block=block, effects=chain)
-            audio.start()
-        except (OSError, ValueError) as e:
-            audio, audio_error = None, str(e)
+    # MIDI before audio and audio stopped before MIDI: opening or closing rtmidi's JACK client (GIL held) waits
+    # for a server cycle, which a synchronous JACK server runs only after our audio callback
     if config.get("midi", True):
         def on_midi(status: int, d1: int, d2: int) -> None:
             engine.send(status, d1, d2)
@@ -74,6 +70,12 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
                              report=lambda text: emit("error", text))
         except (OSError, ValueError) as e:
             midi, midi_error = None, str(e)
+    if config.get("audio", True):
+        try:
+            audio = AudioOutput(engine, config.get("audio_out"), config.get("host_api"), block=block, effects=chain)
+            audio.start()
+        except (OSError, ValueError) as e:
+            audio, audio_error = None, str(e)
     commands.send(("ready", {"audio_error": audio_error, "midi_error": midi_error, "chain_error": chain_error}))
     promote_thread()
 
@@ -142,10 +144,10 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         pass
     finally:
         record_stop()
-        if midi is not None:
-            midi.close()
         if audio is not None:
             audio.stop()
+        if midi is not None:
+            midi.close()
         engine.stop()
 
 
