@@ -74,10 +74,12 @@ def tone_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def jack_server():
-    """A private JACK server on the dummy backend (48 kHz, 128 frames): real audio and MIDI for PortAudio and
-    rtmidi without a sound card. Missing jackd fails the test (the README's setup installs it), never skips."""
+    """A private JACK server on the dummy backend (48 kHz, 128 frames, synchronous): real audio and MIDI for
+    PortAudio and rtmidi without a sound card. Missing jackd fails the test (the README's setup installs it),
+    never skips."""
     import os
     import shutil
+    import subprocess
 
     from synth.engine.bench import start_jack
 
@@ -85,12 +87,22 @@ def jack_server():
         pytest.fail("jackd is not installed (Debian package jackd2); run the README's setup")
     name = f"gsltest{os.getpid()}"
     old = os.environ.get("JACK_DEFAULT_SERVER")
-    proc = start_jack(name, 48000, 128, modes=("--no-realtime",))
+    # --sync: the server waits each cycle for every client before the next, so a client the OS runs late (a loaded
+    # CI machine: this server and its clients are not real-time) delays the dummy clock instead of being skipped or
+    # run twice while another client reads its ports. Takes stay frame-exact; timing is measured in frames anyway.
+    proc = start_jack(name, 48000, 128, modes=("--no-realtime",), options=("--sync",))
     if proc is None:
         pytest.fail("jackd did not start on the dummy backend")
     yield name
+    # A synchronous server drops each client of a killed player (test_record) only after 10 client timeouts, 5 s,
+    # so stopping may take over 10 s. A killed jackd keeps its slot in JACK's registry of servers
+    # (/dev/shm/jack-shm-registry, 8 slots), and once all are taken no jackd starts: kill only a hung server.
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
     if old is None:
         os.environ.pop("JACK_DEFAULT_SERVER", None)
     else:

@@ -1,7 +1,8 @@
 """A JACK client standing in for a DAW, and the phrase it plays; also a script that plays the phrase into a MIDI
-port and exits, for a JACK server reached through another libjack (PipeWire's) than the test process has loaded:
+port (and records the two output ports whose names hold MONITOR, saving the take as a .npy file) and exits, for a
+JACK server reached through another libjack (PipeWire's) than the test process has loaded:
 
-    python -m tests.fake_daw PORT_FRAGMENT
+    python -m tests.fake_daw PORT_FRAGMENT [MONITOR TAKE.npy]
 """
 import sys
 import time
@@ -18,30 +19,59 @@ EVENTS = sorted([(t, [0x90, p, 100]) for t, p in PHRASE] + [(t + NOTE_SECONDS, [
 class FakeDaw:
     """A JACK client standing in for a DAW: a MIDI track that plays the phrase frame-exact from its own process
     callback and a stereo audio track that records. Timing is measured in the server's frames, so the check is
-    on our engine and not on how punctually this test process wakes up or how steadily the dummy clock runs."""
+    on our engine and not on how punctually this test process wakes up or how steadily the dummy clock runs.
 
-    def __init__(self, name: str = "FakeDAW") -> None:
+    Take and track follow the server's frame clock (jack_last_frame_time), not a count of this client's own
+    cycles: a cycle the server ran without this client (PipeWire does that to a late client) stays a silent gap
+    in the take and shifts nothing after it, and an event due in it goes out at the start of the next cycle."""
+
+    def __init__(self, name: str = "FakeDAW", events=EVENTS) -> None:
         self.client = jack.Client(name, no_start_server=True)
         self.ins = [self.client.inports.register(f"audio_in_{i}") for i in (1, 2)]
         self.track = self.client.midi_outports.register("midi_out")
         self.take = np.zeros((RATE * 30, 2), dtype=np.float32)
-        self.where = 0
-        self.cue = [(round(t * RATE), bytes(msg)) for t, msg in EVENTS]
+        self.where = 0  # frames of the take so far: the server's frames since this client's first cycle
+        self.missed = 0  # cycles the server ran without this client
+        self.cue = [(round(t * RATE), bytes(msg)) for t, msg in events]
+        self.sent = 0  # how many of the cue's events are out
         self.start: int | None = None  # the frame of the take at which the phrase starts
+        self._t0: int | None = None  # the server's frame time at take[0]
         self.client.set_process_callback(self._process)
         self.client.activate()
 
     def _process(self, frames: int) -> None:
-        i = self.where
+        now = self.client.last_frame_time
+        if self._t0 is None:
+            self._t0 = now
+        i = (now - self._t0) % 2 ** 32  # JACK frame times are 32-bit and wrap
+        if i > self.where:
+            self.missed += (i - self.where) // frames
         self.track.clear_buffer()
         if self.start is not None:
-            for at, msg in self.cue:
-                if i <= self.start + at < i + frames:
-                    self.track.write_midi_event(self.start + at - i, msg)
+            while self.sent < len(self.cue) and self.start + self.cue[self.sent][0] < i + frames:
+                at, msg = self.cue[self.sent]
+                self.track.write_midi_event(max(self.start + at - i, 0), msg)
+                self.sent += 1
         if i + frames <= len(self.take):
             self.take[i:i + frames, 0] = self.ins[0].get_array()
             self.take[i:i + frames, 1] = self.ins[1].get_array()
-            self.where = i + frames
+            self.where = max(self.where, i + frames)
+
+    def record_from(self, fragment: str) -> None:
+        """Connect the audio outputs whose names hold `fragment` (e.g. a sink's monitor_FL and monitor_FR), in
+        order, to the stereo track."""
+        sources = [p for p in self.client.get_ports(is_audio=True, is_output=True) if fragment in p.name]
+        assert len(sources) == 2, [p.name for p in self.client.get_ports(is_audio=True, is_output=True)]
+        for source, track in zip(sources, self.ins):
+            self.client.connect(source, track)
+
+    def wait(self, seconds: float) -> None:
+        """Let `seconds` pass on the server's clock."""
+        end = self.where + round(seconds * RATE)
+        deadline = time.monotonic() + 30 + seconds
+        while self.where < end and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.where >= end, "the JACK server stopped running this client"
 
     def play_phrase_into(self, port_fragment: str) -> np.ndarray:
         """Connect the MIDI track to the one MIDI input whose name holds `port_fragment`, play the phrase and
@@ -104,7 +134,11 @@ def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
 if __name__ == "__main__":
     daw = FakeDaw("FakeDAW-MIDI")
     try:
-        daw.play_phrase_into(sys.argv[1])
+        if len(sys.argv) > 2:
+            daw.record_from(sys.argv[2])
+        take = daw.play_phrase_into(sys.argv[1])
     finally:
         daw.close()
-    print("played", flush=True)
+    if len(sys.argv) > 3:
+        np.save(sys.argv[3], take)
+    print(f"played; missed {daw.missed} cycles", flush=True)

@@ -109,12 +109,13 @@ def bench_offline(model: NoteModel, rate: int) -> dict:
     return {"audio_s": seconds, "wall_s": elapsed, "x_real_time": seconds / elapsed}
 
 
-def start_jack(name: str, rate: int, block: int,
-               modes: tuple[str, ...] = ("--realtime", "--no-realtime")) -> subprocess.Popen | None:
+def start_jack(name: str, rate: int, block: int, modes: tuple[str, ...] = ("--realtime", "--no-realtime"),
+               options: tuple[str, ...] = ()) -> subprocess.Popen | None:
     """A private jackd on the dummy backend, named `name` and made the default server of this process.
 
     Tries the scheduling modes in order (realtime first, as a musician's JACK runs: its clients' process threads
-    get SCHED_FIFO too); the one that started is in `proc.realtime`. None if jackd is missing or never starts."""
+    get SCHED_FIFO too); the one that started is in `proc.realtime`. `options` are further server options (e.g.
+    "--sync"). None if jackd is missing or never starts."""
     import jack
 
     if shutil.which("jackd") is None:
@@ -122,8 +123,8 @@ def start_jack(name: str, rate: int, block: int,
     jack.set_error_function(lambda message: None)  # "cannot connect" while the server starts is expected
     os.environ["JACK_DEFAULT_SERVER"] = name
     for mode in modes:
-        proc = subprocess.Popen(["jackd", "-n", name, mode, "-d", "dummy", "-r", str(rate), "-p", str(block)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(["jackd", "-n", name, mode, *options, "-d", "dummy", "-r", str(rate),
+                                 "-p", str(block)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(150):
             try:
                 jack.Client("probe", no_start_server=True).close()
