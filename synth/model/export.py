@@ -9,7 +9,7 @@ import torch
 
 from synth import __version__
 from synth.model.networks import N_PITCHES, PITCH_MIN, NetConfig, make_generator
-from synth.model.spectral import FEATURES_VERSION, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features
+from synth.model.spectral import FEATURES_VERSION, RELEASE_RISE_DB, IFMel, NOTE_SAMPLES, SAMPLE_RATE, check_features
 
 NOTE_SECONDS = NOTE_SAMPLES / SAMPLE_RATE
 RELEASE_SECONDS = 1.0
@@ -83,7 +83,8 @@ def load_model_file(path: str | os.PathLike) -> tuple[NoteSynth, dict]:
 
     The export folds each layer's equalized-learning-rate scale into its weight, so the weights are read back with
     a scale of 1, found by the module path in each node's name (equal tensors share one, through Identity). The
-    magnitude range is in the metadata; files exported before it was hold it as their only Add and Mul scalar initializers.
+    magnitude range is in the metadata; files exported before it was hold it as their only Add and Mul scalar
+    initializers.
     """
     import onnx
     from onnx import numpy_helper
@@ -168,7 +169,8 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         f"| representation | {training['representation']}, {training['resolution']}, 16 kHz, 4 s notes |",
         f"| architecture | {ARCHITECTURES[net.get('arch', '2d')]}, widths {tuple(net['channels'])}, "
         + ("IF not learned: each bin turns at the pitch's harmonic nearest to it, " if net.get("fixed_if") else "") +
-        f"z {net['z_dim']}-d + 61-way pitch one-hot |",
+        f"z {net['z_dim']}-d + 61-way pitch one-hot; the decoder lets a released note only fade (after 3 s no "
+        f"frame louder than the quietest release frame before it + {RELEASE_RISE_DB:g} dB) |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
         f"{training['train_seconds'] / 60:.0f} min on {training['hardware']}{_pretrained(training)} |",
         "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",
