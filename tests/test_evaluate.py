@@ -91,7 +91,6 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
           progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
     out = tmp_path / "presets"
-    save_preset(Preset("Keys", np.zeros(16, np.float32), "piano", "by ear"), out)  # weaker on this model: replaced
     args = ["presets", "encode", str(run / "checkpoint.pt"), "--data", str(tiny_notes), "--model",
             str(tmp_path / "m.onnx"), "--out", str(out), "--min-probability", "0", "--replace-weaker"]
     main(args)
@@ -109,6 +108,12 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     keys = load_presets(16, out)[0]
     assert keys.description.endswith("; as good") and keys.extra["classifier_p"] < 1.0
     assert recheck(tiny_notes, tmp_path / "m.onnx", keys)[0].extra == keys.extra
+    # another latent claiming perfect scores stays only if it measures at least as high as the encoded one
+    claim = Preset("Keys", -presets["Keys"].z, "piano", "by ear", {"classifier_p": 1.0, "second_classifier_p": 1.0})
+    save_preset(claim, out, overwrite=True)
+    main(args)
+    stronger = recheck(tiny_notes, tmp_path / "m.onnx", claim)[1] >= recheck(tiny_notes, tmp_path / "m.onnx", keys)[1]
+    assert load_presets(16, out)[0].description.endswith("; by ear") == stronger
 
 
 def test_presets_encode_needs_an_encoder(tiny_notes, tmp_path):
