@@ -406,7 +406,7 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
                 kept, old = recheck(a.data, a.model or DEFAULT_MODEL, load_preset(existing, len(preset.z)))
             except PresetError:
                 kept, old = None, -1.0
-            if old >= p:
+            if old >= p - 1e-4:  # equal to the stored precision (batch size moves the last digits): keep it
                 save_preset(kept, a.out, overwrite=True)
                 print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  kept {existing} (p = {old:.2f} on "
                       f"this model)")
