@@ -110,11 +110,15 @@ def train_classifier(data_dir: Path, limit: int | None = None, epochs: int = 12,
     return model
 
 
-@torch.no_grad()
 def classify(model: NoteClassifier, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features [N,128], pitch probabilities [N,61], family probabilities [N,14])."""
+    return classify_spectrograms(model, spectrograms(model, audio))
+
+
+@torch.no_grad()
+def classify_spectrograms(model: NoteClassifier, specs: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`classify` for spectrograms already made by `spectrograms`."""
     feats, pitch, family = [], [], []
-    specs = spectrograms(model, audio)
     for i in range(0, len(specs), 256):
         f, lp, lf = model(specs[i:i + 256])
         feats.append(f)

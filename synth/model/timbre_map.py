@@ -20,7 +20,7 @@ import numpy as np
 
 from synth.engine.latent import Preset
 from synth.model.dataset import FAMILIES
-from synth.model.evaluate import classify, decays, spectrograms, train_classifier
+from synth.model.evaluate import classify, classify_spectrograms, decays, spectrograms, train_classifier
 from synth.runtime.model import NoteModel
 
 TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "organ"), ("Guitar", "guitar"),
@@ -198,9 +198,9 @@ def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int, pitches: tup
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
     probs, sound = np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
     for pitch in pitches:
-        audio = model.render(z, [pitch] * steps)
-        probs += classify(clf, audio)[2] / len(pitches)
-        db = spectrograms(clf, audio).numpy()[:, 0] * (5 * 20 / math.log(10))
+        specs = spectrograms(clf, model.render(z, [pitch] * steps))
+        probs += classify_spectrograms(clf, specs)[2] / len(pitches)
+        db = specs.numpy()[:, 0] * (5 * 20 / math.log(10))
         db = np.maximum(db, db.max() - 80.0)
         sound += np.sqrt(np.mean(np.square(np.diff(db, axis=0)), axis=(1, 2))) / len(pitches)
     return {"from": a.name, "to": b.name, "t": t.tolist(), "pitches": list(pitches), "families": list(FAMILIES),
