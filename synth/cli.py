@@ -376,7 +376,7 @@ def cmd_presets_find(a: argparse.Namespace) -> None:
     from synth.runtime.model import DEFAULT_MODEL
 
     found, probs = find_presets(a.data, a.model or DEFAULT_MODEL, candidates=a.candidates, seed=a.seed,
-                                generations=a.refine)
+                                generations=a.refine, names=a.only)
     families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
     print("top family of the candidates: " + ", ".join(f"{f} {n}" for f, n in zip(FAMILIES, families) if n))
     _write_found(a, found)
@@ -560,6 +560,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pf.add_argument("--refine", type=int, default=0, metavar="GENERATIONS",
                     help="walk each preset from its best candidate towards its family by an evolution strategy "
                          "(32 latents a generation)")
+    pf.add_argument("--only", action="append", metavar="NAME", help="search only this preset (repeatable)")
     _found_arguments(pf)
     pf.set_defaults(func=cmd_presets_find)
     pe = pr_sub.add_parser("encode", help="a preset per GM family from real notes, through a --reconstruct "

@@ -71,11 +71,16 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
     assert len({tuple(p.z) for p in presets}) == len(TARGETS)  # twelve different latents
     for p in presets:
         assert f"p({p.family}) = " in p.description and "second classifier" in p.description
-        assert "refined over 1 generations" in p.description
+        assert "refined over 1 generations for its 4° neighbourhood" in p.description
     again = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
                             str(tiny_model), "--candidates", "24", "--out", str(out), "--min-probability", "0"],
                            capture_output=True, text=True)
     assert again.returncode != 0 and "already exists" in again.stderr  # no silent overwrite
+    typo = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tiny_notes), "--model",
+                           str(tiny_model), "--only", "Brass", "--only", "Tuba", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert typo.returncode != 0 and typo.stderr.strip().startswith("gansynth-live: no preset target named Tuba")
+    assert len(typo.stderr.strip().splitlines()) == 1
 
 
 def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_preset(tiny_notes, tmp_path):
@@ -136,9 +141,35 @@ def test_refine_walks_a_latent_towards_a_family_on_its_sphere(tiny_notes, tone_m
     z0 = np.random.default_rng(3).standard_normal(8).astype(np.float32)
     start = family_probabilities(model, clf, z0[None])[0]
     j = min((FAMILIES.index("piano"), FAMILIES.index("strings")), key=lambda k: start[k])  # the one it is not
-    z, p = refine(model, clf, z0, j, generations=6)
+    z, p = refine(model, clf, z0, j, generations=6, neighbours=0)
     assert p > start[j]
     assert p == pytest.approx(family_probabilities(model, clf, z[None])[0, j], abs=1e-6)  # the score is the latent's
+    assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(z0), rel=1e-5)
+
+
+def test_refine_judges_a_latent_by_its_neighbourhood(tiny_notes, tone_model):
+    from synth.model.dataset import FAMILIES
+    from synth.model.evaluate import train_classifier
+    from synth.model.timbre_map import around, family_scores, neighbourhood_scores, refine
+    from synth.runtime.model import NoteModel
+
+    z0 = np.random.default_rng(3).standard_normal((1, 8)).astype(np.float32)
+    directions = np.random.default_rng(4).standard_normal((3, 8))
+    near = around(z0, directions)[0]
+    cos = near @ z0[0] / (np.linalg.norm(near, axis=1) * np.linalg.norm(z0))
+    assert np.allclose(np.degrees(np.arccos(np.clip(cos, -1, 1))), 4.0, atol=1e-3)
+    assert np.allclose(np.linalg.norm(near, axis=1), np.linalg.norm(z0), rtol=1e-5)
+
+    clf, model = train_classifier(tiny_notes, progress=False), NoteModel(tone_model)
+    j = FAMILIES.index("strings")
+
+    def held(z: np.ndarray, directions: np.ndarray) -> float:
+        probs, decay_share = family_scores(model, clf, z[None])
+        return float(neighbourhood_scores(model, clf, z[None], probs[:, j], decay_share, j, directions)[0])
+
+    z, p = refine(model, clf, z0[0], j, generations=4, neighbours=2, seed=5)
+    fixed = np.random.default_rng(5).standard_normal((2, 8))  # the directions refine draws first from its seed
+    assert held(z, fixed) >= held(z0[0], fixed) - 1e-9  # never worse than where it started, by its own measure
     assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(z0), rel=1e-5)
 
 
@@ -203,6 +234,15 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     pairs = pair_curves(tiny_notes, tone_model, [a, b, c], steps=3)
     assert [(p["from"], p["to"]) for p in pairs] == [("A", "B"), ("A", "C"), ("B", "C")]
     assert "3 pairs" in format_pairs(pairs) and "mean over MIDI 48/60/72" in format_pairs(pairs)
+    assert "crossfades of the same pairs" in format_pairs(pairs)
+    # The crossfade reference is the classifier along (1 - t) a + t b of the end notes, measured here on its own.
+    from synth.model.evaluate import classify, train_classifier
+    from synth.runtime.model import NoteModel
+
+    model, clf, t = NoteModel(tone_model), train_classifier(tiny_notes, progress=False), np.linspace(0, 1, 3)
+    mixed = sum(classify(clf, ((1 - t)[:, None] * ends[0] + t[:, None] * ends[1]).astype(np.float32))[2]
+                for ends in (model.render(np.stack([a.z, b.z]), [p, p]) for p in (48, 60, 72))) / 3
+    assert pairs[0]["crossfade_max_step"] == pytest.approx(np.abs(np.diff(mixed, axis=0)).max(), abs=1e-4)
     spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
     img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
     half = (img.shape[1] - 4) // 2

@@ -53,42 +53,84 @@ def objective(p: np.ndarray, decay_share: np.ndarray) -> np.ndarray:
     return p * (0.5 + 0.5 * decay_share)
 
 
+NEIGHBOURHOOD_DEGREES = 4.0  # about one step of a 21-step morph between two presets, which lie some 90° apart
+
+
+def around(z: np.ndarray, directions: np.ndarray, degrees: float = NEIGHBOURHOOD_DEGREES) -> np.ndarray:
+    """[len(z), len(directions), dim]: each latent turned by `degrees` towards each direction (its part tangent to
+    the latent), on the latent's sphere."""
+    z = np.asarray(z, np.float64)
+    radius = np.linalg.norm(z, axis=-1, keepdims=True)[:, None]
+    unit = z[:, None] / radius
+    d = directions[None] - np.sum(directions[None] * unit, axis=-1, keepdims=True) * unit
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    a = math.radians(degrees)
+    return (radius * (math.cos(a) * unit + math.sin(a) * d)).astype(np.float32)
+
+
+def neighbourhood_scores(model: NoteModel, clf, z: np.ndarray, p: np.ndarray, decay_share: np.ndarray, family: int,
+                         directions: np.ndarray) -> np.ndarray:
+    """`objective` of each latent's neighbourhood: the family probability and decay share (the latents' own given
+    as p and decay_share) averaged over each latent and the latents `around` it."""
+    p_near, d_near = family_scores(model, clf, around(z, directions).reshape(-1, z.shape[1]))
+    k = len(directions)
+    return objective((p + p_near[:, family].reshape(-1, k).sum(1)) / (k + 1),
+                     (decay_share + d_near.reshape(-1, k).sum(1)) / (k + 1))
+
+
 def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
-           sigma: float = 0.4, seed: int = 0) -> tuple[np.ndarray, float]:
+           sigma: float = 0.4, seed: int = 0, neighbours: int = 4) -> tuple[np.ndarray, float]:
     """(latent, its probability): a (mu, lambda) evolution strategy from z0 towards a higher mean probability of
     one family. Candidates stay on the sphere of z0's norm, where the prior's draws live; the classifier is only
-    queried, never differentiated; the best latent seen by `objective` (which also asks that notes decay) is kept,
-    so the result never scores below z0."""
+    queried, never differentiated. The latent kept is the best seen by `objective` (which also asks that notes
+    decay) of its neighbourhood: itself and `neighbours` latents 4° around it in fixed directions, so a preset
+    sits inside its family's region rather than on a narrow peak that the first step of a morph falls off. With
+    neighbours = 0 the latent alone is judged. The result never scores below z0 by that measure."""
     rng = np.random.default_rng(seed)
     radius = float(np.linalg.norm(z0))
     on_sphere = lambda z: (z * (radius / np.linalg.norm(z, axis=-1, keepdims=True))).astype(np.float32)  # noqa: E731
+    directions = rng.standard_normal((neighbours, len(z0)))
+
+    def judged(z: np.ndarray, probs: np.ndarray, decay_share: np.ndarray) -> np.ndarray:
+        if neighbours == 0:
+            return objective(probs[:, family], decay_share)
+        return neighbourhood_scores(model, clf, z, probs[:, family], decay_share, family, directions)
+
     best = np.asarray(z0, np.float32)
     probs, decay_share = family_scores(model, clf, best[None])
-    best_p, best_score = float(probs[0, family]), float(objective(probs[0, family], decay_share[0]))
+    best_p, best_score = float(probs[0, family]), float(judged(best[None], probs, decay_share)[0])
     mean = best
     for g in range(generations):
         step = sigma * 0.93 ** g  # shrinks to a tenth over 30 generations: wide look first, then local
         cand = on_sphere(mean + step * rng.standard_normal((population, len(best))))
         probs, decay_share = family_scores(model, clf, cand)
-        score = objective(probs[:, family], decay_share)
-        top = np.argsort(-score)[:max(1, population // 4)]
-        if score[top[0]] > best_score:
-            best, best_p, best_score = cand[top[0]], float(probs[top[0], family]), float(score[top[0]])
+        top = np.argsort(-objective(probs[:, family], decay_share))[:max(1, population // 4)]
+        held = judged(cand[top], probs[top], decay_share[top])
+        if held.max() > best_score:
+            k = top[int(held.argmax())]
+            best, best_p, best_score = cand[k], float(probs[k, family]), float(held.max())
         mean = on_sphere(cand[top].mean(axis=0))
     return best, best_p
 
 
 def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, candidates: int = 1024,
-                 seed: int = 0, generations: int = 0) -> tuple[list[tuple[Preset, float]], np.ndarray]:
-    """(preset, its family probability by the lower of the two classifiers) for every target family, and the
-    evaluation classifier's family probabilities of all random candidates. With generations > 0 each preset is
-    refined by `refine` from its best candidate."""
+                 seed: int = 0, generations: int = 0,
+                 names: list[str] | None = None) -> tuple[list[tuple[Preset, float]], np.ndarray]:
+    """(preset, its family probability by the lower of the two classifiers) for every target family (or only the
+    named presets), and the evaluation classifier's family probabilities of all random candidates. With
+    generations > 0 each preset is refined by `refine` from its best candidate."""
+    unknown = sorted(set(names or []) - {name for name, _ in TARGETS})
+    if unknown:
+        raise ValueError(f"no preset target named {', '.join(unknown)}: the targets are "
+                         + ", ".join(name for name, _ in TARGETS))
     clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
     z = np.random.default_rng(seed).standard_normal((candidates, model.info.z_dim)).astype(np.float32)
     probs, decay_share = family_scores(model, clf, z)
     out, taken = [], set()
     for name, family in TARGETS:
+        if names and name not in names:
+            continue
         j = FAMILIES.index(family)
         order = np.argsort(-objective(probs[:, j], decay_share))
         i = int(next(k for k in order if k not in taken))
@@ -97,7 +139,7 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
         how = f"candidate {i} of {candidates}, seed {seed}"
         if generations > 0:
             latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
-            how += f", refined over {generations} generations"
+            how += f", refined over {generations} generations for its {NEIGHBOURHOOD_DEGREES:g}° neighbourhood"
         q = float(family_probabilities(model, check, latent[None])[0, j])
         out.append((_checked(name, latent, family, p, q, how), min(p, q)))
     return out, probs
@@ -191,21 +233,27 @@ def pair_curves(data_dir: str | os.PathLike, model_path: str | os.PathLike, pres
 
 def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int, pitches: tuple[int, ...]) -> dict:
     """The curve, plus `sound_steps`: the RMS change in dB of the notes' log-mel spectrograms between neighbouring
-    t (mean over the pitches), which says whether a jump in probabilities is a jump in the sound itself."""
+    t (mean over the pitches), which says whether a jump in probabilities is a jump in the sound itself; and the
+    reference `crossfade_max_step`: the same measure along a plain crossfade (1 - t) a + t b of the two end notes,
+    which is how sharply the classifier itself turns between the two sounds when nothing is learned in between."""
     from synth.engine.latent import slerp
 
     t = np.linspace(0.0, 1.0, steps)
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
-    probs, sound = np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
+    probs, mixed, sound = np.zeros((steps, len(FAMILIES))), np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
     for pitch in pitches:
-        specs = spectrograms(clf, model.render(z, [pitch] * steps))
+        audio = model.render(z, [pitch] * steps)
+        specs = spectrograms(clf, audio)
         probs += classify_spectrograms(clf, specs)[2] / len(pitches)
+        fade = ((1.0 - t)[:, None] * audio[0] + t[:, None] * audio[-1]).astype(np.float32)
+        mixed += classify_spectrograms(clf, spectrograms(clf, fade))[2] / len(pitches)
         db = specs.numpy()[:, 0] * (5 * 20 / math.log(10))
         db = np.maximum(db, db.max() - 80.0)
         sound += np.sqrt(np.mean(np.square(np.diff(db, axis=0)), axis=(1, 2))) / len(pitches)
     return {"from": a.name, "to": b.name, "t": t.tolist(), "pitches": list(pitches), "families": list(FAMILIES),
             "probabilities": probs.round(4).tolist(), "max_step": float(np.abs(np.diff(probs, axis=0)).max()),
-            "sound_steps": sound.round(3).tolist()}
+            "sound_steps": sound.round(3).tolist(),
+            "crossfade_max_step": float(np.abs(np.diff(mixed, axis=0)).max())}
 
 
 def format_curve(curve: dict, show: int = 4) -> str:
@@ -220,23 +268,31 @@ def format_curve(curve: dict, show: int = 4) -> str:
     for t, row, db in zip(curve["t"], probs, sound):
         lines.append(f"{t:4.2f}  " + "  ".join(f"{row[j]:20.3f}" for j in top)
                      + (f"  {db:6.2f}" if db is not None else ""))
-    lines.append(f"largest change between neighbouring steps: {curve['max_step']:.3f}")
+    lines.append(f"largest change between neighbouring steps: {curve['max_step']:.3f}"
+                 + (f" (a crossfade of the two end notes: {curve['crossfade_max_step']:.3f})"
+                    if "crossfade_max_step" in curve else ""))
     return "\n".join(lines)
 
 
 def format_pairs(curves: list[dict]) -> str:
-    """One line per preset pair, roughest first: the largest family-probability step, where it falls, and the
+    """One line per preset pair, roughest first: the largest family-probability step, where it falls, the same
+    along a crossfade of the pair's end notes (the classifier's own sharpness between the two sounds), and the
     largest spectrogram step against the median one (near 1: the sound moves evenly)."""
     lines = [f"slerp between every pair of presets, mean over MIDI {_keys(curves[0].get('pitches', PITCHES))}",
-             f"{'pair':34s}  max step    at t   dB max / median"]
+             f"{'pair':34s}  max step    at t   crossfade   dB max / median"]
     for c in sorted(curves, key=lambda c: -c["max_step"]):
         probs, sound = np.asarray(c["probabilities"]), np.asarray(c["sound_steps"])
         k = int(np.abs(np.diff(probs, axis=0)).max(axis=1).argmax())
-        lines.append(f"{c['from'] + ' → ' + c['to']:34s}  {c['max_step']:8.3f}  {c['t'][k + 1]:6.2f}   "
+        fade = f"{c['crossfade_max_step']:9.3f}" if "crossfade_max_step" in c else f"{'–':>9s}"
+        lines.append(f"{c['from'] + ' → ' + c['to']:34s}  {c['max_step']:8.3f}  {c['t'][k + 1]:6.2f}   {fade}   "
                      f"{sound.max():5.2f} / {np.median(sound):5.2f}")
     steps = np.array([c["max_step"] for c in curves])
     lines.append(f"{len(curves)} pairs: largest step median {np.median(steps):.3f}, "
                  f"{int((steps <= 0.3).sum())} of {len(curves)} at most 0.3, worst {steps.max():.3f}")
+    fades = np.array([c.get("crossfade_max_step", np.nan) for c in curves])
+    if np.isfinite(fades).all():
+        lines.append(f"crossfades of the same pairs: largest step median {np.median(fades):.3f}; slerp is the "
+                     f"smoother of the two in {int((steps < fades).sum())} of {len(curves)} pairs")
     return "\n".join(lines)
 
 
