@@ -390,15 +390,16 @@ def cmd_presets_encode(a: argparse.Namespace) -> None:
 
 
 def _write_found(a: argparse.Namespace, found: list) -> None:
-    """Save the presets both classifiers accept; with --replace-weaker, replace only a preset of the name that
-    scores lower when measured again on this model (and keep the other with its scores brought up to date)."""
+    """Save the presets both classifiers accept (by `firmness`: the family's probability at and 4° around the
+    latent); with --replace-weaker, replace only a preset of the name that is less firm when measured again on
+    this model (and keep the other with its scores brought up to date)."""
     from synth.engine.latent import PresetError, load_preset, preset_filename, save_preset
     from synth.model.timbre_map import recheck
     from synth.runtime.model import DEFAULT_MODEL
 
     for preset, p in found:
         if p < a.min_probability:
-            print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  not found: no candidate sounds like it")
+            print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  not found: no candidate sounds like it")
             continue
         existing = Path(a.out) / preset_filename(preset.name)
         if a.replace_weaker and existing.exists():
@@ -408,11 +409,11 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
                 kept, old = None, -1.0
             if old >= p - 1e-4:  # equal to the stored precision (batch size moves the last digits): keep it
                 save_preset(kept, a.out, overwrite=True)
-                print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  kept {existing} (p = {old:.2f} on "
+                print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  kept {existing} ({old:.2f} on "
                       f"this model)")
                 continue
         path = save_preset(preset, a.out, overwrite=a.overwrite or a.replace_weaker)
-        print(f"{preset.name:11s} {preset.family:21s} p = {p:.2f}  -> {path}")
+        print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  -> {path}")
 
 
 def cmd_presets_list(a: argparse.Namespace) -> None:
@@ -442,7 +443,8 @@ def _found_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replace-weaker", action="store_true",
                    help="replace a preset of the same name only if it scores lower on this model")
     p.add_argument("--min-probability", type=float, default=0.3,
-                   help="write a family's preset only if both classifiers give it at least this probability")
+                   help="write a family's preset only if both classifiers give it at least this probability "
+                        "(mean over the latent and four latents 4° around it)")
 
 
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:

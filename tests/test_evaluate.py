@@ -150,7 +150,7 @@ def test_refine_walks_a_latent_towards_a_family_on_its_sphere(tiny_notes, tone_m
 def test_refine_judges_a_latent_by_its_neighbourhood(tiny_notes, tone_model):
     from synth.model.dataset import FAMILIES
     from synth.model.evaluate import train_classifier
-    from synth.model.timbre_map import around, family_scores, neighbourhood_scores, refine
+    from synth.model.timbre_map import around, family_scores, firmness, neighbourhood_scores, refine
     from synth.runtime.model import NoteModel
 
     z0 = np.random.default_rng(3).standard_normal((1, 8)).astype(np.float32)
@@ -171,6 +171,11 @@ def test_refine_judges_a_latent_by_its_neighbourhood(tiny_notes, tone_model):
     fixed = np.random.default_rng(5).standard_normal((2, 8))  # the directions refine draws first from its seed
     assert held(z, fixed) >= held(z0[0], fixed) - 1e-9  # never worse than where it started, by its own measure
     assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(z0), rel=1e-5)
+    # firmness, by which presets are compared: the lower classifier's mean over the latent and its neighbours
+    check = train_classifier(tiny_notes, seed=1, progress=False)
+    at = [family_scores(model, c, z[None])[0][0, j] for c in (clf, check)]
+    assert firmness(model, (clf, check), z, j, neighbours=0) == pytest.approx(min(at), abs=1e-6)
+    assert 0.0 <= firmness(model, (clf, check), z, j) <= 1.0
 
 
 def test_a_second_classifier_is_cached_beside_the_first(tiny_notes):

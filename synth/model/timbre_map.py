@@ -78,6 +78,15 @@ def neighbourhood_scores(model: NoteModel, clf, z: np.ndarray, p: np.ndarray, de
                      (decay_share + d_near.reshape(-1, k).sum(1)) / (k + 1))
 
 
+def firmness(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 4) -> float:
+    """The lower, over the classifiers, of the family's probability averaged over the latent and `neighbours`
+    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike): how
+    firmly a preset holds its family where a morph leaves it. Presets are compared by it."""
+    directions = np.random.default_rng(family).standard_normal((neighbours, len(z)))
+    zs = np.concatenate([np.asarray(z, np.float32)[None], around(np.asarray(z)[None], directions)[0]])
+    return min(float(family_probabilities(model, clf, zs)[:, family].mean()) for clf in classifiers)
+
+
 def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
            sigma: float = 0.4, seed: int = 0, neighbours: int = 4) -> tuple[np.ndarray, float]:
     """(latent, its probability): a (mu, lambda) evolution strategy from z0 towards a higher mean probability of
@@ -116,8 +125,7 @@ def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int 
 def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, candidates: int = 1024,
                  seed: int = 0, generations: int = 0,
                  names: list[str] | None = None) -> tuple[list[tuple[Preset, float]], np.ndarray]:
-    """(preset, its family probability by the lower of the two classifiers) for every target family (or only the
-    named presets), and the evaluation classifier's family probabilities of all random candidates. With
+    """(preset, its `firmness` by the two classifiers) for every target family (or only the named presets), and the evaluation classifier's family probabilities of all random candidates. With
     generations > 0 each preset is refined by `refine` from its best candidate."""
     unknown = sorted(set(names or []) - {name for name, _ in TARGETS})
     if unknown:
@@ -141,7 +149,7 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
             latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
             how += f", refined over {generations} generations for its {NEIGHBOURHOOD_DEGREES:g}° neighbourhood"
         q = float(family_probabilities(model, check, latent[None])[0, j])
-        out.append((_checked(name, latent, family, p, q, how), min(p, q)))
+        out.append((_checked(name, latent, family, p, q, how), firmness(model, (clf, check), latent, j)))
     return out, probs
 
 
@@ -154,20 +162,20 @@ def _checked(name: str, z: np.ndarray, family: str, p: float, q: float, how: str
 
 
 def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: Preset) -> tuple[Preset, float]:
-    """(the preset with both classifiers' scores measured again on this model, the lower of the two; -1 for a
-    family the classifiers do not know): stored scores belong to the model and decoder they were measured on."""
+    """(the preset with both classifiers' scores measured again on this model, its `firmness`; -1 for a family the
+    classifiers do not know): stored scores belong to the model and decoder they were measured on."""
     if preset.family not in FAMILIES:
         return preset, -1.0
     model, j = NoteModel(model_path), FAMILIES.index(preset.family)
-    p, q = (float(family_probabilities(model, train_classifier(Path(data_dir), seed=s), preset.z[None])[0, j])
-            for s in (0, 1))
+    classifiers = tuple(train_classifier(Path(data_dir), seed=s) for s in (0, 1))
+    p, q = (float(family_probabilities(model, clf, preset.z[None])[0, j]) for clf in classifiers)
     how = preset.description.split("; ", 1)[-1]
-    return _checked(preset.name, preset.z, preset.family, p, q, how), min(p, q)
+    return _checked(preset.name, preset.z, preset.family, p, q, how), firmness(model, classifiers, preset.z, j)
 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
                    pitches: range = range(48, 73)) -> list[tuple[Preset, float]]:
-    """(preset, its score by the lower of the two classifiers) per target family: for every program of the family
+    """(preset, its `firmness` by the two classifiers) per target family: for every program of the family
     the mean encoder latent of its real training notes over `pitches` (all soundfonts), put on the sphere; the
     evaluation classifier picks the program, the second classifier checks it. `model_path` must be the export of
     `checkpoint` (the latents are rendered through it). Families the note set lacks are left out."""
@@ -209,7 +217,8 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         q = float(family_probabilities(model, check, latents[k:k + 1])[0, j])
         how = (f"encoded: mean latent of program {programs[k]}'s training notes at MIDI "
                f"{pitches.start}-{pitches.stop - 1}")
-        out.append((_checked(name, latents[k], family, float(probs[k]), q, how), min(float(probs[k]), q)))
+        out.append((_checked(name, latents[k], family, float(probs[k]), q, how),
+                    firmness(model, (clf, check), latents[k], j)))
     return out
 
 
