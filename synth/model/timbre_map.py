@@ -80,9 +80,10 @@ def neighbourhood_scores(model: NoteModel, clf, z: np.ndarray, p: np.ndarray, de
 
 def firmness(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 4) -> float:
     """The lower, over the classifiers, of the family's probability averaged over the latent and `neighbours`
-    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike): how
-    firmly a preset holds its family where a morph leaves it. Presets are compared by it."""
-    directions = np.random.default_rng(family).standard_normal((neighbours, len(z)))
+    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike, and
+    drawn apart from any `refine` uses, so a refined latent is not measured where it was tuned): how firmly a
+    preset holds its family where a morph leaves it. Presets are compared by it."""
+    directions = np.random.default_rng([1, family]).standard_normal((neighbours, len(z)))
     zs = np.concatenate([np.asarray(z, np.float32)[None], around(np.asarray(z)[None], directions)[0]])
     return min(float(family_probabilities(model, clf, zs)[:, family].mean()) for clf in classifiers)
 
