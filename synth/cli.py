@@ -444,7 +444,7 @@ def _found_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace a preset of the same name only if it scores lower on this model")
     p.add_argument("--min-probability", type=float, default=0.3,
                    help="write a family's preset only if both classifiers give it at least this probability "
-                        "(mean over the latent and four latents 4° around it)")
+                        "(mean over the latent and eight latents 4° around it)")
 
 
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:

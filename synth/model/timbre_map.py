@@ -68,57 +68,36 @@ def around(z: np.ndarray, directions: np.ndarray, degrees: float = NEIGHBOURHOOD
     return (radius * (math.cos(a) * unit + math.sin(a) * d)).astype(np.float32)
 
 
-def neighbourhood_scores(model: NoteModel, clf, z: np.ndarray, p: np.ndarray, decay_share: np.ndarray, family: int,
-                         directions: np.ndarray) -> np.ndarray:
-    """`objective` of each latent's neighbourhood: the family probability and decay share (the latents' own given
-    as p and decay_share) averaged over each latent and the latents `around` it."""
-    p_near, d_near = family_scores(model, clf, around(z, directions).reshape(-1, z.shape[1]))
-    k = len(directions)
-    return objective((p + p_near[:, family].reshape(-1, k).sum(1)) / (k + 1),
-                     (decay_share + d_near.reshape(-1, k).sum(1)) / (k + 1))
-
-
-def firmness(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 4) -> float:
+def firmness(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 8) -> float:
     """The lower, over the classifiers, of the family's probability averaged over the latent and `neighbours`
-    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike, and
-    drawn apart from any `refine` uses, so a refined latent is not measured where it was tuned): how firmly a
-    preset holds its family where a morph leaves it. Presets are compared by it."""
+    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike): how
+    firmly a preset holds its family where a morph leaves it. Presets are compared by it."""
     directions = np.random.default_rng([1, family]).standard_normal((neighbours, len(z)))
     zs = np.concatenate([np.asarray(z, np.float32)[None], around(np.asarray(z)[None], directions)[0]])
     return min(float(family_probabilities(model, clf, zs)[:, family].mean()) for clf in classifiers)
 
 
 def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
-           sigma: float = 0.4, seed: int = 0, neighbours: int = 4) -> tuple[np.ndarray, float]:
+           sigma: float = 0.4, seed: int = 0) -> tuple[np.ndarray, float]:
     """(latent, its probability): a (mu, lambda) evolution strategy from z0 towards a higher mean probability of
     one family. Candidates stay on the sphere of z0's norm, where the prior's draws live; the classifier is only
-    queried, never differentiated. The latent kept is the best seen by `objective` (which also asks that notes
-    decay) of its neighbourhood: itself and `neighbours` latents 4° around it in fixed directions, so a preset
-    sits inside its family's region rather than on a narrow peak that the first step of a morph falls off. With
-    neighbours = 0 the latent alone is judged. The result never scores below z0 by that measure."""
+    queried, never differentiated; the best latent seen by `objective` (which also asks that notes decay) is kept,
+    so the result never scores below z0."""
     rng = np.random.default_rng(seed)
     radius = float(np.linalg.norm(z0))
     on_sphere = lambda z: (z * (radius / np.linalg.norm(z, axis=-1, keepdims=True))).astype(np.float32)  # noqa: E731
-    directions = rng.standard_normal((neighbours, len(z0)))
-
-    def judged(z: np.ndarray, probs: np.ndarray, decay_share: np.ndarray) -> np.ndarray:
-        if neighbours == 0:
-            return objective(probs[:, family], decay_share)
-        return neighbourhood_scores(model, clf, z, probs[:, family], decay_share, family, directions)
-
     best = np.asarray(z0, np.float32)
     probs, decay_share = family_scores(model, clf, best[None])
-    best_p, best_score = float(probs[0, family]), float(judged(best[None], probs, decay_share)[0])
+    best_p, best_score = float(probs[0, family]), float(objective(probs[0, family], decay_share[0]))
     mean = best
     for g in range(generations):
         step = sigma * 0.93 ** g  # shrinks to a tenth over 30 generations: wide look first, then local
         cand = on_sphere(mean + step * rng.standard_normal((population, len(best))))
         probs, decay_share = family_scores(model, clf, cand)
-        top = np.argsort(-objective(probs[:, family], decay_share))[:max(1, population // 4)]
-        held = judged(cand[top], probs[top], decay_share[top])
-        if held.max() > best_score:
-            k = top[int(held.argmax())]
-            best, best_p, best_score = cand[k], float(probs[k, family]), float(held.max())
+        score = objective(probs[:, family], decay_share)
+        top = np.argsort(-score)[:max(1, population // 4)]
+        if score[top[0]] > best_score:
+            best, best_p, best_score = cand[top[0]], float(probs[top[0], family]), float(score[top[0]])
         mean = on_sphere(cand[top].mean(axis=0))
     return best, best_p
 
@@ -126,8 +105,9 @@ def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int 
 def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, candidates: int = 1024,
                  seed: int = 0, generations: int = 0,
                  names: list[str] | None = None) -> tuple[list[tuple[Preset, float]], np.ndarray]:
-    """(preset, its `firmness` by the two classifiers) for every target family (or only the named presets), and the evaluation classifier's family probabilities of all random candidates. With
-    generations > 0 each preset is refined by `refine` from its best candidate."""
+    """(preset, its `firmness` by the two classifiers) for every target family (or only the named presets), and
+    the evaluation classifier's family probabilities of all random candidates. With generations > 0 each preset
+    is refined by `refine` from its best candidate."""
     unknown = sorted(set(names or []) - {name for name, _ in TARGETS})
     if unknown:
         raise ValueError(f"no preset target named {', '.join(unknown)}: the targets are "
@@ -148,7 +128,7 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
         how = f"candidate {i} of {candidates}, seed {seed}"
         if generations > 0:
             latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
-            how += f", refined over {generations} generations for its {NEIGHBOURHOOD_DEGREES:g}° neighbourhood"
+            how += f", refined over {generations} generations"
         q = float(family_probabilities(model, check, latent[None])[0, j])
         out.append((_checked(name, latent, family, p, q, how), firmness(model, (clf, check), latent, j)))
     return out, probs
