@@ -441,7 +441,7 @@ def _found_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="presets", help="directory to write the presets to")
     p.add_argument("--overwrite", action="store_true", help="replace presets of the same name")
     p.add_argument("--replace-weaker", action="store_true",
-                   help="replace a preset of the same name only if it scores lower on this model")
+                   help="replace a preset of the same name only if it is less firm on this model")
     p.add_argument("--min-probability", type=float, default=0.3,
                    help="write a family's preset only if both classifiers give it at least this probability "
                         "(mean over the latent and eight latents 4° around it)")
