@@ -47,7 +47,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                       final_images=a.final_images,
                       limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
                       max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from,
-                      reconstruct=a.reconstruct, d_warmup=a.d_warmup)
+                      reconstruct=a.reconstruct, d_warmup=a.d_warmup, keep_presets=a.keep_presets,
+                      keep_weight=a.keep_weight, even_morphs=a.even_morphs)
     print(json.dumps(train(cfg)))
 
 
@@ -407,7 +408,7 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
                 kept, old = recheck(a.data, a.model or DEFAULT_MODEL, load_preset(existing, len(preset.z)))
             except PresetError:
                 kept, old = None, -1.0
-            if old >= p - 1e-4:  # equal to the stored precision (batch size moves the last digits): keep it
+            if old >= p - 1e-4:  # both measured now; 1e-4 only absorbs the batch size's rounding: a tie keeps it
                 save_preset(kept, a.out, overwrite=True)
                 print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  kept {existing} ({old:.2f} on "
                       f"this model)")
@@ -497,6 +498,12 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     t.add_argument("--reconstruct", type=float, default=0.0, metavar="WEIGHT",
                    help="1d only: also train an encoder so the generator reconstructs real notes from their latents "
                         "(L1 on log-magnitude, this weight); presets can then come from real notes (presets encode)")
+    t.add_argument("--keep-presets", metavar="DIR",
+                   help="keep these presets sounding as the --init-from generator made them, so the timbre map "
+                        "survives the fine-tune")
+    t.add_argument("--keep-weight", type=float, default=20.0, help="weight of --keep-presets' L1 (default 20)")
+    t.add_argument("--even-morphs", type=float, default=0.0, metavar="WEIGHT",
+                   help="also ask the sound to change at an even speed along slerp between those presets")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")

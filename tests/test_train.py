@@ -271,3 +271,80 @@ def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_pat
     assert finals[0]["loss_d"] != finals[1]["loss_d"]  # different batches on each process
     facts = torch.load(run / "checkpoint.pt", weights_only=False)
     assert facts["hardware"].startswith("2 x CPU") and "DistributedDataParallel" in facts["hardware"]
+
+
+def test_even_morph_term_is_zero_for_an_even_morph_and_not_for_a_jump():
+    """The term measures what it says: a sound that moves with the slerp angle scores 0, one that moves late and
+    fast does not; torch's slerp is the engine's."""
+    from synth.engine.latent import slerp as engine_slerp
+    from synth.model.preset_terms import even_morph_loss, morph_points, slerp
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 16, generator=gen), torch.randn(3, 16, generator=gen)
+    b = b * (a.norm(dim=1) / b.norm(dim=1))[:, None]  # on one sphere slerp turns at a constant rate
+    t = morph_points(3, 5, gen)
+    assert torch.all(t[:, 1:] > t[:, :-1]) and torch.all(t[:, 0] == 0) and torch.all(t[:, -1] == 1)
+    z = slerp(a, b, torch.full((3,), 0.3))
+    np.testing.assert_allclose(z[1].numpy(), engine_slerp(a[1].numpy(), b[1].numpy(), 0.3), rtol=1e-4, atol=1e-5)
+
+    def angle_from(start):
+        def g(z, pitch):
+            cos = torch.nn.functional.cosine_similarity(z, start.repeat_interleave(len(z) // len(start), 0), dim=1)
+            return torch.acos(cos.clamp(-1, 1))[:, None, None, None].expand(-1, 2, 4, 4)
+        return g
+
+    pitch = torch.tensor([40, 60, 80])
+    even = even_morph_loss(angle_from(a), a, b, pitch, t)
+    jump = even_morph_loss(lambda z, p: angle_from(a)(z, p) ** 4, a, b, pitch, t)
+    assert float(even) < 1e-4 and float(jump) > 0.1
+
+
+def test_keep_presets_holds_the_preset_sounds_through_a_fine_tune(tiny_notes, tmp_path):
+    """--keep-presets: the fine-tuned generator stays nearer to the starting one at the preset latents than the same
+    run without it, the teacher survives a resume, and a run without --init-from is refused in one line."""
+    from synth.engine.latent import Preset, load_presets, save_preset
+
+    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=net, batch=4, max_steps=3),
+          progress=False)
+    rng = np.random.default_rng(3)
+    for name in ("One", "Two", "Three"):
+        save_preset(Preset(name, rng.standard_normal(16).astype(np.float32)), tmp_path / "presets")
+    start = str(tmp_path / "a" / "checkpoint.pt")
+
+    def run(out, **kw):
+        cfg = TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / out), net=net, batch=4, max_steps=25,
+                          lr=3e-3, init_from=start, **kw)
+        train(cfg, progress=False)
+        return cfg, torch.load(tmp_path / out / "checkpoint.pt", weights_only=False)
+
+    kept_cfg, kept = run("kept", keep_presets=str(tmp_path / "presets"), keep_weight=200.0, even_morphs=1.0)
+    _, free = run("free")
+    g0 = _generator(net, torch.load(start, weights_only=False)["G_ema"])
+    z = torch.from_numpy(np.stack([p.z for p in load_presets(16, tmp_path / "presets")]))
+    pitch = torch.tensor([30, 60, 84])
+    with torch.no_grad():
+        target = g0(z, pitch)[:, 0]
+        drift = {k: float((_generator(net, ck["G"])(z, pitch)[:, 0] - target).abs().mean())
+                 for k, ck in (("kept", kept), ("free", free))}
+    assert drift["kept"] < 0.5 * drift["free"], drift
+    log = [json.loads(line) for line in (tmp_path / "kept" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["keep"]) and np.isfinite(r["even"]) for r in log)
+    for k in kept["teacher"]:
+        torch.testing.assert_close(kept["teacher"][k], torch.load(start, weights_only=False)["G_ema"][k])
+    kept_cfg.max_steps = 27
+    assert train(kept_cfg, progress=False)["step"] == 27  # resumes with the stored teacher
+    with pytest.raises(ValueError, match="give it --init-from"):
+        train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "x"), net=net, max_steps=1,
+                          keep_presets=str(tmp_path / "presets")), progress=False)
+    with pytest.raises(ValueError, match="give it --keep-presets"):
+        train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "y"), net=net, max_steps=1,
+                          even_morphs=1.0), progress=False)
+
+
+def _generator(net, state):
+    from synth.model.networks import make_generator
+
+    g = make_generator(net).eval()
+    g.load_state_dict(state)
+    return g

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from synth.model import dataset
 from synth.model.export import checkpoint_from_model_file, decode
-from synth.model.networks import BINS, Encoder1D, NetConfig, PITCH_MIN, make_discriminator, make_generator
+from synth.model.networks import BINS, Encoder1D, N_PITCHES, NetConfig, PITCH_MIN, make_discriminator, make_generator
+from synth.model.preset_terms import even_morph_loss, keep_loss, morph_points
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
 
 
@@ -48,6 +49,11 @@ class TrainConfig:
     init_from: str | None = None         # start a new run from another checkpoint's (or model file's) weights
     d_warmup: int = 0                    # steps at the start that train only the critic (a fresh one on a trained G)
     reconstruct: float = 0.0             # 1d: weight of an encoder's L1 reconstruction of real log-magnitudes
+    keep_presets: str | None = None      # preset directory whose sounds the run keeps (needs --init-from)
+    keep_weight: float = 20.0            # weight of the L1 between G and the starting G at those presets
+    even_morphs: float = 0.0             # weight of the even-speed term along slerp between preset pairs
+    morph_pairs: int = 4                 # preset pairs per step for that term
+    morph_segments: int = 5              # segments per pair's path
 
     @property
     def total_images(self) -> int:
@@ -140,6 +146,21 @@ def save_samples(out_dir: Path, step: int, g: torch.nn.Module, codec: IFMel, z: 
     write_wav(samples / f"step{step:07d}.wav", (audio / peak * 0.9).reshape(-1), SAMPLE_RATE)
 
 
+def _preset_latents(cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
+    """[presets, z] latents of --keep-presets (None without it); a preset of another z size is one clear line."""
+    if not cfg.keep_presets:
+        if cfg.even_morphs:
+            raise ValueError("--even-morphs evens the morphs between presets: give it --keep-presets")
+        return None
+    from synth.engine.latent import load_presets
+
+    presets = load_presets(cfg.net.z_dim, cfg.keep_presets)
+    if len(presets) < (2 if cfg.even_morphs else 1):
+        raise ValueError(f"--keep-presets {cfg.keep_presets} holds {len(presets)} presets; "
+                         f"it needs {'two' if cfg.even_morphs else 'one'} or more")
+    return torch.from_numpy(np.stack([p.z for p in presets])).to(device)
+
+
 def _distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) joins the process group: NCCL with one GPU per
     process (LOCAL_RANK), gloo on CPUs."""
@@ -189,6 +210,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     E = Encoder1D(cfg.net).to(device) if cfg.reconstruct else None
     opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.0, 0.99)) if E is not None else None
     with_e = ((E, "E"), (opt_e, "opt_e")) if E is not None else ()
+    anchors = _preset_latents(cfg, device)
+    teacher = copy.deepcopy(G_ema) if anchors is not None else None  # replaced below by the run's starting G
     ckpt_path = out / "checkpoint.pt"
     images, step, trained_s = 0, 0, 0.0
     pretrained: dict | None = None       # what the run started from (--init-from), for the model card
@@ -199,8 +222,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         check_features(ck.get("features", 1), ckpt_path)
         if E is not None and ck.get("E") is None:
             raise ValueError(f"{ckpt_path} was trained without --reconstruct; use a new --out directory")
+        if teacher is not None and ck.get("teacher") is None:
+            raise ValueError(f"{ckpt_path} was trained without --keep-presets; use a new --out directory")
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")) + with_e:
             m.load_state_dict(ck[k])
+        if teacher is not None:
+            teacher.load_state_dict(ck["teacher"])
         codec.set_range(*ck["mag_range"])
         images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
         pretrained = ck.get("pretrained")
@@ -223,7 +250,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     g.pitch_spectrum[:, BINS:] = data_if
         pretrained = {"from": str(cfg.init_from), "features": ck.get("features", 1)} | {
             k: ck[k] for k in ("step", "images", "trained_s", "hardware") if k in ck}
+        if teacher is not None:
+            teacher.load_state_dict(G_ema.state_dict())
     else:
+        if teacher is not None:
+            raise ValueError("--keep-presets keeps the sounds of the generator the run starts from: "
+                             "give it --init-from")
         codec.set_range(*magnitude_range(codec, notes.audio[:512], device))
         if cfg.net.arch == "1d":
             init_pitch_spectrum(G, codec, notes, device)
@@ -256,6 +288,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
                       "device": str(device), "batch": cfg.batch, "hardware": hardware,
+                      "teacher": teacher.state_dict() if teacher is not None else None,
                       "pretrained": pretrained}, ckpt_path)
 
     sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
@@ -303,6 +336,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 loss_rec = (rec - real[:, 0]).abs().mean()
                 loss_g = loss_g + cfg.reconstruct * loss_rec
                 opt_e.zero_grad(set_to_none=True)
+            terms = {}
+            if anchors is not None and step >= cfg.d_warmup:  # presets keep their sound; morphs change evenly
+                n = min(cfg.batch, 8)
+                k = torch.from_numpy(rng.integers(0, len(anchors), n)).to(device)
+                keep_pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MIN + N_PITCHES, n)).to(device)
+                loss_keep = keep_loss(lambda z, p: G_train(z, p, level, alpha),
+                                      lambda z, p: teacher(z, p, level, alpha), anchors[k], keep_pitch)
+                loss_g = loss_g + cfg.keep_weight * loss_keep
+                terms["keep"] = loss_keep.item()
+                if cfg.even_morphs:
+                    pairs = np.array([rng.choice(len(anchors), 2, replace=False) for _ in range(cfg.morph_pairs)])
+                    morph_pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MIN + N_PITCHES,
+                                                                cfg.morph_pairs)).to(device)
+                    loss_even = even_morph_loss(lambda z, p: G_train(z, p, level, alpha), anchors[pairs[:, 0]],
+                                                anchors[pairs[:, 1]], morph_pitch,
+                                                morph_points(cfg.morph_pairs, cfg.morph_segments).to(device))
+                    loss_g = loss_g + cfg.even_morphs * loss_even
+                    terms["even"] = loss_even.item()
             if step >= cfg.d_warmup:
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
@@ -323,6 +374,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "sec_per_step": round(time.monotonic() - t0, 4)}
             if E is not None:
                 record["rec"] = loss_rec.item()
+            record |= terms
             if not all(math.isfinite(v) for v in record.values()):
                 raise FloatingPointError(f"training diverged at step {step}: {record}")
             if rank == 0 and (step % 10 == 0 or step == 1):
