@@ -150,7 +150,7 @@ def test_refine_walks_a_latent_towards_a_family_on_its_sphere(tiny_notes, tone_m
 def test_firmness_measures_a_latent_with_its_neighbours_on_its_sphere(tiny_notes, tone_model):
     from synth.model.dataset import FAMILIES
     from synth.model.evaluate import train_classifier
-    from synth.model.timbre_map import around, family_probabilities, firmness
+    from synth.model.timbre_map import around, family_probabilities, firmness, neighbourhood
     from synth.runtime.model import NoteModel
 
     z = np.random.default_rng(3).standard_normal((1, 8)).astype(np.float32)
@@ -161,9 +161,12 @@ def test_firmness_measures_a_latent_with_its_neighbours_on_its_sphere(tiny_notes
 
     model, j = NoteModel(tone_model), FAMILIES.index("strings")
     clfs = tuple(train_classifier(tiny_notes, seed=s, progress=False) for s in (0, 1))
-    at = [family_probabilities(model, c, z)[0, j] for c in clfs]
-    assert firmness(model, clfs, z[0], j, neighbours=0) == pytest.approx(min(at), abs=1e-6)  # the point alone
-    assert 0.0 <= firmness(model, clfs, z[0], j) <= 1.0
+    probs = neighbourhood(model, clfs, z[0], j)  # one render of each note serves both classifiers
+    zs = np.concatenate([z, around(z, np.random.default_rng([1, j]).standard_normal((8, 8)))[0]])
+    apart = np.stack([family_probabilities(model, c, zs)[:, j] for c in clfs])
+    assert probs.shape == (2, 9) and np.allclose(probs, apart, atol=1e-6)
+    assert firmness(neighbourhood(model, clfs, z[0], j, neighbours=0)) == pytest.approx(apart[:, 0].min(), abs=1e-6)
+    assert firmness(probs) == pytest.approx(apart.mean(axis=1).min(), abs=1e-6) and 0.0 <= firmness(probs) <= 1.0
 
 
 def test_a_second_classifier_is_cached_beside_the_first(tiny_notes):

@@ -68,13 +68,25 @@ def around(z: np.ndarray, directions: np.ndarray, degrees: float = NEIGHBOURHOOD
     return (radius * (math.cos(a) * unit + math.sin(a) * d)).astype(np.float32)
 
 
-def firmness(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 8) -> float:
-    """The lower, over the classifiers, of the family's probability averaged over the latent and `neighbours`
-    latents 4° around it (in directions fixed by the family, so two presets of a family are measured alike): how
-    firmly a preset holds its family where a morph leaves it. Presets are compared by it."""
+def neighbourhood(model: NoteModel, classifiers: tuple, z: np.ndarray, family: int, neighbours: int = 8,
+                  pitches: tuple[int, ...] = PITCHES) -> np.ndarray:
+    """[classifiers, 1 + neighbours]: each classifier's probability of the family, mean over the pitches, at the
+    latent (column 0) and at `neighbours` latents 4° around it, in directions fixed by the family so two presets of
+    a family are measured alike. Each note is rendered once for all the classifiers."""
     directions = np.random.default_rng([1, family]).standard_normal((neighbours, len(z)))
     zs = np.concatenate([np.asarray(z, np.float32)[None], around(np.asarray(z)[None], directions)[0]])
-    return min(float(family_probabilities(model, clf, zs)[:, family].mean()) for clf in classifiers)
+    out = np.zeros((len(classifiers), len(zs)))
+    for pitch in pitches:
+        audio = model.render(zs, [pitch] * len(zs))
+        for k, clf in enumerate(classifiers):
+            out[k] += classify(clf, audio)[2][:, family] / len(pitches)
+    return out
+
+
+def firmness(probs: np.ndarray) -> float:
+    """The lower, over the classifiers, of the family's probability averaged over a `neighbourhood`: how firmly a
+    preset holds its family where a morph leaves it. Presets are compared by it."""
+    return float(probs.mean(axis=1).min())
 
 
 def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int = 30, population: int = 32,
@@ -129,8 +141,8 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
         if generations > 0:
             latent, p = refine(model, clf, latent, j, generations, seed=seed + j)
             how += f", refined over {generations} generations"
-        q = float(family_probabilities(model, check, latent[None])[0, j])
-        out.append((_checked(name, latent, family, p, q, how), firmness(model, (clf, check), latent, j)))
+        probs_near = neighbourhood(model, (clf, check), latent, j)
+        out.append((_checked(name, latent, family, p, float(probs_near[1, 0]), how), firmness(probs_near)))
     return out, probs
 
 
@@ -149,9 +161,9 @@ def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: 
         return preset, -1.0
     model, j = NoteModel(model_path), FAMILIES.index(preset.family)
     classifiers = tuple(train_classifier(Path(data_dir), seed=s) for s in (0, 1))
-    p, q = (float(family_probabilities(model, clf, preset.z[None])[0, j]) for clf in classifiers)
+    probs = neighbourhood(model, classifiers, preset.z, j)
     how = preset.description.split("; ", 1)[-1]
-    return _checked(preset.name, preset.z, preset.family, p, q, how), firmness(model, classifiers, preset.z, j)
+    return _checked(preset.name, preset.z, preset.family, float(probs[0, 0]), float(probs[1, 0]), how), firmness(probs)
 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
@@ -195,11 +207,11 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         latents = np.stack(latents).astype(np.float32)
         probs = family_probabilities(model, clf, latents)[:, j]
         k = int(np.argmax(probs))
-        q = float(family_probabilities(model, check, latents[k:k + 1])[0, j])
+        probs_near = neighbourhood(model, (clf, check), latents[k], j)
         how = (f"encoded: mean latent of program {programs[k]}'s training notes at MIDI "
                f"{pitches.start}-{pitches.stop - 1}")
-        out.append((_checked(name, latents[k], family, float(probs[k]), q, how),
-                    firmness(model, (clf, check), latents[k], j)))
+        out.append((_checked(name, latents[k], family, float(probs[k]), float(probs_near[1, 0]), how),
+                    firmness(probs_near)))
     return out
 
 
