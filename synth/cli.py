@@ -103,7 +103,7 @@ def _export_checkpoint(checkpoint: str, out: str, metrics: list) -> dict:
                 "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
                 "batch": facts["batch"],
                 "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
-                "pretrained": facts["pretrained"],
+                "pretrained": facts["pretrained"], "objectives": facts.get("objectives"),
                 "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
     export_onnx(model, out, {"training_data": json.dumps(training), "metrics": metrics})
     return training

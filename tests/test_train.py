@@ -334,6 +334,19 @@ def test_keep_presets_holds_the_preset_sounds_through_a_fine_tune(tiny_notes, tm
         torch.testing.assert_close(kept["teacher"][k], torch.load(start, weights_only=False)["G_ema"][k])
     kept_cfg.max_steps = 27
     assert train(kept_cfg, progress=False)["step"] == 27  # resumes with the stored teacher
+
+    # The card says what the generator was trained for, and the whole chain of runs it came from.
+    from synth.cli import main
+
+    main(["export", str(tmp_path / "kept" / "checkpoint.pt"), "-o", str(tmp_path / "k.onnx")])
+    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "next"), net=net, batch=4, max_steps=1,
+                      d_warmup=1, init_from=str(tmp_path / "k.onnx")), progress=False)
+    main(["export", str(tmp_path / "next" / "checkpoint.pt"), "-o", str(tmp_path / "n.onnx"),
+          "--card", str(tmp_path / "card.md")])
+    card = (tmp_path / "card.md").read_text()
+    assert "after starting from another run's weights (27 steps" in card and "(3 steps" in card
+    assert "3 presets kept as the starting generator made them (weight 200)" in card
+    assert "an even speed of the sound along slerp between them (weight 1)" in card
     with pytest.raises(ValueError, match="give it --init-from"):
         train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "x"), net=net, max_steps=1,
                           keep_presets=str(tmp_path / "presets")), progress=False)

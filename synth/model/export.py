@@ -47,6 +47,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteS
     facts["hardware"] = ck.get("hardware", ck["device"])
     facts["batch"] = ck.get("batch")
     facts["pretrained"] = ck.get("pretrained")
+    facts["objectives"] = ck.get("objectives")
     return NoteSynth(g, codec).eval(), facts
 
 
@@ -138,18 +139,35 @@ def checkpoint_from_model_file(path: str | os.PathLike) -> dict:
     return {"net": training["net"], "mel": model.codec.mel, "features": FEATURES_VERSION, "G": state, "G_ema": state,
             "D": None, "E": None, "mag_range": model.codec.mag_range.tolist(), "step": training.get("steps"),
             "images": training.get("images"), "trained_s": training.get("train_seconds", 0),
-            "hardware": training.get("hardware")}
+            "hardware": training.get("hardware"), "objectives": training.get("objectives"),
+            "pretrained": training.get("pretrained")}
+
+
+def _objectives(training: dict) -> str:
+    """The model card's words for the generator's objectives beside the critic's (train --reconstruct, --keep-presets,
+    --even-morphs), with their weights."""
+    o = training.get("objectives") or {}
+    words = ["WGAN-GP with the pitch classifier's loss"]
+    if o.get("reconstruct"):
+        words.append(f"an encoder's reconstruction of real notes (weight {o['reconstruct']:g})")
+    if o.get("keep_presets"):
+        words.append(f"{o['keep_presets']} presets kept as the starting generator made them (weight {o['keep_weight']:g})")
+    if o.get("even_morphs"):
+        words.append(f"an even speed of the sound along slerp between them (weight {o['even_morphs']:g})")
+    return ", ".join(words)
 
 
 def _pretrained(training: dict) -> str:
-    """The model card's words for a run that started from another run's weights (train --init-from)."""
+    """The model card's words for a run that started from another run's weights (train --init-from), and for what
+    that run started from in turn."""
     p = training.get("pretrained")
     if not p:
         return ""
     older = (" on the older feature definition (phase without the Hann alternation)"
              if p.get("features", 1) < FEATURES_VERSION else "")
+    how = f"; {_objectives(p)}" if p.get("objectives") else ""
     return (f", after starting from another run's weights ({p.get('step', '?')} steps, "
-            f"{p.get('trained_s', 0) / 60:.0f} min on {p.get('hardware', '?')}{older})")
+            f"{p.get('trained_s', 0) / 60:.0f} min on {p.get('hardware', '?')}{older}{how}{_pretrained(p)})")
 
 
 def model_card(name: str, training: dict, metrics: list[dict], presets: list | None = None,
@@ -173,6 +191,7 @@ def model_card(name: str, training: dict, metrics: list[dict], presets: list | N
         f"frame louder than the quietest release frame before it + {RELEASE_RISE_DB:g} dB) |",
         f"| training | {training['steps']} steps, {training['images']} images, batch {training.get('batch', '?')}, "
         f"{training['train_seconds'] / 60:.0f} min on {training['hardware']}{_pretrained(training)} |",
+        f"| objectives | {_objectives(training)} |",
         "", "## Evaluation (`gansynth-live eval`)", "", "```", format_table(metrics) if metrics else "(not measured)",
         "```", ""] + [f"{r['set']}: {r['families_of_256_z']} distinct classifier families among 256 random latents."
                       for r in metrics if "families_of_256_z" in r] + ["",

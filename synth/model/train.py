@@ -249,7 +249,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 for g in (G, G_ema):
                     g.pitch_spectrum[:, BINS:] = data_if
         pretrained = {"from": str(cfg.init_from), "features": ck.get("features", 1)} | {
-            k: ck[k] for k in ("step", "images", "trained_s", "hardware") if k in ck}
+            k: ck[k] for k in ("step", "images", "trained_s", "hardware", "objectives", "pretrained") if ck.get(k)}
         if teacher is not None:
             teacher.load_state_dict(G_ema.state_dict())
     else:
@@ -277,6 +277,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     else:
         G_train, D_train, E_train = G, D, E
 
+    objectives = ({"reconstruct": cfg.reconstruct} if cfg.reconstruct else {}) | (
+        {"keep_presets": len(anchors), "keep_weight": cfg.keep_weight} if anchors is not None else {}) | (
+        {"even_morphs": cfg.even_morphs} if cfg.even_morphs else {})
+
     def checkpoint() -> None:
         if rank != 0:
             return
@@ -288,7 +292,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
                       "device": str(device), "batch": cfg.batch, "hardware": hardware,
-                      "teacher": teacher.state_dict() if teacher is not None else None,
+                      "teacher": teacher.state_dict() if teacher is not None else None, "objectives": objectives,
                       "pretrained": pretrained}, ckpt_path)
 
     sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
