@@ -499,8 +499,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
                    help="1d only: also train an encoder so the generator reconstructs real notes from their latents "
                         "(L1 on log-magnitude, this weight); presets can then come from real notes (presets encode)")
     t.add_argument("--keep-presets", metavar="DIR",
-                   help="keep these presets sounding as the --init-from generator made them, so the timbre map "
-                        "survives the fine-tune")
+                   help="hold these presets' notes to what the --init-from generator made (L1 on the log "
+                        "magnitude), so the fine-tune moves the timbre map less; check them after with eval --presets")
     t.add_argument("--keep-weight", type=float, default=20.0, help="weight of --keep-presets' L1 (default 20)")
     t.add_argument("--even-morphs", type=float, default=0.0, metavar="WEIGHT",
                    help="also ask the sound to change at an even speed along slerp between those presets")

@@ -151,7 +151,8 @@ def _objectives(training: dict) -> str:
     if o.get("reconstruct"):
         words.append(f"an encoder's reconstruction of real notes (weight {o['reconstruct']:g})")
     if o.get("keep_presets"):
-        words.append(f"{o['keep_presets']} presets kept as the starting generator made them (weight {o['keep_weight']:g})")
+        words.append(f"{o['keep_presets']} presets kept as the starting generator made them "
+                     f"(weight {o['keep_weight']:g})")
     if o.get("even_morphs"):
         words.append(f"an even speed of the sound along slerp between them (weight {o['even_morphs']:g})")
     return ", ".join(words)

@@ -7,7 +7,11 @@ at an even speed along slerp between two presets, so a morph has no sudden jump 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+
+GeneratorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z, pitch) -> features [B, 2, frames, bins]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -19,7 +23,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def keep_loss(g: torch.nn.Module, teacher: torch.nn.Module, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+def keep_loss(g: GeneratorFn, teacher: GeneratorFn, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
     """Mean L1 between the log magnitudes the generator and the teacher make for these latents and pitches, over the
     whole note: the release tail is part of what makes an instrument (a run that left the last 0.8 s free kept the
     held notes within 0.03 but Keys and Voices lost their family, and got it back with the old tails spliced on)."""
@@ -33,11 +37,10 @@ def morph_points(pairs: int, segments: int, generator: torch.Generator | None = 
     term sees the whole path over many steps, not a fixed grid a jump could hide between."""
     inner = (torch.arange(1, segments, dtype=torch.float32) + 0.8 * (torch.rand(pairs, segments - 1,
                                                                                 generator=generator) - 0.5))
-    t = torch.cat([torch.zeros(pairs, 1), inner / segments, torch.ones(pairs, 1)], dim=1)
-    return t
+    return torch.cat([torch.zeros(pairs, 1), inner / segments, torch.ones(pairs, 1)], dim=1)
 
 
-def even_morph_loss(g: torch.nn.Module, a: torch.Tensor, b: torch.Tensor, pitch: torch.Tensor,
+def even_morph_loss(g: GeneratorFn, a: torch.Tensor, b: torch.Tensor, pitch: torch.Tensor,
                     t: torch.Tensor) -> torch.Tensor:
     """Unevenness of the sound's speed along slerp(a, b): for each pair, the variance of (mean |log-magnitude
     change| / dt) over the path's segments, divided by its mean squared, so it is scale-free (0: even)."""
