@@ -342,19 +342,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 opt_e.zero_grad(set_to_none=True)
             terms = {}
             if anchors is not None and step >= cfg.d_warmup:  # presets keep their sound; morphs change evenly
+                generate = lambda z, p: G_train(z, p, level, alpha)  # noqa: E731
                 n = min(cfg.batch, 8)
                 k = torch.from_numpy(rng.integers(0, len(anchors), n)).to(device)
                 keep_pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MIN + N_PITCHES, n)).to(device)
-                loss_keep = keep_loss(lambda z, p: G_train(z, p, level, alpha),
-                                      lambda z, p: teacher(z, p, level, alpha), anchors[k], keep_pitch)
+                loss_keep = keep_loss(generate, lambda z, p: teacher(z, p, level, alpha), anchors[k], keep_pitch)
                 loss_g = loss_g + cfg.keep_weight * loss_keep
                 terms["keep"] = loss_keep.item()
                 if cfg.even_morphs:
                     pairs = np.array([rng.choice(len(anchors), 2, replace=False) for _ in range(cfg.morph_pairs)])
                     morph_pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MIN + N_PITCHES,
                                                                 cfg.morph_pairs)).to(device)
-                    loss_even = even_morph_loss(lambda z, p: G_train(z, p, level, alpha), anchors[pairs[:, 0]],
-                                                anchors[pairs[:, 1]], morph_pitch,
+                    loss_even = even_morph_loss(generate, anchors[pairs[:, 0]], anchors[pairs[:, 1]], morph_pitch,
                                                 morph_points(cfg.morph_pairs, cfg.morph_segments).to(device))
                     loss_g = loss_g + cfg.even_morphs * loss_even
                     terms["even"] = loss_even.item()
