@@ -332,8 +332,12 @@ def test_keep_presets_holds_the_preset_sounds_through_a_fine_tune(tiny_notes, tm
     assert all(np.isfinite(r["keep"]) and np.isfinite(r["even"]) for r in log)
     for k in kept["teacher"]:
         torch.testing.assert_close(kept["teacher"][k], torch.load(start, weights_only=False)["G_ema"][k])
-    kept_cfg.max_steps = 27
-    assert train(kept_cfg, progress=False)["step"] == 27  # resumes with the stored teacher
+    kept_cfg.max_steps = 26
+    assert train(kept_cfg, progress=False)["step"] == 26  # resumes with the stored teacher
+    kept_cfg.max_steps, kept_cfg.keep_weight = 27, 50.0
+    train(kept_cfg, progress=False)
+    stretches = torch.load(tmp_path / "kept" / "checkpoint.pt", weights_only=False)["objectives"]
+    assert [(s["steps"], s["keep_weight"]) for s in stretches] == [([0, 26], 200.0), ([26, 27], 50.0)]
 
     # The card says what the generator was trained for, and the whole chain of runs it came from.
     from synth.cli import main
@@ -345,7 +349,8 @@ def test_keep_presets_holds_the_preset_sounds_through_a_fine_tune(tiny_notes, tm
           "--card", str(tmp_path / "card.md")])
     card = (tmp_path / "card.md").read_text()
     assert "after starting from another run's weights (27 steps" in card and "(3 steps" in card
-    assert "3 presets kept as the starting generator made them (weight 200)" in card
+    assert "steps 0–26: WGAN-GP" in card and "3 presets kept as the starting generator made them (weight 200)" in card
+    assert "steps 26–27: WGAN-GP" in card and "(weight 50)" in card
     assert "an even speed of the sound along slerp between them (weight 1)" in card
     with pytest.raises(ValueError, match="give it --init-from"):
         train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "x"), net=net, max_steps=1,

@@ -143,10 +143,24 @@ def checkpoint_from_model_file(path: str | os.PathLike) -> dict:
             "pretrained": training.get("pretrained")}
 
 
+def objective_stretches(objectives: dict | list | None, steps: int | None) -> list[dict]:
+    """A run's objectives as stretches of steps, `[{"steps": [first, last], <weights>}, ...]`: a run resumed with
+    other weights has one stretch each. Files from before the stretches held one set of weights for all `steps`."""
+    if isinstance(objectives, list):
+        return objectives
+    return [{"steps": [0, steps or 0]} | (objectives or {})]
+
+
 def _objectives(training: dict) -> str:
     """The model card's words for the generator's objectives beside the critic's (train --reconstruct, --keep-presets,
-    --even-morphs), with their weights."""
-    o = training.get("objectives") or {}
+    --even-morphs), with their weights; a stretch of steps each where a resume changed them."""
+    stretches = objective_stretches(training.get("objectives"), training.get("steps", training.get("step")))
+    if len(stretches) == 1:
+        return _weights(stretches[0])
+    return "; ".join(f"steps {s['steps'][0]}–{s['steps'][1]}: {_weights(s)}" for s in stretches)
+
+
+def _weights(o: dict) -> str:
     words = ["WGAN-GP with the pitch classifier's loss"]
     if o.get("reconstruct"):
         words.append(f"an encoder's reconstruction of real notes (weight {o['reconstruct']:g})")

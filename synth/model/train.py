@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model import dataset
-from synth.model.export import checkpoint_from_model_file, decode
+from synth.model.export import checkpoint_from_model_file, decode, objective_stretches
 from synth.model.networks import BINS, Encoder1D, N_PITCHES, NetConfig, PITCH_MIN, make_discriminator, make_generator
 from synth.model.preset_terms import even_morph_loss, keep_loss, morph_points
 from synth.model.spectral import FEATURES_VERSION, IFMel, SAMPLE_RATE, check_features
@@ -215,6 +215,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     ckpt_path = out / "checkpoint.pt"
     images, step, trained_s = 0, 0, 0.0
     pretrained: dict | None = None       # what the run started from (--init-from), for the model card
+    earlier: list[dict] = []             # the objectives of the steps before this resume
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
@@ -231,6 +232,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         codec.set_range(*ck["mag_range"])
         images, step, trained_s = ck["images"], ck["step"], ck["trained_s"]
         pretrained = ck.get("pretrained")
+        earlier = objective_stretches(ck.get("objectives"), step)
         rng = np.random.default_rng([cfg.seed, step, rank])
     elif cfg.init_from:
         if str(cfg.init_from).endswith(".onnx"):  # the shipped model: its generator, a new critic and encoder
@@ -280,6 +282,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     objectives = ({"reconstruct": cfg.reconstruct} if cfg.reconstruct else {}) | (
         {"keep_presets": len(anchors), "keep_weight": cfg.keep_weight} if anchors is not None else {}) | (
         {"even_morphs": cfg.even_morphs} if cfg.even_morphs else {})
+    resumed_at = step
+
+    def stretches() -> list[dict]:
+        if step == resumed_at:
+            return earlier
+        if earlier and {k: v for k, v in earlier[-1].items() if k != "steps"} == objectives:
+            return earlier[:-1] + [{"steps": [earlier[-1]["steps"][0], step]} | objectives]
+        return earlier + [{"steps": [resumed_at, step]} | objectives]
 
     def checkpoint() -> None:
         if rank != 0:
@@ -292,7 +302,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                       "mag_range": codec.mag_range.tolist(), "images": images, "step": step,
                       "trained_s": trained_s, "data_dir": cfg.data_dir, "train_notes": len(notes),
                       "device": str(device), "batch": cfg.batch, "hardware": hardware,
-                      "teacher": teacher.state_dict() if teacher is not None else None, "objectives": objectives,
+                      "teacher": teacher.state_dict() if teacher is not None else None, "objectives": stretches(),
                       "pretrained": pretrained}, ckpt_path)
 
     sample_z = torch.randn(4, cfg.net.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
