@@ -29,22 +29,24 @@ TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "or
 PITCHES = (48, 60, 72)
 
 
-def family_scores(model: NoteModel, clf, z: np.ndarray, pitches: tuple[int, ...] = PITCHES,
+def family_scores(model: NoteModel, classifiers: tuple, z: np.ndarray, pitches: tuple[int, ...] = PITCHES,
                   batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(mean classifier family probabilities [len(z), families] of each latent over the given pitches, the share
-    of those pitches at which its release decays to silence [len(z)])."""
-    total, decayed = np.zeros((len(z), len(FAMILIES))), np.zeros(len(z))
+    """(each classifier's mean family probabilities [classifiers, len(z), families] of each latent over the given
+    pitches, the share of those pitches at which its release decays to silence [len(z)]). Each note is rendered
+    once for all the classifiers."""
+    total, decayed = np.zeros((len(classifiers), len(z), len(FAMILIES))), np.zeros(len(z))
     for pitch in pitches:
         for i in range(0, len(z), batch):
             audio = model.render(z[i:i + batch], [pitch] * len(z[i:i + batch]))
-            total[i:i + batch] += classify(clf, audio)[2]
+            for k, clf in enumerate(classifiers):
+                total[k, i:i + batch] += classify(clf, audio)[2]
             decayed[i:i + batch] += decays(audio)
     return total / len(pitches), decayed / len(pitches)
 
 
 def family_probabilities(model: NoteModel, clf, z: np.ndarray, pitches: tuple[int, ...] = PITCHES) -> np.ndarray:
     """Mean classifier family probabilities [len(z), families] of each latent over the given pitches."""
-    return family_scores(model, clf, z, pitches)[0]
+    return family_scores(model, (clf,), z, pitches)[0][0]
 
 
 def objective(p: np.ndarray, decay_share: np.ndarray) -> np.ndarray:
@@ -75,12 +77,7 @@ def neighbourhood(model: NoteModel, classifiers: tuple, z: np.ndarray, family: i
     a family are measured alike. Each note is rendered once for all the classifiers."""
     directions = np.random.default_rng([1, family]).standard_normal((neighbours, len(z)))
     zs = np.concatenate([np.asarray(z, np.float32)[None], around(np.asarray(z)[None], directions)[0]])
-    out = np.zeros((len(classifiers), len(zs)))
-    for pitch in pitches:
-        audio = model.render(zs, [pitch] * len(zs))
-        for k, clf in enumerate(classifiers):
-            out[k] += classify(clf, audio)[2][:, family] / len(pitches)
-    return out
+    return family_scores(model, classifiers, zs, pitches)[0][:, :, family]
 
 
 def firmness(probs: np.ndarray) -> float:
@@ -99,13 +96,13 @@ def refine(model: NoteModel, clf, z0: np.ndarray, family: int, generations: int 
     radius = float(np.linalg.norm(z0))
     on_sphere = lambda z: (z * (radius / np.linalg.norm(z, axis=-1, keepdims=True))).astype(np.float32)  # noqa: E731
     best = np.asarray(z0, np.float32)
-    probs, decay_share = family_scores(model, clf, best[None])
+    (probs,), decay_share = family_scores(model, (clf,), best[None])
     best_p, best_score = float(probs[0, family]), float(objective(probs[0, family], decay_share[0]))
     mean = best
     for g in range(generations):
         step = sigma * 0.93 ** g  # shrinks to a tenth over 30 generations: wide look first, then local
         cand = on_sphere(mean + step * rng.standard_normal((population, len(best))))
-        probs, decay_share = family_scores(model, clf, cand)
+        (probs,), decay_share = family_scores(model, (clf,), cand)
         score = objective(probs[:, family], decay_share)
         top = np.argsort(-score)[:max(1, population // 4)]
         if score[top[0]] > best_score:
@@ -127,7 +124,7 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
     clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
     z = np.random.default_rng(seed).standard_normal((candidates, model.info.z_dim)).astype(np.float32)
-    probs, decay_share = family_scores(model, clf, z)
+    (probs,), decay_share = family_scores(model, (clf,), z)
     out, taken = [], set()
     for name, family in TARGETS:
         if names and name not in names:
