@@ -288,6 +288,9 @@ def format_pairs(curves: list[dict]) -> str:
     steps = np.array([c["max_step"] for c in curves])
     lines.append(f"{len(curves)} pairs: largest step median {np.median(steps):.3f}, "
                  f"{int((steps <= 0.3).sum())} of {len(curves)} at most 0.3, worst {steps.max():.3f}")
+    jumps = np.array([max(c["sound_steps"]) / max(np.median(c["sound_steps"]), 1e-9) for c in curves])
+    lines.append(f"sound: largest spectrogram step / median step, median over pairs {np.median(jumps):.2f}, "
+                 f"worst {jumps.max():.2f} (1: the sound moves evenly)")
     fades = np.array([c.get("crossfade_max_step", np.nan) for c in curves])
     if np.isfinite(fades).all():
         lines.append(f"crossfades of the same pairs: largest step median {np.median(fades):.3f}; slerp is the "
