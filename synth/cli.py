@@ -393,26 +393,27 @@ def cmd_presets_encode(a: argparse.Namespace) -> None:
 def _write_found(a: argparse.Namespace, found: list) -> None:
     """Save the presets both classifiers accept (by `firmness`: the family's probability at and 4° around the
     latent); with --replace-weaker, replace only a preset of the name that is less firm when measured again on
-    this model (and keep the other with its scores brought up to date)."""
+    this model (and keep the other, also where the search found nothing, with its scores brought up to date)."""
     from synth.engine.latent import PresetError, load_preset, preset_filename, save_preset
     from synth.model.timbre_map import recheck
     from synth.runtime.model import DEFAULT_MODEL
 
     for preset, p in found:
-        if p < a.min_probability:
-            print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  not found: no candidate sounds like it")
-            continue
         existing = Path(a.out) / preset_filename(preset.name)
         if a.replace_weaker and existing.exists():
             try:
                 kept, old = recheck(a.data, a.model or DEFAULT_MODEL, load_preset(existing, len(preset.z)))
             except PresetError:
                 kept, old = None, -1.0
-            if old >= p - 1e-4:  # both measured now; 1e-4 only absorbs the batch size's rounding: a tie keeps it
+            # both measured now; 1e-4 only absorbs the batch size's rounding: a tie keeps it
+            if kept is not None and (old >= p - 1e-4 or p < a.min_probability):
                 save_preset(kept, a.out, overwrite=True)
                 print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  kept {existing} ({old:.2f} on "
                       f"this model)")
                 continue
+        if p < a.min_probability:
+            print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  not found: no candidate sounds like it")
+            continue
         path = save_preset(preset, a.out, overwrite=a.overwrite or a.replace_weaker)
         print(f"{preset.name:11s} {preset.family:21s} firmness {p:.2f}  -> {path}")
 

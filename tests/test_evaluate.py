@@ -114,6 +114,11 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     keys = load_presets(16, out)[0]
     assert keys.description.endswith("; as good")
     assert keys.extra == recheck(tiny_notes, tmp_path / "m.onnx", keys)[0].extra
+    # where the search finds nothing firm enough, the old preset stays and is measured again all the same
+    stale = {"classifier_p": 0.1234, "second_classifier_p": 0.1234}
+    save_preset(Preset("Keys", keys.z, "piano", "as good", stale), out, overwrite=True)
+    main(args[:-2] + ["1.01", "--replace-weaker"])
+    assert load_presets(16, out)[0].extra == keys.extra != stale
 
 
 def test_presets_encode_needs_an_encoder(tiny_notes, tmp_path):
