@@ -36,77 +36,32 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed job still checkpoints
-    from synth.model.networks import NetConfig
-    from synth.model.train import TrainConfig, train
+    from synth.model.voice import VoiceConfig
+    from synth.model.voice_train import VoiceTrainConfig, train
 
-    channels = a.channels or ([256, 256, 256, 256, 128, 64, 32] if a.arch == "2d" else [256, 256, 256, 128, 128])
-    net = NetConfig(z_dim=a.z_dim, channels=tuple(channels), arch=a.arch, fixed_if=a.fixed_if)
-    cfg = TrainConfig(data_dir=a.data, out_dir=a.out, net=net,
-                      mel=not a.linear_if, batch=a.batch, lr=a.lr, phase_images=a.phase_images,
-                      final_images=a.final_images,
-                      limit_notes=a.limit_notes, seed=a.seed, sample_every=a.sample_every,
-                      max_minutes=a.minutes, max_steps=a.steps, device=a.device, init_from=a.init_from,
-                      reconstruct=a.reconstruct, d_warmup=a.d_warmup, keep_presets=a.keep_presets,
-                      keep_weight=a.keep_weight, even_morphs=a.even_morphs)
+    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels)
+    cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
+                           lr=a.lr, kl_weight=a.kl_weight, limit_notes=a.limit_notes, seed=a.seed,
+                           max_minutes=a.minutes, max_steps=a.steps, device=a.device, threads=a.threads,
+                           init_from=a.init_from)
     print(json.dumps(train(cfg)))
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from synth.model.export import export_onnx, load_model_file, model_card
+    from synth.model.voice_export import export_checkpoint, reexport_model_file, write_card
 
-    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else []
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     if a.checkpoint.endswith(".onnx"):  # the checkpoint may be gone: the file's own weights, this version's graph
         from synth.runtime.model import NoteModel
 
-        info = NoteModel(a.checkpoint, provider="cpu").info  # a broken file stops here, in one line
-        model, training = load_model_file(a.checkpoint)
-        export_onnx(model, a.out, {"training_data": json.dumps(training), "metrics": metrics or info.metrics})
+        NoteModel(a.checkpoint, provider="cpu")  # a broken file stops here, in one line
+        training = reexport_model_file(a.checkpoint, a.out, metrics)
     else:
-        training = _export_checkpoint(a.checkpoint, a.out, metrics)
+        training = export_checkpoint(a.checkpoint, a.out, metrics or {})
     print(f"wrote {a.out}")
     if a.card:
-        from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
-
-        try:
-            presets = load_presets(training["net"]["z_dim"], a.presets or PRESETS_DIR)
-        except PresetError:
-            presets = []
-        curves = [json.loads(Path(c).read_text()) for c in a.curve or []]
-        pictures = sorted(Path(a.pictures).glob("*.png")) if a.pictures else []
-        card = Path(a.card)
-        pictures = [os.path.relpath(p, card.parent) for p in pictures]
-        tmp = card.with_name(f".{card.name}.part")
-        tmp.write_text(model_card(Path(a.out).name, training, metrics, presets, curves, pictures))
-        os.replace(tmp, card)
+        write_card(a.card, a.out, training, metrics or {})
         print(f"wrote {a.card}")
-
-
-def _export_checkpoint(checkpoint: str, out: str, metrics: list) -> dict:
-    """Export a training checkpoint's EMA generator; returns the training facts stored in the file."""
-    from synth.model.export import export_onnx, load_checkpoint
-
-    model, facts = load_checkpoint(checkpoint)
-    data = Path(facts["data_dir"]) / "build.json"
-    summary = json.loads(data.read_text()) if data.exists() else {}
-    meta = Path(facts["data_dir"]) / "metadata.csv"
-    labels = {}
-    if meta.exists():
-        import csv
-
-        with open(meta, newline="") as f:
-            rows = list(csv.DictReader(f))
-        for key, plural in (("program", "programs"), ("pitch", "pitches"), ("velocity", "velocities")):
-            values = sorted({int(r[key]) for r in rows})
-            labels[plural] = f"{len(values)} ({values[0]}–{values[-1]})" if len(values) > 3 else ", ".join(map(str, values))
-    training = {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"), "labels": labels,
-                "train_notes": facts["train_notes"], "images": facts["images"], "steps": facts["step"],
-                "batch": facts["batch"],
-                "train_seconds": round(facts["trained_s"]), "hardware": facts["hardware"], "net": facts["net"],
-                "pretrained": facts["pretrained"], "objectives": facts.get("objectives"),
-                "representation": "IF-Mel" if facts["mel"] else "IF", "resolution": "128x512, n_fft 1024, hop 512"}
-    export_onnx(model, out, {"training_data": json.dumps(training), "metrics": metrics})
-    return training
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
@@ -461,61 +416,38 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     b.add_argument("--out", default=str(DEFAULT_DATA))
     b.add_argument("--soundfonts", nargs="+", help="fluidr3 timgm6mb musescore musescore-hq (default: all installed)")
     b.add_argument("--programs", type=_ints, help="GM programs, e.g. 0-7,40 (default 0-111)")
-    b.add_argument("--velocities", type=_ints, help="default 60,90,120")
+    b.add_argument("--velocities", type=_ints, help="default 40,80,120")
     b.add_argument("--pitches", type=_ints, help="MIDI pitches (default 24-84)")
     b.add_argument("--gain", type=float, default=1.5, help="FluidSynth master gain")
     b.add_argument("--workers", type=int, default=2)
     b.set_defaults(func=cmd_dataset)
 
-    t = sub.add_parser("train", help="train the GANSynth generator (resumes from OUT/checkpoint.pt)")
+    t = sub.add_parser("train", help="train the voice (a VAE over the harmonic-plus-noise decoder); resumes "
+                                     "from OUT/checkpoint.pt")
     t.add_argument("--data", default=str(DEFAULT_DATA))
-    t.add_argument("--out", required=True, help="run directory (checkpoint, log.jsonl, samples/)")
-    t.add_argument("--z-dim", type=int, default=256)
-    t.add_argument("--arch", choices=["2d", "1d"], default="2d",
-                   help="2d: GANSynth's progressive generator; 1d: convolves over time with frequency as channels "
-                        "(trains in CPU hours)")
-    t.add_argument("--channels", type=int, nargs="+",
-                   help="widths per level (2d: 7, default 256 256 256 256 128 64 32; 1d: 1-8, default 256 256 256 128 128)")
-    t.add_argument("--linear-if", action="store_true", help="linear-frequency IF instead of IF-Mel")
-    t.add_argument("--fixed-if", action="store_true",
-                   help="1d only: do not learn the IF; every frame takes the training notes' mean IF for the pitch "
-                        "(partials stay harmonic and in tune; no vibrato or detune)")
+    t.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.jsonl)")
+    t.add_argument("--z-dim", type=int, default=64)
+    t.add_argument("--channels", type=int, nargs=5, help="widths of the five upsampling blocks (default 128 128 96 64 48)")
     t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--lr", type=float, default=8e-4)
-    t.add_argument("--phase-images", type=int, default=800_000, help="images per progressive phase (13 phases)")
-    t.add_argument("--final-images", type=int, default=0,
-                   help="keep training at full resolution for this many more images after the 13 phases")
-    t.add_argument("--limit-notes", type=int)
+    t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--kl-weight", type=float, default=1e-3)
+    t.add_argument("--limit-notes", type=int, default=12000, help="train on a random subset of this many notes")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--sample-every", type=int, default=500)
     t.add_argument("--minutes", type=float, help="stop and checkpoint after this long")
     t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
-    t.add_argument("--init-from", metavar="CHECKPOINT",
-                   help="start a new run from another run's weights (same network shape), e.g. to fine-tune; an "
-                        "exported .onnx gives its generator, with a new critic (and encoder)")
-    t.add_argument("--d-warmup", type=int, default=0, metavar="STEPS",
-                   help="train only the critic for the first STEPS steps (a new critic on a trained generator)")
-    t.add_argument("--reconstruct", type=float, default=0.0, metavar="WEIGHT",
-                   help="1d only: also train an encoder so the generator reconstructs real notes from their latents "
-                        "(L1 on log-magnitude, this weight); presets can then come from real notes (presets encode)")
-    t.add_argument("--keep-presets", metavar="DIR",
-                   help="hold these presets' notes to what the --init-from generator made (L1 on the log "
-                        "magnitude), so the fine-tune moves the timbre map less; check them after with eval --presets")
-    t.add_argument("--keep-weight", type=float, default=20.0, help="weight of --keep-presets' L1 (default 20)")
-    t.add_argument("--even-morphs", type=float, default=0.0, metavar="WEIGHT",
-                   help="also ask the sound to change at an even speed along slerp between those presets")
+    t.add_argument("--threads", type=int, help="CPU threads for torch")
+    t.add_argument("--init-from", metavar="MODEL", help="start a new run from a checkpoint's or an exported "
+                                                        ".onnx's generator (a fine-tune); the encoder starts anew "
+                                                        "unless a checkpoint gives it")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("export", help="export a checkpoint's EMA generator to ONNX with its metadata")
-    e.add_argument("checkpoint",
-                   help="RUN/checkpoint.pt, or an exported .onnx to export again (its weights, this version's decoder)")
+    e = sub.add_parser("export", help="export a checkpoint's voice to ONNX with its metadata")
+    e.add_argument("checkpoint", help="RUN/checkpoint.pt, or an exported .onnx to export again (new metrics)")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
-    e.add_argument("--presets", help="presets to list in the card (default: the shipped presets/)")
-    e.add_argument("--curve", action="append", help="JSON from 'presets curve --json', shown in the card (repeatable)")
-    e.add_argument("--pictures", help="folder of PNGs from 'presets pictures', linked from the card")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("eval", help="PA, FID, NDB and a YIN pitch check: real held-out notes vs a model")
@@ -573,9 +505,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pf.add_argument("--only", action="append", metavar="NAME", help="search only this preset (repeatable)")
     _found_arguments(pf)
     pf.set_defaults(func=cmd_presets_find)
-    pe = pr_sub.add_parser("encode", help="a preset per GM family from real notes, through a --reconstruct "
+    pe = pr_sub.add_parser("encode", help="a preset per GM family from real notes, through a training "
                                           "checkpoint's encoder, checked by the classifiers")
-    pe.add_argument("checkpoint", help="training checkpoint with an encoder (train --reconstruct)")
+    pe.add_argument("checkpoint", help="the voice's training checkpoint (it holds the encoder)")
     pe.add_argument("--data", default=str(DEFAULT_DATA), help="note set to encode and train the classifiers on")
     pe.add_argument("--model", help="the checkpoint's exported ONNX model (default: the shipped one)")
     _found_arguments(pe)

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from synth.model import dataset
-from synth.model.export import NoteSynth, export_onnx
-from synth.model.networks import Generator, NetConfig
-from synth.model.spectral import IFMel
+from synth.model.voice import Voice, VoiceConfig
+from synth.model.voice_export import export_voice, write_onnx
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen; the screenshot uses Xvfb
-TINY_NET = NetConfig(z_dim=16, channels=(16, 16, 8, 8, 8, 4, 4))
+# One torch thread: tests share the cores with JACK servers and subprocesses, and an OpenMP team whose second
+# thread is descheduled spins (a tiny training step took seconds instead of a tenth of one).
+torch.set_num_threads(1)
+TINY_NET = VoiceConfig(z_dim=16, cond=32, channels=[16, 16, 8, 8, 8])
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +27,15 @@ def tiny_notes(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_synth() -> NoteSynth:
+def tiny_synth() -> Voice:
     torch.manual_seed(0)
-    return NoteSynth(Generator(TINY_NET), IFMel(mel=True)).eval()
+    return Voice(TINY_NET).eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_synth) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_onnx(tiny_synth, path, {"training_data": "untrained test model", "metrics": {}})
+    export_voice(tiny_synth, path, {"training_data": "untrained test model", "metrics": {}})
     return path
 
 
@@ -45,7 +47,8 @@ def rng() -> np.random.Generator:
 class ToneSynth(torch.nn.Module):
     """A model with a known answer: G(z, pitch) is a harmonic tone at exactly the pitch's frequency (fundamental
     dominant, z shading the weak upper partials), 5 ms attack, steady for 3 s, then a 1 s decay. It goes through
-    the same export and ONNX loader as a trained model, so engine tests can check onsets and pitches."""
+    the same ONNX loader as a trained model, so engine tests can check onsets and pitches; it keeps the first
+    contract (no velocity input, 16 kHz), which the runtime still plays."""
 
     def __init__(self, z_dim: int = 8, rate: int = 16000, samples: int = 64000) -> None:
         super().__init__()
@@ -68,7 +71,9 @@ class ToneSynth(torch.nn.Module):
 @pytest.fixture(scope="session")
 def tone_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tone") / "tone.onnx"
-    export_onnx(ToneSynth().eval(), path, {"training_data": "analytic test tones", "metrics": {}}, z_dim=8)
+    meta = {"sample_rate": 16000, "z_dim": 8, "pitch_min": 24, "pitch_max": 84, "note_seconds": 4.0,
+            "release_seconds": 1.0, "training_data": "analytic test tones", "metrics": {}}
+    write_onnx(ToneSynth(), path, (torch.zeros(2, 8), torch.tensor([24, 84])), ["z", "pitch"], meta)
     return path
 
 

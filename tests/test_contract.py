@@ -14,13 +14,15 @@ def test_onnx_matches_torch(tiny_model, tiny_synth, rng):
     model = NoteModel(tiny_model, provider="cpu")
     z = rng.standard_normal((4, 16)).astype(np.float32)
     pitch = np.array([24, 47, 60, 84])
-    got = model.render(z, pitch)
+    velocity = np.array([0.2, 0.5, 0.7, 1.0], np.float32)
+    got = model.render(z, pitch, velocity)
     with torch.no_grad():
-        want = tiny_synth(torch.from_numpy(z), torch.from_numpy(pitch)).numpy()
-    assert got.shape == (4, 64000)
+        want = tiny_synth(torch.from_numpy(z), torch.from_numpy(pitch), torch.from_numpy(velocity)).numpy()
+    assert got.shape == (4, 192000)
     np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.abs(want).max())))
     assert model.info.z_dim == 16 and (model.info.pitch_min, model.info.pitch_max) == (24, 84)
-    assert model.info.sample_rate == 16000 and model.note_samples == 64000
+    assert model.info.sample_rate == 48000 and model.note_samples == 192000
+    assert not np.allclose(model.render(z, pitch, 1.0 - velocity), got)  # velocity is an input, not ignored
 
 
 def test_render_rejects_bad_arguments(tiny_model):
@@ -50,7 +52,7 @@ def test_refuses_wrong_input_names(tiny_model, tmp_path):
             node.input[:] = ["latent" if i == "z" else i for i in node.input]
         p.graph.input[0].name = "latent"
     bad = _rewrite(tiny_model, tmp_path / "names.onnx", rename)
-    with pytest.raises(ModelError, match="inputs 'z' and 'pitch'") as e:
+    with pytest.raises(ModelError, match="inputs 'z', 'pitch'") as e:
         NoteModel(bad)
     _one_line(e)
 

@@ -10,14 +10,15 @@ from synth.model import dataset
 def test_tiny_build_has_labelled_audible_notes(tiny_notes):
     notes = dataset.load(tiny_notes)
     assert len(notes) == 2 * 9 * 2
-    assert notes.audio.shape[1] == 64000
+    assert notes.audio.shape[1] == 192000                      # 4 s at 48 kHz
+    assert set(notes.velocity.tolist()) == {70, 110}
     peaks = np.abs(notes.audio).max(axis=1)
     assert (peaks > 300).all() and (peaks < 32767).all()
     # The note starts at its onset: the first 50 ms hold sound, and the release is quieter than the hold.
     x = dataset.NoteSet.to_float(notes.audio)
-    head = np.abs(x[:, :800]).max(axis=1)
-    hold = np.sqrt((x[:, 16000:32000] ** 2).mean(axis=1))
-    tail = np.sqrt((x[:, -4000:] ** 2).mean(axis=1))
+    head = np.abs(x[:, :2400]).max(axis=1)
+    hold = np.sqrt((x[:, 48000:96000] ** 2).mean(axis=1))
+    tail = np.sqrt((x[:, -12000:] ** 2).mean(axis=1))
     assert (head > 0.005).all()
     assert (tail < hold).all()
     assert set(notes.family.tolist()) == {dataset.FAMILIES.index("piano"), dataset.FAMILIES.index("strings")}

@@ -10,7 +10,7 @@ from synth.model import evaluate as E
 
 
 def tones(pitches, cents=0.0):
-    t = np.arange(64000) / 16000
+    t = np.arange(192000) / 48000
     f = 440.0 * 2 ** ((np.asarray(pitches) - 69 + cents / 100) / 12)
     return np.stack([sum(np.sin(2 * np.pi * fi * k * t) / k for k in range(1, 6)) for fi in f]).astype(np.float32)
 
@@ -20,7 +20,7 @@ def test_yin_measures_cents_across_the_keyboard():
     assert (E.cents_error(tones(pitches), pitches) < 10).all()
     off = E.cents_error(tones(pitches, cents=30), pitches)
     assert np.allclose(off, 30, atol=10)
-    assert np.isinf(E.cents_error(np.zeros((1, 64000), np.float32), np.array([60]))).all()
+    assert np.isinf(E.cents_error(np.zeros((1, 192000), np.float32), np.array([60]))).all()
 
 
 def test_fid_and_ndb_separate_distributions():
@@ -86,13 +86,12 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
 def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_preset(tiny_notes, tmp_path):
     from synth.cli import main
     from synth.engine.latent import Preset, load_presets, save_preset
-    from synth.model.networks import NetConfig
     from synth.model.timbre_map import recheck
-    from synth.model.train import TrainConfig, train
+    from synth.model.voice_train import VoiceTrainConfig, train
+    from tests.conftest import TINY_NET
 
-    net = NetConfig(z_dim=16, channels=(16, 8), arch="1d", fixed_if=True)
     run = tmp_path / "run"
-    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=net, batch=4, max_steps=3, reconstruct=10.0),
+    train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=3),
           progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx")])
     out = tmp_path / "presets"
@@ -105,7 +104,7 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     for p in presets.values():
         assert "encoded: mean latent of program" in p.description
         assert 0.0 <= min(p.extra["classifier_p"], p.extra["second_classifier_p"]) <= 1.0
-        assert np.linalg.norm(p.z) == pytest.approx(4.0, rel=1e-4)  # on the prior's sphere, radius sqrt(16)
+        assert np.isfinite(p.z).all() and p.z.shape == (16,)
     # stored scores belong to the model they were measured on: the old preset is measured again, and kept (with
     # its scores brought up to date) if it is at least as strong on this model, however low its stored scores
     save_preset(Preset("Keys", presets["Keys"].z, "piano", "as good", {"classifier_p": 0.0,
@@ -121,18 +120,13 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     assert load_presets(16, out)[0].extra == keys.extra != stale
 
 
-def test_presets_encode_needs_an_encoder(tiny_notes, tmp_path):
-    import subprocess
+def test_presets_encode_refuses_what_is_not_a_voice_checkpoint(tiny_notes, tmp_path):
+    import torch
 
-    from synth.model.networks import NetConfig
-    from synth.model.train import TrainConfig, train
-
-    run = tmp_path / "run"
-    train(TrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=NetConfig(z_dim=16, channels=(16, 8), arch="1d"),
-                      batch=4, max_steps=1), progress=False)
-    proc = subprocess.run([sys.executable, "-m", "synth", "presets", "encode", str(run / "checkpoint.pt"), "--data",
+    torch.save({"version": 1, "G": {}}, tmp_path / "old.pt")
+    proc = subprocess.run([sys.executable, "-m", "synth", "presets", "encode", str(tmp_path / "old.pt"), "--data",
                            str(tiny_notes)], capture_output=True, text=True)
-    assert proc.returncode != 0 and "has no encoder: train it with --reconstruct" in proc.stderr
+    assert proc.returncode != 0 and "is not a voice checkpoint" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -196,7 +190,7 @@ def test_sound_checks_catch_dc_clipping_missing_attack_and_ringing():
     late = 0.5 * np.sin(2 * np.pi * 220 * t) * np.clip((t - 0.5) / 0.5, 0, 1) * (t < 3.5)
     ringing = 0.5 * np.sin(2 * np.pi * 220 * t) * np.clip(t / 0.01, 0, 1)
     audio = np.stack([good, good + 0.1, np.clip(good * 4, -1, 1), late, ringing]).astype(np.float32)
-    checks = {k: v * 5 for k, v in E.sound_checks(audio).items()}  # number of the five notes that pass
+    checks = {k: v * 5 for k, v in E.sound_checks(audio, 16000).items()}  # number of the five notes that pass
     assert checks == {"no_dc": 4, "no_clipping": 4, "attack": 4, "decays": 3}
 
 
@@ -242,12 +236,12 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
 
     model, clf, t = NoteModel(tone_model), train_classifier(tiny_notes, progress=False), np.linspace(0, 1, 3)
     mixed = sum(classify(clf, ((1 - t)[:, None] * ends[0] + t[:, None] * ends[1]).astype(np.float32))[2]
-                for ends in (model.render(np.stack([a.z, b.z]), [p, p]) for p in (48, 60, 72))) / 3
+                for ends in (E.render_at_set_rate(model, np.stack([a.z, b.z]), np.array([p, p])) for p in (48, 60, 72))) / 3
     assert pairs[0]["crossfade_max_step"] == pytest.approx(np.abs(np.diff(mixed, axis=0)).max(), abs=1e-4)
     spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
     img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
     half = (img.shape[1] - 4) // 2
-    row = lambda hz: img.shape[0] - 1 - int(hz / 8000 * 256)  # noqa: E731 - rows count down from 8 kHz
+    row = lambda hz: img.shape[0] - 1 - int(hz / 12000 * 256)  # noqa: E731 - rows count down from 12 kHz
     band = lambda hz, cols: img[row(hz) - 1:row(hz) + 2, cols].max(axis=0).mean()  # noqa: E731
     left, right = slice(20, half - 20), slice(half + 24, -20)
     assert band(130.8, left) > 180 and band(800.0, left) < 100  # MIDI 48: its fundamental, nothing at 800 Hz

@@ -1,8 +1,9 @@
 """NSynth-like note set rendered by FluidSynth from Debian's General MIDI soundfonts.
 
-One render unit is (soundfont, program, velocity): a MIDI file of all pitches spaced 6 s apart is rendered once
-and sliced into 4 s notes (3 s hold + 1 s release). Units are written atomically, so an interrupted build resumes
-where it stopped; the metadata table is rebuilt from the units at the end.
+One render unit is (soundfont, program, velocity): all pitches spaced 6 s apart, rendered at 48 kHz (one FluidSynth
+call per soundfont and program covers all its velocities, since loading a compressed font dominates) and sliced into 4 s notes (3 s hold + 1 s release), stored as one FLAC file of the kept notes plus a small
+JSON record. The JSON is written last, so an interrupted build resumes where it stopped; the metadata table is
+rebuilt from the units at the end.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import wave
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,15 +20,16 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import soundfile
 from tqdm import tqdm
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 48000
 NOTE_SECONDS = 4.0
 HOLD_SECONDS = 3.0
 SPACING_SECONDS = 6.0
 PITCH_MIN, PITCH_MAX = 24, 84
 MELODIC_PROGRAMS = range(0, 112)  # 112-127 are percussive and sound effects
-DEFAULT_VELOCITIES = (60, 90, 120)
+DEFAULT_VELOCITIES = (40, 80, 120)
 SILENT_PEAK = 10 ** (-50 / 20)
 CLIP_PEAK = 32767
 
@@ -89,11 +90,11 @@ def available_soundfonts(names: list[str] | None = None) -> dict[str, str]:
     return found
 
 
-def _write_midi(path: Path, program: int, velocity: int, pitches: list[int]) -> None:
+def _write_midi(path: Path, program: int, notes: list[tuple[int, int]]) -> None:
     ticks_per_beat, tempo = 480, 500_000  # 120 bpm: one beat is 0.5 s
     beat = lambda seconds: int(round(seconds / 0.5 * ticks_per_beat))  # noqa: E731
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo), mido.Message("program_change", program=program)])
-    for pitch in pitches:
+    for velocity, pitch in notes:
         track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=0))
         track.append(mido.Message("note_off", note=pitch, velocity=0, time=beat(HOLD_SECONDS)))
         track.append(mido.Message("control_change", control=123, value=0, time=beat(SPACING_SECONDS - HOLD_SECONDS)))
@@ -103,46 +104,57 @@ def _write_midi(path: Path, program: int, velocity: int, pitches: list[int]) -> 
 
 
 def _read_wav_mono(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        if w.getsampwidth() != 2 or w.getframerate() != SAMPLE_RATE:
-            raise DatasetError(f"fluidsynth wrote an unexpected format to {path}")
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, w.getnchannels())
+    data, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise DatasetError(f"fluidsynth wrote {rate} Hz instead of {SAMPLE_RATE} Hz to {path}")
     return data.astype(np.int32).sum(axis=1) // data.shape[1]
 
 
-def render_unit(unit: Unit, sf_path: str, pitches: list[int], out_dir: Path, gain: float) -> dict:
-    """Render one unit's notes to units/NAME.npz (atomic); return counts of kept and dropped notes."""
+def _unit_paths(out_dir: Path, unit: "Unit") -> tuple[Path, Path]:
+    return out_dir / "units" / f"{unit.name}.flac", out_dir / "units" / f"{unit.name}.json"
+
+
+def render_units(units: list[Unit], sf_path: str, pitches: list[int], out_dir: Path, gain: float) -> list[dict]:
+    """Render units of one soundfont and program in one FluidSynth call; each goes to units/NAME.flac + NAME.json
+    (the JSON last). Returns each unit's kept and dropped counts."""
     if shutil.which("fluidsynth") is None:
         raise DatasetError("fluidsynth is not installed: apt-get install fluidsynth")
     note_len = int(NOTE_SECONDS * SAMPLE_RATE)
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "u.mid", Path(tmp) / "u.wav"
-        _write_midi(mid, unit.program, unit.velocity, pitches)
+        _write_midi(mid, units[0].program, [(u.velocity, p) for u in units for p in pitches])
         cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain), "-r", str(SAMPLE_RATE),
                "-o", "synth.cpu-cores=1", "-F", str(wav), sf_path, str(mid)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wav.exists():
-            raise DatasetError(f"fluidsynth failed on {unit.name}: {proc.stderr.strip()[:200]}")
+            raise DatasetError(f"fluidsynth failed on {units[0].name}: {proc.stderr.strip()[:200]}")
         audio = _read_wav_mono(wav)
     step = int(SPACING_SECONDS * SAMPLE_RATE)
-    notes, kept, silent, clipped = [], [], 0, 0
-    for i, pitch in enumerate(pitches):
-        note = audio[i * step:i * step + note_len]
-        note = np.pad(note, (0, note_len - len(note)))
-        peak = int(np.abs(note).max())
-        if peak < SILENT_PEAK * 32768:
-            silent += 1
-        elif peak >= CLIP_PEAK:
-            clipped += 1
-        else:
-            notes.append(note.astype(np.int16))
-            kept.append(pitch)
-    out = out_dir / "units" / f"{unit.name}.npz"
-    tmp_path = out.with_suffix(".tmp.npz")
-    np.savez(tmp_path, audio=np.stack(notes) if notes else np.zeros((0, note_len), np.int16),
-             pitches=np.array(kept, dtype=np.int16), silent=silent, clipped=clipped)
-    os.replace(tmp_path, out)
-    return {"kept": len(kept), "silent": silent, "clipped": clipped}
+    summaries = []
+    for j, unit in enumerate(units):
+        notes, kept, silent, clipped = [], [], 0, 0
+        for i, pitch in enumerate(pitches):
+            at = (j * len(pitches) + i) * step
+            note = audio[at:at + note_len]
+            note = np.pad(note, (0, note_len - len(note)))
+            peak = int(np.abs(note).max())
+            if peak < SILENT_PEAK * 32768:
+                silent += 1
+            elif peak >= CLIP_PEAK:
+                clipped += 1
+            else:
+                notes.append(note.astype(np.int16))
+                kept.append(pitch)
+        flac, record = _unit_paths(out_dir, unit)
+        tmp_flac, tmp_record = flac.with_name(f".{flac.name}.part"), record.with_name(f".{record.name}.part")
+        if notes:
+            soundfile.write(str(tmp_flac), np.concatenate(notes), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+            os.replace(tmp_flac, flac)
+        summary = {"pitches": kept, "silent": silent, "clipped": clipped, "note_samples": note_len}
+        tmp_record.write_text(json.dumps(summary))
+        os.replace(tmp_record, record)
+        summaries.append(summary)
+    return summaries
 
 
 def build(out_dir: Path, soundfonts: list[str] | None = None, programs: list[int] | None = None,
@@ -158,12 +170,15 @@ def build(out_dir: Path, soundfonts: list[str] | None = None, programs: list[int
         raise DatasetError(f"out of range: {bad[0]} (programs 0-111, pitches {PITCH_MIN}-{PITCH_MAX})")
     (out_dir / "units").mkdir(parents=True, exist_ok=True)
     units = [Unit(sf, p, v) for sf in sorted(fonts) for p in programs for v in velocities]
-    todo = [u for u in units if not (out_dir / "units" / f"{u.name}.npz").exists()]
+    todo = [u for u in units if not _unit_paths(out_dir, u)[1].exists()]
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(units), initial=len(units) - len(todo),
                                                                 desc="rendering notes", unit="unit",
                                                                 disable=not progress) as bar:
-        for _ in pool.map(lambda u: render_unit(u, fonts[u.soundfont], pitches, out_dir, gain), todo):
-            bar.update(1)
+        groups: dict[tuple[str, int], list[Unit]] = {}
+        for u in todo:
+            groups.setdefault((u.soundfont, u.program), []).append(u)
+        for done in pool.map(lambda g: render_units(g, fonts[g[0].soundfont], pitches, out_dir, gain), groups.values()):
+            bar.update(len(done))
     return write_metadata(out_dir, units)
 
 
@@ -171,13 +186,13 @@ def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
     """Rebuild metadata.csv and build.json from the unit files."""
     rows, silent, clipped = [], 0, 0
     for u in units:
-        with np.load(out_dir / "units" / f"{u.name}.npz") as z:
-            silent += int(z["silent"])
-            clipped += int(z["clipped"])
-            for i, pitch in enumerate(z["pitches"].tolist()):
-                rows.append({"unit": u.name, "index": i, "soundfont": u.soundfont, "program": u.program,
-                             "family": FAMILIES[family_of(u.program)], "velocity": u.velocity, "pitch": pitch,
-                             "split": split_of(u.soundfont, u.program, u.velocity, pitch)})
+        record = json.loads(_unit_paths(out_dir, u)[1].read_text())
+        silent += int(record["silent"])
+        clipped += int(record["clipped"])
+        for i, pitch in enumerate(record["pitches"]):
+            rows.append({"unit": u.name, "index": i, "soundfont": u.soundfont, "program": u.program,
+                         "family": FAMILIES[family_of(u.program)], "velocity": u.velocity, "pitch": pitch,
+                         "split": split_of(u.soundfont, u.program, u.velocity, pitch)})
     tmp = out_dir / "metadata.csv.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["unit"])
@@ -195,8 +210,9 @@ def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
 @dataclass
 class NoteSet:
     """Notes of one split held in memory as int16 (scale with to_float)."""
-    audio: np.ndarray      # int16 [N, 64000]
+    audio: np.ndarray      # int16 [N, NOTE_SECONDS * SAMPLE_RATE]
     pitch: np.ndarray      # int64 MIDI numbers
+    velocity: np.ndarray   # int64 MIDI velocities
     family: np.ndarray     # int64 family index
     program: np.ndarray    # int64
 
@@ -225,9 +241,12 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
     for i, r in enumerate(rows):
         if r["unit"] not in cache:
             cache.clear()
-            with np.load(Path(data_dir) / "units" / f"{r['unit']}.npz") as z:
-                cache[r["unit"]] = z["audio"]
+            flac = Path(data_dir) / "units" / f"{r['unit']}.flac"
+            try:
+                cache[r["unit"]] = soundfile.read(str(flac), dtype="int16")[0].reshape(-1, audio.shape[1])
+            except (soundfile.LibsndfileError, ValueError) as e:
+                raise DatasetError(f"note set file {flac} is unreadable ({e}): delete it and its .json, then build again") from None
         audio[i] = cache[r["unit"]][int(r["index"])]
     col = lambda k: np.array([int(r[k]) for r in rows], dtype=np.int64)  # noqa: E731
-    return NoteSet(audio=audio, pitch=col("pitch"), program=col("program"),
+    return NoteSet(audio=audio, pitch=col("pitch"), velocity=col("velocity"), program=col("program"),
                    family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64))

@@ -17,21 +17,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from synth.model import dataset
-from synth.model.networks import N_PITCHES, PITCH_MIN
-from synth.model.spectral import IFMel, SAMPLE_RATE
+from synth.model.voice import N_PITCHES, PITCH_MIN
+
+SAMPLE_RATE = dataset.SAMPLE_RATE
 
 N_FAMILIES = len(dataset.FAMILIES)
 
 
+def classifier_mel(bands: int = 256, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0) -> np.ndarray:
+    """Triangular mel filters over the whole audible band (the classifier hears above 8 kHz too)."""
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    edges = 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), bands + 2) / 2595.0) - 1.0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
+    fb = np.zeros((bands, len(freqs)), np.float32)
+    for m in range(bands):
+        a, b, c = edges[m:m + 3]
+        fb[m] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
+        fb[m] /= max(fb[m].sum(), 1e-9)
+    return fb
+
+
 class NoteClassifier(nn.Module):
-    """Log-mel spectrogram → (128-d features, pitch logits [61], family logits [14]).
+    """Log-mel spectrogram of a 4 s note at 48 kHz → (128-d features, pitch logits [61], family logits [14]).
 
     Frequency position is kept to the end (time is averaged, frequency flattened) because pitch lives there.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.codec = IFMel(mel=True)
+        self.register_buffer("fb", torch.from_numpy(classifier_mel()), persistent=False)
+        self.register_buffer("window", torch.hann_window(4096), persistent=False)
         chans = (1, 16, 32, 64)
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans, chans[1:]))
         self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in chans[1:])
@@ -40,10 +55,11 @@ class NoteClassifier(nn.Module):
         self.family = nn.Linear(128, N_FAMILIES)
 
     def spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, 64000] audio → [B, 1, 32, 256] log-mel (time pooled 4x, frequency 2x)."""
+        """[B, 192000] audio → [B, 1, 32, 256] log-mel (128 frames of 31 ms pooled 4x in time)."""
         with torch.no_grad():
-            logmag = self.codec(audio)[:, :1]
-            return F.avg_pool2d(logmag, (4, 2)) / 5.0
+            spec = torch.stft(audio, 4096, 1500, window=self.window, return_complex=True).abs()[..., :128]
+            logmel = torch.log(torch.matmul(self.fb, spec) + 1e-5).transpose(1, 2)[:, None]
+            return (F.avg_pool2d(logmel, (4, 1)) + 5.0) / 5.0
 
     def forward(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = spec
@@ -63,7 +79,7 @@ def spectrograms(model: NoteClassifier, audio: np.ndarray, batch: int = 64) -> t
     return torch.cat(out)
 
 
-CLASSIFIER_FILE = "classifier-v2.pt"  # v2: every training note, 12 epochs, one-cycle learning rate (v1: 6,000 notes, 6)
+CLASSIFIER_FILE = "classifier-v3.pt"  # v3: 48 kHz log-mel to 20 kHz (v2: 16 kHz IF-Mel magnitudes)
 
 
 def classifier_file(seed: int) -> str:
@@ -256,25 +272,42 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
     return row | sound_checks(audio)
 
 
+def render_at_set_rate(model, z: np.ndarray, pitches: np.ndarray, velocities: np.ndarray | None = None,
+                       batch: int = 32) -> np.ndarray:
+    """Notes of a NoteModel at the note set's rate and length (an older 16 kHz model is resampled), so the
+    classifier and every measure hear ours as they hear the real notes."""
+    from synth.engine.resample import resample
+
+    out = np.concatenate([model.render(z[i:i + batch], pitches[i:i + batch],
+                                       None if velocities is None else velocities[i:i + batch])
+                          for i in range(0, len(z), batch)])
+    if model.info.sample_rate != SAMPLE_RATE:
+        out = resample(out, int(round(out.shape[1] * SAMPLE_RATE / model.info.sample_rate)))
+    length = int(dataset.NOTE_SECONDS * SAMPLE_RATE)
+    return np.pad(out, ((0, 0), (0, max(0, length - out.shape[1]))))[:, :length]
+
+
 def generated_notes(model_path: str | os.PathLike, per_pitch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Render per_pitch random latents at every pitch of the model through the ONNX runtime."""
+    """Render per_pitch random latents at every pitch of the model (velocities drawn from the note set's
+    layers) through the ONNX runtime."""
     from synth.runtime.model import NoteModel
 
     m = NoteModel(model_path)
+    rng = np.random.default_rng(seed)
     pitches = np.repeat(np.arange(m.info.pitch_min, m.info.pitch_max + 1), per_pitch)
-    z = np.random.default_rng(seed).standard_normal((len(pitches), m.info.z_dim)).astype(np.float32)
-    audio = np.concatenate([m.render(z[i:i + 32], pitches[i:i + 32]) for i in range(0, len(z), 32)])
-    return audio, pitches
+    z = rng.standard_normal((len(pitches), m.info.z_dim)).astype(np.float32)
+    vel = rng.choice(dataset.DEFAULT_VELOCITIES, len(pitches)).astype(np.float32) / 127
+    return render_at_set_rate(m, z, pitches, vel), pitches
 
 
 def preset_notes(model_path: str | os.PathLike, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One latent rendered at every pitch of the model."""
+    """One latent rendered at every pitch of the model (velocity 100)."""
     from synth.runtime.model import NoteModel
 
     m = NoteModel(model_path)
     pitches = np.arange(m.info.pitch_min, m.info.pitch_max + 1)
     zs = np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0)
-    return np.concatenate([m.render(zs[i:i + 32], pitches[i:i + 32]) for i in range(0, len(zs), 32)]), pitches
+    return render_at_set_rate(m, zs, pitches), pitches
 
 
 def random_z_families(model_path: str | os.PathLike, clf: NoteClassifier, n: int = 256, seed: int = 5) -> int:

@@ -7,8 +7,8 @@ strategy then walks it on the sphere of its norm towards a higher score (a famil
 lie near one). A second classifier, trained with another seed and never searched against, checks the result. Both
 scores are stored in the preset, so every preset's family is checked, not guessed.
 
-A generator trained with an encoder (train --reconstruct) also gives latents of real notes: `encode_presets`
-takes, for each family, the mean latent of one real program's notes, checked by the same two classifiers.
+The voice's encoder also gives latents of real notes: `encode_presets` takes, for each family, the mean latent of
+one real program's notes, checked by the same two classifiers.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import numpy as np
 
 from synth.engine.latent import Preset
 from synth.model.dataset import FAMILIES
-from synth.model.evaluate import classify, classify_spectrograms, decays, spectrograms, train_classifier
+from synth.model.evaluate import (classify, classify_spectrograms, decays, render_at_set_rate, spectrograms,
+                                  train_classifier)
 from synth.runtime.model import NoteModel
 
 TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "organ"), ("Guitar", "guitar"),
@@ -37,7 +38,7 @@ def family_scores(model: NoteModel, classifiers: tuple, z: np.ndarray, pitches: 
     total, decayed = np.zeros((len(classifiers), len(z), len(FAMILIES))), np.zeros(len(z))
     for pitch in pitches:
         for i in range(0, len(z), batch):
-            audio = model.render(z[i:i + batch], [pitch] * len(z[i:i + batch]))
+            audio = render_at_set_rate(model, z[i:i + batch], np.full(len(z[i:i + batch]), pitch))
             for k, clf in enumerate(classifiers):
                 total[k, i:i + batch] += classify(clf, audio)[2]
             decayed[i:i + batch] += decays(audio)
@@ -164,30 +165,22 @@ def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: 
 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
-                   pitches: range = range(48, 73)) -> list[tuple[Preset, float]]:
-    """(preset, its `firmness` by the two classifiers) per target family: for every program of the family
-    the mean encoder latent of its real training notes over `pitches` (all soundfonts), put on the sphere; the
+                   pitches: range = range(36, 85), limit: int = 8000) -> list[tuple[Preset, float]]:
+    """(preset, its `firmness` by the two classifiers) per target family: for every program of the family the mean
+    encoder latent of its real training notes over `pitches` (a reproducible subset of `limit` notes); the
     evaluation classifier picks the program, the second classifier checks it. `model_path` must be the export of
     `checkpoint` (the latents are rendered through it). Families the note set lacks are left out."""
     import torch
 
     from synth.model import dataset
-    from synth.model.networks import Encoder1D, NetConfig
-    from synth.model.spectral import IFMel, check_features
+    from synth.model.voice import MelFeatures
+    from synth.model.voice_train import load_voice
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    check_features(ck.get("features", 1), checkpoint)
-    if ck.get("E") is None:
-        raise ValueError(f"{checkpoint} has no encoder: train it with --reconstruct")
-    net = NetConfig.from_dict(ck["net"])
-    encoder = Encoder1D(net)
-    encoder.load_state_dict(ck["E"])
-    encoder.eval()
-    codec = IFMel(mel=ck["mel"])
-    codec.set_range(*ck["mag_range"])
+    _, encoder, _ = load_voice(checkpoint)
+    mel = MelFeatures()
     clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
-    notes = dataset.load(Path(data_dir), "train")
+    notes = dataset.load(Path(data_dir), "train", limit=limit, seed=4)
     out = []
     for name, family in TARGETS:
         j = FAMILIES.index(family)
@@ -198,9 +191,11 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
             with torch.no_grad():
-                z = torch.cat([encoder(codec.encode(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 64]])))[:, 0])
-                               for i in range(0, len(idx), 64)]).mean(dim=0).numpy()
-            latents.append(z * (math.sqrt(net.z_dim) / np.linalg.norm(z)))
+                z = torch.cat([encoder(mel(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 32]]))),
+                                       torch.from_numpy(notes.pitch[idx[i:i + 32]]),
+                                       torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
+                               for i in range(0, len(idx), 32)]).mean(dim=0).numpy()
+            latents.append(z)
         latents = np.stack(latents).astype(np.float32)
         probs = family_probabilities(model, clf, latents)[:, j]
         k = int(np.argmax(probs))
@@ -241,7 +236,7 @@ def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int, pitches: tup
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)
     probs, mixed, sound = np.zeros((steps, len(FAMILIES))), np.zeros((steps, len(FAMILIES))), np.zeros(steps - 1)
     for pitch in pitches:
-        audio = model.render(z, [pitch] * steps)
+        audio = render_at_set_rate(model, z, np.full(steps, pitch))
         specs = spectrograms(clf, audio)
         probs += classify_spectrograms(clf, specs)[2] / len(pitches)
         fade = ((1.0 - t)[:, None] * audio[0] + t[:, None] * audio[-1]).astype(np.float32)
@@ -306,13 +301,14 @@ def _keys(pitches: list[int] | tuple[int, ...]) -> str:
 
 def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
                         pitches: tuple[int, ...] = (36, 48, 60, 72, 84)) -> None:
-    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 8 kHz in 256 rows, 4 s each) side by
+    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 12 kHz in 256 rows, 4 s each) side by
     side across the keyboard, loudest white; written atomically."""
     from PIL import Image, ImageDraw
 
     model = NoteModel(model_path)
-    audio = model.render(np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0), list(pitches))
-    n_fft, hop = 1024, 512
+    audio = render_at_set_rate(model, np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0),
+                               np.asarray(list(pitches)))
+    n_fft, hop = 2048, 1024
     window = np.hanning(n_fft)
     panels = []
     for note in audio:

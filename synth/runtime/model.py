@@ -100,8 +100,10 @@ class NoteModel:
         ins = {i.name: i for i in self.session.get_inputs()}
         outs = self.session.get_outputs()
         where = f"model file {self.path}"
-        if set(ins) != {"z", "pitch"}:
-            raise ModelError(f"{where} must take inputs 'z' and 'pitch', not {', '.join(sorted(ins))}")
+        if set(ins) not in ({"z", "pitch"}, {"z", "pitch", "velocity"}):
+            raise ModelError(f"{where} must take inputs 'z', 'pitch' (and optionally 'velocity'), "
+                             f"not {', '.join(sorted(ins))}")
+        self.has_velocity = "velocity" in ins
         if len(outs) != 1 or outs[0].name != "audio":
             raise ModelError(f"{where} must have one output 'audio', not {', '.join(o.name for o in outs)}")
         z, pitch, audio = ins["z"], ins["pitch"], outs[0]
@@ -116,12 +118,19 @@ class NoteModel:
     def note_samples(self) -> int:
         return int(round(self.info.note_seconds * self.info.sample_rate))
 
-    def render(self, z: np.ndarray, pitches: np.ndarray | list[int]) -> np.ndarray:
-        """Render one note per row of z at the given MIDI pitches."""
+    def render(self, z: np.ndarray, pitches: np.ndarray | list[int],
+               velocities: np.ndarray | list[float] | None = None) -> np.ndarray:
+        """Render one note per row of z at the given MIDI pitches and velocities (0-1; ignored by a model without a
+        velocity input, 100/127 when not given)."""
         z = np.ascontiguousarray(np.atleast_2d(z), dtype=np.float32)
         pitch = np.asarray(pitches, dtype=np.int64).reshape(-1)
         if z.shape != (len(pitch), self.info.z_dim):
             raise ModelError(f"need one latent of size {self.info.z_dim} per pitch, got {z.shape} for {len(pitch)}")
         if pitch.size and (pitch.min() < self.info.pitch_min or pitch.max() > self.info.pitch_max):
             raise ModelError(f"pitch out of the model's range {self.info.pitch_min}-{self.info.pitch_max}")
-        return self.session.run(["audio"], {"z": z, "pitch": pitch})[0]
+        feeds = {"z": z, "pitch": pitch}
+        if self.has_velocity:
+            vel = np.full(len(pitch), 100 / 127, np.float32) if velocities is None else \
+                np.asarray(velocities, np.float32).reshape(-1)
+            feeds["velocity"] = vel
+        return self.session.run(["audio"], feeds)[0]

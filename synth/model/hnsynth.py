@@ -1,0 +1,155 @@
+"""Harmonic-plus-noise synthesis (DDSP's model) written with ops that export to ONNX and run fast on a CPU.
+
+Harmonics: each 5 ms control frame becomes one period of a wavetable (harmonic amplitudes times a sine basis, a
+matmul), read at the note's phase with linear interpolation in phase and between frames. f0 is exact from the MIDI
+pitch; a small deviation curve (vibrato) shifts the phase. Noise: fixed band-limited noise signals, one per band,
+each scaled by its band's magnitude, interpolated linearly between frames. Both are phase-coherent and have no
+frame-rate grain by construction. A crop (start frame, frames) can be synthesised alone, as training does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SAMPLE_RATE = 48000
+HOP = 240                       # 5 ms control rate
+TABLE = 1024                    # wavetable length: holds 512 harmonics, we use HARMONICS of them
+HARMONICS = 128
+NOISE_BANDS = 32
+NOTE_SECONDS = 4.0
+HOLD_SECONDS = 3.0
+FRAMES = int(NOTE_SECONDS * SAMPLE_RATE) // HOP      # 800 control frames; the synth reads one more (the end)
+NOTE_SAMPLES = FRAMES * HOP
+
+
+def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
+    return 440.0 * torch.pow(2.0, (pitch.to(torch.float32) - 69.0) / 12.0)
+
+
+def band_edges(bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Band edges in Hz, evenly spaced on the mel scale from 0 to Nyquist (bands + 1 values)."""
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
+    return hz(np.linspace(0.0, mel(sr / 2), bands + 1))
+
+
+def band_noise(bands: int = NOISE_BANDS, samples: int = NOTE_SAMPLES + HOP, sr: int = SAMPLE_RATE,
+               seed: int = 1234) -> np.ndarray:
+    """Fixed white noise split into bands by brick-wall masks in the frequency domain: [bands, samples], each band
+    scaled so a magnitude of 1 in every band gives white noise of unit RMS."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    freqs = np.fft.rfftfreq(samples, 1.0 / sr)
+    edges = band_edges(bands, sr)
+    out = np.empty((bands, samples), np.float32)
+    for b in range(bands):
+        mask = (freqs >= edges[b]) & (freqs < edges[b + 1] if b < bands - 1 else freqs <= edges[b + 1])
+        out[b] = np.fft.irfft(spectrum * mask, n=samples)
+    return out / out.sum(axis=0).std()
+
+
+class HarmonicNoiseSynth(torch.nn.Module):
+    """Controls → audio. amplitudes [B, T+1, HARMONICS] (linear, per harmonic), f0_dev [B, T+1] (semitones),
+    noise [B, T+1, NOISE_BANDS] (linear band magnitudes), pitch [B] → audio [B, T * HOP]."""
+
+    def __init__(self, harmonics: int = HARMONICS, table: int = TABLE, bands: int = NOISE_BANDS) -> None:
+        super().__init__()
+        n = torch.arange(table, dtype=torch.float64)
+        k = torch.arange(1, harmonics + 1, dtype=torch.float64)
+        self.register_buffer("basis", torch.sin(2 * math.pi * k[:, None] * n[None, :] / table).float(),
+                             persistent=False)
+        self.register_buffer("noise", torch.from_numpy(band_noise(bands)).half(), persistent=True)
+        self.register_buffer("ramp", (torch.arange(HOP, dtype=torch.float32) / HOP), persistent=False)
+        self.harmonics, self.table = harmonics, table
+
+    def nyquist_mask(self, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, 1, HARMONICS] weights that fade harmonics out over the last 10 % below Nyquist."""
+        k = torch.arange(1, self.harmonics + 1, device=pitch.device, dtype=torch.float32)
+        freq = midi_to_hz(pitch)[:, None, None] * k
+        return torch.clamp((0.5 * SAMPLE_RATE - freq) / (0.05 * SAMPLE_RATE), 0.0, 1.0)
+
+    def forward(self, amplitudes: torch.Tensor, f0_dev: torch.Tensor, noise: torch.Tensor, pitch: torch.Tensor,
+                start: int = 0, frames: int | None = None) -> torch.Tensor:
+        """Audio of control frames [start, start + frames) (default: all) from whole-note controls."""
+        frames = amplitudes.shape[1] - 1 - start if frames is None else frames
+        sl = slice(start, start + frames + 1)
+        return self.harmonic(amplitudes[:, sl], f0_dev, pitch, start) + self.filtered_noise(noise[:, sl], start)
+
+    def harmonic(self, amplitudes: torch.Tensor, f0_dev: torch.Tensor, pitch: torch.Tensor,
+                 start: int = 0) -> torch.Tensor:
+        """amplitudes: the crop's frames (+1); f0_dev: the whole note's, so vibrato phase accumulates from the onset."""
+        batch, frames = amplitudes.shape[0], amplitudes.shape[1] - 1
+        samples = frames * HOP
+        tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE]
+        f0 = midi_to_hz(pitch)[:, None]                                                 # [B, 1] Hz
+        # Phase in cycles: the exact f0 · t, plus the integral of the deviation (at frame rate, then linear).
+        n = torch.arange(samples, device=amplitudes.device, dtype=torch.float32)[None, :]
+        base = f0 / SAMPLE_RATE * (n + start * HOP)
+        base = base - torch.floor(base)
+        extra = (torch.pow(2.0, f0_dev / 12.0) - 1.0) * f0 * (HOP / SAMPLE_RATE)       # cycles per frame
+        extra = torch.cumsum(extra, dim=1) - extra                                      # at each frame's start
+        extra = extra[:, start:start + frames + 1]
+        extra = extra - torch.floor(extra)
+        extra = self._frames_to_samples(extra, continuous=True)
+        phase = (base + extra) * self.table
+        phase = phase - torch.floor(phase / self.table) * self.table
+        i0 = torch.floor(phase)
+        w = phase - i0
+        i0 = i0.to(torch.int64)
+        i1 = torch.remainder(i0 + 1, self.table)
+        frame = (torch.arange(samples, device=amplitudes.device) // HOP)[None, :]
+        a = self.ramp.repeat(frames)[None, :]
+        flat = tables.reshape(batch, -1)
+        row0, row1 = frame * self.table, (frame + 1) * self.table
+
+        def read(row: torch.Tensor) -> torch.Tensor:
+            return (1 - w) * torch.gather(flat, 1, (row + i0).expand(batch, -1)) + \
+                w * torch.gather(flat, 1, (row + i1).expand(batch, -1))
+
+        return (1 - a) * read(row0) + a * read(row1)
+
+    def _frames_to_samples(self, x: torch.Tensor, continuous: bool = False) -> torch.Tensor:
+        """[B, T+1] per-frame values → [B, T * HOP], linear between frames (phase values wrap correctly)."""
+        left, right = x[:, :-1], x[:, 1:]
+        step = right - left
+        if continuous:
+            step = step - torch.round(step)
+        return (left[:, :, None] + step[:, :, None] * self.ramp[None, None, :]).reshape(x.shape[0], -1)
+
+    def filtered_noise(self, bands: torch.Tensor, start: int = 0) -> torch.Tensor:
+        batch, frames = bands.shape[0], bands.shape[1] - 1
+        seg = self.noise[:, start * HOP:(start + frames) * HOP].float()
+        seg = seg.reshape(seg.shape[0], frames, HOP).permute(1, 0, 2)                   # [T, bands, HOP]
+        by_frame = bands.transpose(0, 1)                                                 # [T+1, B, bands]
+        left = torch.matmul(by_frame[:-1], seg)                                         # [T, B, HOP]
+        right = torch.matmul(by_frame[1:], seg)
+        return (left + (right - left) * self.ramp).transpose(0, 1).reshape(batch, -1)
+
+
+def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, floor: float = 1e-7) -> torch.Tensor:
+    """DDSP's scaled sigmoid: positive, smooth, with a wide dynamic range (about 140 dB)."""
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + floor
+
+
+def spectral_loss(fake: torch.Tensor, real: torch.Tensor, sizes: tuple[int, ...] = (4096, 2048, 1024, 512, 256, 128),
+                  log_weight: float = 1.0) -> torch.Tensor:
+    """Multi-resolution STFT loss: L1 on magnitudes and on log magnitudes, averaged over the resolutions."""
+    total = fake.new_zeros(())
+    for size in sizes:
+        window = torch.hann_window(size, device=fake.device)
+        spec = lambda x: torch.stft(x, size, size // 4, window=window, return_complex=True, center=True).abs()  # noqa: E731
+        f, r = spec(fake), spec(real)
+        total = total + (f - r).abs().mean() + log_weight * (torch.log(f + 1e-4) - torch.log(r + 1e-4)).abs().mean()
+    return total / len(sizes)
+
+
+def smooth_frames(x: torch.Tensor) -> torch.Tensor:
+    """Append the last frame once: the synth reads T+1 control frames for T frames of audio."""
+    return torch.cat([x, x[:, -1:]], dim=1)
+
+
+def pad_to(x: torch.Tensor, samples: int) -> torch.Tensor:
+    return F.pad(x, (0, samples - x.shape[-1])) if x.shape[-1] < samples else x[..., :samples]

@@ -1,0 +1,164 @@
+"""The voice: G(z, pitch, velocity) → harmonic-plus-noise controls → audio, and the encoder that trains it.
+
+The generator keeps GANSynth's role (a global timbre latent plus pitch and velocity conditions) but outputs synthesis
+controls at 200 frames/s instead of spectrogram pixels: a 1-D conv stack upsamples a learned coarse sequence over
+time, FiLM-conditioned on (z, pitch, velocity), with the time since note-on and since note-off as inputs so attack,
+decay and release are learned per timbre. The encoder maps a real note's log-mel to a Gaussian posterior over z
+(VAE), so z ~ N(0, I) stays meaningful for random timbres and slerp.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synth.model.hnsynth import (FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
+                                 HarmonicNoiseSynth, exp_sigmoid, smooth_frames)
+
+PITCH_MIN, PITCH_MAX = 24, 84
+N_PITCHES = PITCH_MAX - PITCH_MIN + 1
+MEL_BANDS = 64
+MEL_HOP = 480
+
+
+@dataclass
+class VoiceConfig:
+    z_dim: int = 64
+    cond: int = 256
+    coarse: int = 25                       # frames of the first (learned) sequence; ×2 per block up to FRAMES
+    channels: list[int] = field(default_factory=lambda: [128, 128, 96, 64, 48])
+    max_vibrato: float = 0.5               # semitones
+
+    @staticmethod
+    def from_dict(d: dict) -> "VoiceConfig":
+        return VoiceConfig(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_features(frames: int, device: torch.device) -> torch.Tensor:
+    """[1, 6, frames] inputs that say where a frame sits in the note: log time since note-on (sharp near the onset),
+    linear time, log time since note-off, whether the key is released, and a slow sine pair."""
+    t = (torch.arange(frames, device=device, dtype=torch.float32) + 0.5) * (FRAMES * HOP / SAMPLE_RATE / frames)
+    off = torch.clamp(t - HOLD_SECONDS, min=0.0)
+    feats = [torch.log(t / 0.005) / 6.0, t / HOLD_SECONDS, torch.log1p(off / 0.005) / 6.0, (t > HOLD_SECONDS).float(),
+             torch.sin(t * 1.3), torch.cos(t * 1.3)]
+    return torch.stack(feats)[None]
+
+
+class FiLMBlock(nn.Module):
+    """Upsample ×2, then two conv layers with a FiLM (scale, shift) from the condition, and a residual path."""
+
+    def __init__(self, cin: int, cout: int, cond: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(cin + 6, cout, 3, padding=1)
+        self.conv2 = nn.Conv1d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv1d(cin, cout, 1)
+        self.film = nn.Linear(cond, 4 * cout)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="linear", align_corners=False)
+        s1, b1, s2, b2 = self.film(c)[:, :, None].chunk(4, dim=1)
+        h = self.conv1(torch.cat([x, time_features(x.shape[-1], x.device).expand(x.shape[0], -1, -1)], 1))
+        h = F.leaky_relu(h * (1 + s1) + b1, 0.2)
+        h = F.leaky_relu(self.conv2(h) * (1 + s2) + b2, 0.2)
+        return h + self.skip(x)
+
+
+class Generator(nn.Module):
+    """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...]."""
+
+    def __init__(self, cfg: VoiceConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pitch_embed = nn.Embedding(N_PITCHES, 32)
+        self.cond = nn.Sequential(nn.Linear(cfg.z_dim + 32 + 2, cfg.cond), nn.LeakyReLU(0.2),
+                                  nn.Linear(cfg.cond, cfg.cond), nn.LeakyReLU(0.2))
+        c0 = cfg.channels[0]
+        self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
+        self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
+        self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
+        assert cfg.coarse * 2 ** len(cfg.channels) == FRAMES, "coarse × 2^blocks must equal FRAMES"
+
+    def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        p = torch.clamp(pitch - PITCH_MIN, 0, N_PITCHES - 1)
+        rel = (pitch.to(torch.float32) - 54.0) / 30.0
+        return self.cond(torch.cat([z, self.pitch_embed(p), rel[:, None], velocity[:, None] * 2 - 1], dim=1))
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor,
+                velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = self.condition(z, pitch, velocity)
+        x = self.start(c).reshape(z.shape[0], self.cfg.channels[0], self.cfg.coarse)
+        for block in self.blocks:
+            x = block(x, c)
+        out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
+        level = exp_sigmoid(out[..., :1] - 5.0)
+        shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
+        amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
+        noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
+        f0_dev = self.cfg.max_vibrato * torch.tanh(out[..., -1])
+        return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise)
+
+
+class Encoder(nn.Module):
+    """A real note's log-mel [B, MEL_BANDS, frames] → (mean, log-variance) of z."""
+
+    def __init__(self, z_dim: int, width: int = 256) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = MEL_BANDS + 2
+        for cout in (128, 192, width, width, width):
+            layers += [nn.Conv1d(cin, cout, 5, stride=2, padding=2), nn.LeakyReLU(0.2)]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+        self.out = nn.Linear(2 * width, 2 * z_dim)
+
+    def forward(self, mel: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cond = torch.stack([(pitch.to(torch.float32) - 54.0) / 30.0, velocity * 2 - 1], 1)
+        h = self.net(torch.cat([mel, cond[:, :, None].expand(-1, -1, mel.shape[-1])], 1))
+        mean, logvar = self.out(torch.cat([h.mean(-1), h.amax(-1)], 1)).chunk(2, dim=1)
+        return mean, torch.clamp(logvar, -12.0, 4.0)
+
+
+class MelFeatures(nn.Module):
+    """Log-mel spectrogram (MEL_BANDS bands to 16 kHz, 10 ms hop) of 48 kHz audio: the encoder's input."""
+
+    def __init__(self, n_fft: int = 2048) -> None:
+        super().__init__()
+        import numpy as np
+
+        mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+        edges = 700.0 * (10.0 ** (np.linspace(mel(30.0), mel(16000.0), MEL_BANDS + 2) / 2595.0) - 1.0)
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
+        fb = np.zeros((MEL_BANDS, len(freqs)), np.float32)
+        for m in range(MEL_BANDS):
+            lo, mid, hi = edges[m:m + 3]
+            fb[m] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+        self.register_buffer("fb", torch.from_numpy(fb), persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.n_fft = n_fft
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(audio, self.n_fft, MEL_HOP, window=self.window, return_complex=True).abs()
+        return torch.log(torch.matmul(self.fb, spec) + 1e-4) / 4.0
+
+
+class Voice(nn.Module):
+    """The whole playable voice: (z, pitch, velocity) → audio [B, FRAMES * HOP]; this is what is exported."""
+
+    def __init__(self, cfg: VoiceConfig) -> None:
+        super().__init__()
+        self.generator = Generator(cfg)
+        self.synth = HarmonicNoiseSynth()
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        amplitudes, f0_dev, noise = self.generator(z, pitch, velocity)
+        return self.synth(amplitudes, f0_dev, noise, pitch)
+
+    def crop(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, start: int,
+             frames: int) -> torch.Tensor:
+        """Audio of frames [start, start + frames) only: training synthesises crops, not whole notes."""
+        return self.synth(*self.generator(z, pitch, velocity), pitch, start, frames)

@@ -1,0 +1,122 @@
+"""How the voice sounds beside the real notes: per GM family, each sound measure (sound_metrics) of the note set's
+held-out notes and of ours at the same pitches and velocities, with the same analysis on both.
+
+Ours are either reconstructions (a training checkpoint's encoder gives each real note's latent) or a model file's
+notes at a latent per family (its presets). Both numbers are reported side by side, as a listener compares.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from synth.model import dataset
+from synth.model.sound_metrics import note_metrics
+
+Renderer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (real audio, pitch, vel, family)
+METRICS = ("ripple_db", "sideband_db", "hnr_db", "attack_ms", "decay_db", "above8k_db", "centroid_hz", "level_db")
+
+
+def held_out(data_dir: Path, per_family: int = 24, seed: int = 3) -> dataset.NoteSet:
+    """Up to `per_family` held-out notes of each family (a reproducible choice)."""
+    notes = dataset.load(data_dir, "test")
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(notes.family == f))[:per_family]
+                           for f in range(len(dataset.FAMILIES))])
+    keep.sort()
+    return dataset.NoteSet(notes.audio[keep], notes.pitch[keep], notes.velocity[keep], notes.family[keep],
+                           notes.program[keep])
+
+
+def checkpoint_renderer(path: str | os.PathLike) -> Renderer:
+    """Reconstructions by a training checkpoint: the encoder's mean latent of each real note, decoded."""
+    import torch
+
+    from synth.model.voice import MelFeatures
+    from synth.model.voice_train import load_voice
+
+    voice, encoder, _ = load_voice(path)
+    mel = MelFeatures()
+
+    @torch.no_grad()
+    def render(audio: np.ndarray, pitch: np.ndarray, velocity: np.ndarray, family: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(audio), 16):
+            x = torch.from_numpy(dataset.NoteSet.to_float(audio[i:i + 16]))
+            p = torch.from_numpy(pitch[i:i + 16])
+            v = torch.from_numpy(velocity[i:i + 16].astype(np.float32) / 127)
+            z, _ = encoder(mel(x), p, v)
+            out.append(voice(z, p, v).numpy())
+        return np.concatenate(out)
+    return render
+
+
+def model_renderer(path: str | os.PathLike, latents: dict[int, np.ndarray]) -> Renderer:
+    """A model file's notes at one latent per family (family index → z), resampled to the note set's rate."""
+    from synth.engine.resample import resample
+    from synth.runtime.model import NoteModel
+
+    model = NoteModel(path)
+
+    def render(audio: np.ndarray, pitch: np.ndarray, velocity: np.ndarray, family: np.ndarray) -> np.ndarray:
+        z = np.stack([latents[int(f)] for f in family]).astype(np.float32)
+        p = np.clip(pitch, model.info.pitch_min, model.info.pitch_max)
+        out = np.concatenate([model.render(z[i:i + 16], p[i:i + 16], velocity[i:i + 16] / 127.0)
+                              for i in range(0, len(z), 16)])
+        if model.info.sample_rate != dataset.SAMPLE_RATE:
+            out = resample(out, int(round(out.shape[1] * dataset.SAMPLE_RATE / model.info.sample_rate)))
+        return out[:, :audio.shape[1]]
+    return render
+
+
+def family_table(notes: dataset.NoteSet, ours: np.ndarray, frame_rate: float) -> dict[str, dict[str, list[float]]]:
+    """family → metric → [real median, ours median]."""
+    per: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(lambda: [[], []]))
+    for real, mine, pitch, fam in zip(notes.audio, ours, notes.pitch, notes.family):
+        name = dataset.FAMILIES[int(fam)]
+        for side, audio in enumerate((dataset.NoteSet.to_float(real), mine)):
+            for k, v in note_metrics(audio, dataset.SAMPLE_RATE, int(pitch), frame_rate).items():
+                per[name][k][side].append(v)
+    return {fam: {k: [float(np.nanmedian(v[0])), float(np.nanmedian(v[1]))] for k, v in m.items()}
+            for fam, m in per.items()}
+
+
+def velocity_centroids(notes: dataset.NoteSet, ours: np.ndarray) -> dict[str, dict[int, list[float]]]:
+    """family → velocity → [real, ours] median spectral centroid (Hz): a harder note should be brighter."""
+    from synth.model.sound_metrics import centroid
+
+    out: dict[str, dict[int, list[list[float]]]] = defaultdict(lambda: defaultdict(lambda: [[], []]))
+    for real, mine, vel, fam in zip(notes.audio, ours, notes.velocity, notes.family):
+        cell = out[dataset.FAMILIES[int(fam)]][int(vel)]
+        cell[0].append(centroid(dataset.NoteSet.to_float(real), dataset.SAMPLE_RATE))
+        cell[1].append(centroid(mine, dataset.SAMPLE_RATE))
+    return {f: {v: [float(np.median(c[0])), float(np.median(c[1]))] for v, c in sorted(m.items())}
+            for f, m in out.items()}
+
+
+def format_family_table(table: dict[str, dict[str, list[float]]]) -> str:
+    """One line per family: each metric as real / ours."""
+    head = ["family"] + [m.replace("_", " ") for m in METRICS]
+    rows = [head]
+    for fam in sorted(table):
+        cells = [fam]
+        for m in METRICS:
+            r, o = table[fam].get(m, [math.nan, math.nan])
+            cells.append(f"{r:.1f} / {o:.1f}" if m != "centroid_hz" else f"{r:.0f} / {o:.0f}")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def evaluate_sound(data_dir: Path, render: Renderer, frame_rate: float, per_family: int = 24) -> dict:
+    notes = held_out(data_dir, per_family)
+    ours = render(notes.audio, notes.pitch, notes.velocity, notes.family)
+    bad = ~np.isfinite(ours).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} generated notes are not finite")
+    return {"families": family_table(notes, ours, frame_rate), "velocity_centroid": velocity_centroids(notes, ours),
+            "notes": int(len(notes))}

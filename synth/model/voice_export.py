@@ -1,0 +1,115 @@
+"""ONNX export of the voice: (z, pitch, velocity) → audio at 48 kHz, the harmonic-plus-noise synthesis inside the
+graph, with the contract's metadata. The file appears only when complete."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from synth import __version__
+from synth.model.hnsynth import HOLD_SECONDS, HOP, NOTE_SAMPLES, SAMPLE_RATE
+from synth.model.voice import PITCH_MAX, PITCH_MIN, Voice
+
+VELOCITY_LAYERS = (40, 80, 120)
+DECODER = "harmonic-plus-noise"
+
+
+def write_onnx(module: torch.nn.Module, path: str | os.PathLike, args: tuple[torch.Tensor, ...],
+               input_names: list[str], metadata: dict[str, object]) -> None:
+    """Export any (inputs) → audio module with a dynamic batch and the given metadata; atomic."""
+    import onnx
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    torch.onnx.export(module.eval(), args, str(tmp), input_names=input_names, output_names=["audio"],
+                      dynamic_axes={k: {0: "batch"} for k in input_names + ["audio"]}, opset_version=17, dynamo=False)
+    proto = onnx.load(str(tmp))
+    meta = {"version": __version__} | metadata
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+
+
+def export_voice(voice: Voice, path: str | os.PathLike, metadata: dict[str, object]) -> None:
+    """Write the voice with the contract's metadata (`metadata` adds to it: training_data, metrics, ...)."""
+    z_dim = voice.generator.cfg.z_dim
+    args = (torch.zeros(2, z_dim), torch.tensor([PITCH_MIN, PITCH_MAX]), torch.tensor([0.3, 0.9]))
+    meta = {"sample_rate": SAMPLE_RATE, "z_dim": z_dim, "pitch_min": PITCH_MIN, "pitch_max": PITCH_MAX,
+            "note_seconds": NOTE_SAMPLES / SAMPLE_RATE, "release_seconds": NOTE_SAMPLES / SAMPLE_RATE - HOLD_SECONDS,
+            "velocity_layers": list(VELOCITY_LAYERS), "control_rate": SAMPLE_RATE / HOP, "decoder": DECODER,
+            "net": voice.generator.cfg.to_dict()} | metadata
+    write_onnx(voice, path, args, ["z", "pitch", "velocity"], meta)
+
+
+def voice_from_model_file(path: str | os.PathLike) -> Voice:
+    """Rebuild the voice an exported file was made from (its generator's weights are the graph's initializers,
+    named by parameter), so training can go on from a shipped model when the checkpoint is gone."""
+    import onnx
+    from onnx import numpy_helper
+
+    from synth.model.voice import VoiceConfig
+
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if meta.get("decoder") != DECODER:
+        raise ValueError(f"{path} is not a {DECODER} model")
+    voice = Voice(VoiceConfig.from_dict(json.loads(meta["net"])))
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
+    state = {k: weights[f"generator.{k}"] for k in voice.generator.state_dict() if f"generator.{k}" in weights}
+    missing = voice.generator.load_state_dict(state, strict=False).missing_keys
+    if missing:
+        raise ValueError(f"{path} lacks generator weights {', '.join(missing[:3])}")
+    return voice
+
+
+def _data_facts(data_dir: str) -> dict:
+    build = Path(data_dir) / "build.json"
+    summary = json.loads(build.read_text()) if build.exists() else {}
+    return {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"),
+            "dataset_rate": summary.get("sample_rate")}
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, metrics: dict | list) -> dict:
+    """Export a training checkpoint's voice; returns the training facts stored in the file."""
+    from synth.model.voice_train import load_voice
+
+    voice, _, facts = load_voice(checkpoint)
+    cfg = facts.get("config") or {}
+    training = _data_facts(cfg.get("data_dir", "")) | {
+        "decoder": DECODER, "objective": "VAE: multi-resolution STFT loss on crops + KL to N(0, I)",
+        "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
+        "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
+        "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from")}
+    export_voice(voice, out, {"training_data": training, "metrics": metrics})
+    return training
+
+
+def reexport_model_file(path: str | os.PathLike, out: str | os.PathLike, metrics: dict | list | None) -> dict:
+    """Export a model file's voice again with this version's graph, keeping its metrics unless new ones are given."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    voice = voice_from_model_file(path)
+    training = json.loads(meta.get("training_data", "{}"))
+    export_voice(voice, out, {"training_data": training,
+                              "metrics": metrics if metrics is not None else json.loads(meta.get("metrics", "{}"))})
+    return training
+
+
+def write_card(card: str | os.PathLike, model_path: str | os.PathLike, training: dict, metrics: dict | list) -> None:
+    """A Markdown model card: what the model is, how it was trained, and every measured number (atomic)."""
+    card = Path(card)
+    lines = [f"# Model card: {Path(model_path).name}", "",
+             "GANSynth Live's voice: G(z, pitch, velocity) → harmonic-plus-noise controls at 200 frames/s → 48 kHz "
+             "audio, the synthesis inside the ONNX graph. Trained by `gansynth-live train` on this machine's "
+             "FluidSynth renders of General MIDI soundfonts.", "", "## Training", "", "| fact | value |", "|---|---|"]
+    lines += [f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |" for k, v in training.items()]
+    lines += ["", "## Measured", "", "```json", json.dumps(metrics, indent=1), "```", ""]
+    tmp = card.with_name(f".{card.name}.part")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, card)
