@@ -634,3 +634,9 @@ def main(argv: list[str] | None = None,
                  "install the training extras: pip install 'gansynth-live[train]'")
     except (OSError, ValueError) as e:  # every user-facing error class derives from these
         sys.exit(f"gansynth-live: {e}")
+    except Exception as e:  # torch.load(weights_only=True) refusing a checkpoint that carries code or objects
+        if type(e).__name__ != "UnpicklingError":
+            raise
+        why = next((line.strip().rstrip(".") for line in str(e).splitlines() if "GLOBAL" in line.upper()
+                    and ("unsupported" in line.lower() or "blocked" in line.lower())), "it is not a torch checkpoint")
+        sys.exit(f"gansynth-live: checkpoint not loaded: it holds more than weights ({why})")

@@ -37,7 +37,7 @@ def decode(generator: torch.nn.Module, codec: IFMel, feats: torch.Tensor, pitch:
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[NoteSynth, dict]:
     """The EMA generator of a training checkpoint as a NoteSynth, plus the checkpoint's facts."""
-    ck = torch.load(path, map_location=device, weights_only=False)
+    ck = torch.load(path, map_location=device, weights_only=True)
     check_features(ck.get("features", 1), path)
     g = make_generator(NetConfig.from_dict(ck["net"]))
     g.load_state_dict(ck["G_ema"])

@@ -175,7 +175,7 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
     from synth.model.networks import Encoder1D, NetConfig
     from synth.model.spectral import IFMel, check_features
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     check_features(ck.get("features", 1), checkpoint)
     if ck.get("E") is None:
         raise ValueError(f"{checkpoint} has no encoder: train it with --reconstruct")

@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     pretrained: dict | None = None       # what the run started from (--init-from), for the model card
     earlier: list[dict] = []             # the objectives of the steps before this resume
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         if NetConfig.from_dict(ck["net"]) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{ckpt_path} was trained with another network shape; use a new --out directory")
         check_features(ck.get("features", 1), ckpt_path)
@@ -238,7 +238,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if str(cfg.init_from).endswith(".onnx"):  # the shipped model: its generator, a new critic and encoder
             ck = checkpoint_from_model_file(cfg.init_from)
         else:
-            ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
+            ck = torch.load(cfg.init_from, map_location=device, weights_only=True)
         if replace(NetConfig.from_dict(ck["net"]), fixed_if=cfg.net.fixed_if) != cfg.net or ck["mel"] != cfg.mel:
             raise ValueError(f"{cfg.init_from} has another network shape than this run's")
         for m, k in ((G, "G"), (D, "D"), (G_ema, "G_ema")) + with_e[:1]:
