@@ -397,6 +397,9 @@ class MainWindow(QMainWindow):
         lab["midi"].setText(st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
         if st["recording_s"] is not None:
             self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
+        if st.get("recording_error") and st["recording_error"] != getattr(self, "_told_recording", None):
+            self._told_recording = st["recording_error"]
+            self.report(st["recording_error"])
         self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------

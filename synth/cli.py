@@ -150,10 +150,12 @@ def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
 def cmd_render(a: argparse.Namespace) -> None:
     import time
 
-    from synth.audio_io import write_audio
+    from synth.audio_io import check_output, write_audio
     from synth.engine.offline import render_midi
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
+    check_output(a.out)  # before any work: a render that cannot be written is not rendered
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed render removes its temp file
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
     presets = _load_presets(a, model.info.z_dim)
     t0 = time.perf_counter()
@@ -197,6 +199,11 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if a.record:
+        from synth.audio_io import check_output
+        from synth.engine.recorder import TAKE_FORMATS
+
+        check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
     latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
@@ -233,10 +240,13 @@ def cmd_play(a: argparse.Namespace) -> None:
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
-        t0, announced, last = time.monotonic(), False, 0.0
+        t0, announced, last, told = time.monotonic(), False, 0.0, None
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
+            if out.recorder is not None and out.recorder.error is not told:
+                told = out.recorder.error
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", flush=True)
             if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
                 announced = True
                 print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
@@ -264,10 +274,20 @@ def cmd_play(a: argparse.Namespace) -> None:
             print()
         print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
         if out.recorder is not None:
-            path = out.recorder.close()
-            print(f"recorded {out.recorder.seconds:.1f} s to {path}"
-                  + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
-                  flush=True)
+            path = out.recorder.close()  # OutputError if it cannot be finished: the part file stays, and says so
+            if path is None:
+                print("recorded nothing: no file written", flush=True)
+            else:
+                print(f"recorded {out.recorder.seconds:.1f} s to {path}"
+                      + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped
+                         else ""), flush=True)
+
+
+def cmd_recover(a: argparse.Namespace) -> None:
+    from synth.engine.recorder import recover
+
+    path, seconds = recover(a.part, a.out)
+    print(f"recovered {seconds:.1f} s into {path}")
 
 
 def cmd_devices(a: argparse.Namespace) -> None:
@@ -556,6 +576,11 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
     pl.set_defaults(func=cmd_play)
+
+    rc = sub.add_parser("recover", help="finish the take a stopped or crashed --record left in a hidden .part file")
+    rc.add_argument("part", help="the part file, e.g. .take.flac.x1y2z3.part")
+    rc.add_argument("-o", "--out", help="the take to write (default: the name it was recorded to)")
+    rc.set_defaults(func=cmd_recover)
 
     dv = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     dv.set_defaults(func=cmd_devices)

@@ -91,6 +91,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         st["callback_p99_us"] = audio.callback_us()[1] if audio else 0.0
         st["midi"] = midi.port_name if midi else None
         st["recording_s"] = audio.recorder.seconds if audio and audio.recorder else None
+        st["recording_error"] = audio.recorder.error if audio and audio.recorder else None
         return st
 
     def chain_view() -> list[dict]:
@@ -107,7 +108,8 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         if audio is None or audio.recorder is None:
             return None
         rec, audio.recorder = audio.recorder, None
-        return str(rec.close())
+        path = rec.close()
+        return str(path) if path else None
 
     def add_builtin(kind: str, params: dict) -> None:
         chain.add(builtin(kind, **params))
