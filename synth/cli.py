@@ -128,16 +128,18 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 
 def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
-    from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
+    from synth.engine.latent import PRESETS_DIR, PresetError, scan_presets
 
-    try:
-        presets = load_presets(z_dim, a.presets or PRESETS_DIR)
-    except PresetError as e:
+    if a.presets and not Path(a.presets).is_dir():
+        raise PresetError(f"preset folder {a.presets} not found")
+    presets, problems = scan_presets(z_dim, a.presets or PRESETS_DIR)
+    if problems and not presets:
         if a.presets:
-            raise
+            raise PresetError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         # The shipped presets belong to the shipped model; another model plays its default timbre instead.
-        print(f"note: not using the shipped presets ({e})", file=sys.stderr)
-        presets = []
+        print(f"note: not using the shipped presets ({problems[0]})", file=sys.stderr)
+    for problem in problems if presets else []:
+        print(f"note: preset skipped: {problem}", file=sys.stderr)
     if getattr(a, "preset", None):
         chosen = [p for p in presets if p.name.lower() == a.preset.lower()]
         if not chosen:

@@ -87,7 +87,7 @@ def test_bad_saved_chain_is_one_line_error(tmp_path):
     with pytest.raises(EffectError, match="not valid JSON"):
         parse_chain(str(bad), RATE)
     bad.write_text("[42]")
-    with pytest.raises(EffectError, match="effect 1 of the saved chain is not an effect"):
+    with pytest.raises(EffectError, match="'effect 1' must be a JSON object, not 42"):
         parse_chain(str(bad), RATE)
 
 

@@ -127,7 +127,10 @@ def load_plugin(path: str, state: str | None = None) -> Effect:
     if getattr(plugin, "is_instrument", False) and not getattr(plugin, "is_effect", True):
         raise EffectError(f"plugin {Path(path).name} is an instrument, not an effect")
     if state:
-        plugin.raw_state = base64.b64decode(state)
+        try:
+            plugin.raw_state = base64.b64decode(state, validate=True)
+        except Exception as e:  # noqa: BLE001 - bad base64 or a state the plugin refuses
+            raise EffectError(f"plugin {Path(path).name}: its saved state cannot be restored ({e})") from None
     return Effect("plugin", plugin, path=str(path))
 
 
@@ -196,23 +199,44 @@ class EffectsChain:
         return [fx.to_dict() for fx in self.effects]
 
     @staticmethod
-    def from_list(rate: int, items: list[dict]) -> "EffectsChain":
+    def from_list(rate: int, items: list[dict], where: str = "the saved chain") -> "EffectsChain":
         """Rebuild a saved chain; a malformed entry or a plugin that no longer loads is a one-line error."""
         effects = []
-        for i, d in enumerate(items):
-            if not isinstance(d, dict) or "kind" not in d:
-                raise EffectError(f"effect {i + 1} of the saved chain is not an effect: {d!r}")
-            params = d.get("params", {})
+        for d in check_chain(items, where):
             if d["kind"] == "plugin":
-                fx = load_plugin(d.get("path", ""), d.get("state"))
-                for p, v in params.items():
+                fx = load_plugin(d["path"], d["state"])
+                for p, v in d["params"].items():
                     fx.set(p, v)
             else:
-                fx = builtin(d["kind"], **params)
-            fx.bypass = bool(d.get("bypass", False))
-            fx.uid = str(d.get("uid", fx.uid))
+                fx = builtin(d["kind"], **d["params"])
+            fx.bypass = d["bypass"]
+            fx.uid = d["uid"] or fx.uid
             effects.append(fx)
         return EffectsChain(rate, effects)
+
+
+def check_chain(items: object, where: str) -> list[dict]:
+    """A saved chain's entries with every field checked and typed (EffectError names the entry and field)."""
+    from synth import schema
+
+    try:
+        out = []
+        for i, d in enumerate(schema.items(items, where, "effects", lambda v, _: v, max_len=100)):
+            field = f"effect {i + 1}"
+            d = schema.obj(d, where, field)
+            kind = schema.string(d.get("kind"), where, f"{field} kind", 100)
+            params = schema.obj(d.get("params", {}), where, f"{field} params")
+            out.append({"kind": kind,
+                        "params": {schema.string(k, where, f"{field} params", 200):
+                                   schema.number(v, where, f"{field} params.{k}") for k, v in params.items()},
+                        "bypass": schema.boolean(d.get("bypass", False), where, f"{field} bypass"),
+                        "uid": schema.string(d.get("uid"), where, f"{field} uid", 100, optional=True),
+                        "path": schema.string(d.get("path", "") if kind == "plugin" else "", where,
+                                              f"{field} path", 4096),
+                        "state": schema.string(d.get("state"), where, f"{field} state", 1 << 26, optional=True)})
+        return out
+    except schema.SchemaError as e:
+        raise EffectError(str(e)) from None
 
 
 def parse_chain(spec: str, rate: int) -> EffectsChain:
@@ -224,9 +248,7 @@ def parse_chain(spec: str, rate: int) -> EffectsChain:
             raise EffectError(f"cannot read effects file {spec}: {e.strerror}") from None
         except json.JSONDecodeError as e:
             raise EffectError(f"effects file {spec} is not valid JSON ({e.msg}, line {e.lineno})") from None
-        if not isinstance(items, list):
-            raise EffectError(f"effects file {spec} must hold a list of effects")
-        return EffectsChain.from_list(rate, items)
+        return EffectsChain.from_list(rate, items, f"effects file {spec}")
     chain = EffectsChain(rate)
     for part in filter(None, (p.strip() for p in spec.split(","))):
         if part.lower().endswith(PLUGIN_SUFFIXES):
