@@ -170,9 +170,12 @@ def cmd_render(a: argparse.Namespace) -> None:
     result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels)
     audio = result.audio
     if chain is not None:
-        from synth.engine.effects import apply_offline
+        from synth.engine.effects import EffectError, apply_offline
 
         audio = apply_offline(chain, audio)
+        chain.close()
+        if chain.errors:  # the file would lack an effect the user asked for
+            raise EffectError(f"{chain.errors[0].split(';')[0]}; nothing was written")
     elapsed = time.perf_counter() - t0
     write_audio(a.out, audio, result.rate)
     seconds = len(audio) / result.rate
@@ -246,6 +249,8 @@ def cmd_play(a: argparse.Namespace) -> None:
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
+            while chain is not None and chain.errors:
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", flush=True)
             if out.recorder is not None and out.recorder.error is not told:
                 told = out.recorder.error
                 print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", flush=True)
@@ -269,6 +274,8 @@ def cmd_play(a: argparse.Namespace) -> None:
         pass
     finally:
         out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
+        if chain is not None:
+            chain.close()
         if midi is not None:
             midi.close()
         engine.stop()

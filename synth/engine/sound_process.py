@@ -80,6 +80,8 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     promote_thread()
 
     def status() -> dict:
+        while chain.errors:  # a hosted plugin dropped while playing
+            emit("error", chain.errors.pop(0))
         st = engine.status()
         st["z"] = engine.z.tolist()
         st["keys_held"] = engine.voices.keys_held()
@@ -151,6 +153,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         if midi is not None:
             midi.close()
         engine.stop()
+        chain.close()
 
 
 class SoundProcess:
