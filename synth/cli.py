@@ -176,6 +176,9 @@ def cmd_render(a: argparse.Namespace) -> None:
         chain.close()
         if chain.errors:  # the file would lack an effect the user asked for
             raise EffectError(f"{chain.errors[0].split(';')[0]}; nothing was written")
+        clipping = chain.clipping()
+        if clipping:
+            print(f"warning: {clipping}", flush=True)
     elapsed = time.perf_counter() - t0
     write_audio(a.out, audio, result.rate)
     seconds = len(audio) / result.rate
@@ -245,7 +248,7 @@ def cmd_play(a: argparse.Namespace) -> None:
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
-        t0, announced, last, told = time.monotonic(), False, 0.0, None
+        t0, announced, last, told, warned = time.monotonic(), False, 0.0, None, False
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
@@ -262,6 +265,10 @@ def cmd_play(a: argparse.Namespace) -> None:
                 raise RenderError(st["render_error"])
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
+                clipping = chain.clipping() if chain is not None and not warned else None
+                if clipping:
+                    warned = True
+                    print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
                 p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "

@@ -29,6 +29,7 @@ BUILTINS: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {
     "gain": ("Gain", {"gain_db": (0.0, -60.0, 24.0)}),
 }
 PLUGIN_SUFFIXES = (".vst3", ".component")
+CLIP_TRACE = 0.001  # a share of clipped samples above this is more than a trace, and worth a warning
 
 
 class EffectError(ValueError):
@@ -123,6 +124,7 @@ class EffectsChain:
         self.rate = rate
         self.effects: list[Effect] = list(effects or [])
         self.errors: list[str] = []  # plugins dropped while playing, one line each, for the owner to report
+        self.clipped = self.samples = 0  # what the chain put out beyond full scale, since `clipping()` last ran
         self._swap()
 
     def _swap(self) -> None:
@@ -192,7 +194,20 @@ class EffectsChain:
                 stage.bypass = True
                 self._swap()
                 self.errors.append(f"{e}; it was taken out of the chain and the rest plays on")
+        if self.stages:
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            self.samples += block.size
         return block
+
+    def clipping(self) -> str | None:
+        """A warning line if more than a trace of what the chain put out since the last call was beyond full
+        scale (it will be clipped); counts start again."""
+        clipped, samples = self.clipped, self.samples
+        self.clipped = self.samples = 0
+        if samples and clipped / samples > CLIP_TRACE:
+            return (f"the effects chain drives {100 * clipped / samples:.1f} % of samples past full scale, so they "
+                    "clip: lower a gain, wet level or feedback")
+        return None
 
     def close(self) -> None:
         """End the hosted plugins' processes."""

@@ -79,9 +79,15 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     commands.send(("ready", {"audio_error": audio_error, "midi_error": midi_error, "chain_error": chain_error}))
     promote_thread()
 
+    warned = []
+
     def status() -> dict:
         while chain.errors:  # a hosted plugin dropped while playing
             emit("error", chain.errors.pop(0))
+        clipping = None if warned else chain.clipping()
+        if clipping:
+            warned.append(clipping)
+            emit("error", f"warning: {clipping}")
         st = engine.status()
         st["z"] = engine.z.tolist()
         st["keys_held"] = engine.voices.keys_held()
