@@ -28,10 +28,17 @@ def obj(value: Any, where: str, field: str = "the file") -> dict:
     return value
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer with hundreds of digits
+        return False
+
+
 def number(value: Any, where: str, field: str, lo: float = -math.inf, hi: float = math.inf,
            clamp: bool = False) -> float:
     """A finite number (not a bool) in [lo, hi]; with clamp, one outside the range is brought into it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise fail(where, field, "a finite number", value)
     if lo <= value <= hi:
         return float(value)

@@ -77,15 +77,16 @@ def check_latent(z: object, z_dim: int, where: str) -> np.ndarray:
     """The latent as float32 [z_dim], or PresetError saying what is wrong with it."""
     try:
         arr = np.asarray(z, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PresetError(f"{where}: 'z' must be a list of numbers") from None
     if arr.ndim != 1:
         raise PresetError(f"{where}: 'z' must be a flat list of numbers")
     if len(arr) != z_dim:
         raise PresetError(f"{where}: latent has {len(arr)} numbers but the model needs {z_dim}")
-    if not np.isfinite(arr).all():
+    z = arr.astype(np.float32)
+    if not np.isfinite(z).all():  # after the cast: 1e300 is finite as a double, infinite as a float32
         raise PresetError(f"{where}: latent contains NaN or infinite values")
-    return arr.astype(np.float32)
+    return z
 
 
 def check_name(name: object, where: str) -> str:
