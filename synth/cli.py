@@ -130,8 +130,6 @@ def cmd_eval(a: argparse.Namespace) -> None:
 def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
     from synth.engine.latent import PRESETS_DIR, PresetError, scan_presets
 
-    if a.presets and not Path(a.presets).is_dir():
-        raise PresetError(f"preset folder {a.presets} not found")
     presets, problems = scan_presets(z_dim, a.presets or PRESETS_DIR)
     if problems and not presets:
         if a.presets:
@@ -254,6 +252,10 @@ def cmd_play(a: argparse.Namespace) -> None:
             st = engine.status()
             while chain is not None and chain.errors:
                 print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", flush=True)
+            clipping = chain.clipping() if chain is not None and not warned else None
+            if clipping:
+                warned = True
+                print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
             if out.recorder is not None and out.recorder.error is not told:
                 told = out.recorder.error
                 print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", flush=True)
@@ -265,10 +267,6 @@ def cmd_play(a: argparse.Namespace) -> None:
                 raise RenderError(st["render_error"])
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
-                clipping = chain.clipping() if chain is not None and not warned else None
-                if clipping:
-                    warned = True
-                    print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
                 p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
