@@ -1,6 +1,7 @@
 """Where renders and takes go: the output path is checked before any work, every run writes a temp file of its
 own that no error leaves behind, a full disk is one line, and a take's part file is readable at any moment and
 `recover` finishes it. Disks that fill up or are read-only are small tmpfs mounts made here (root only)."""
+import signal
 import subprocess
 import sys
 import time
@@ -155,3 +156,23 @@ def test_part_names_lead_back_to_the_take(tmp_path):
     (tmp_path / "take.wav").write_bytes(b"mine")
     with pytest.raises(OutputError, match="already exists"):
         check_output(tmp_path / "take.wav", overwrite=False)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_render_stopped_at_any_moment_leaves_no_temp_file_and_no_half_file(tone_model, tmp_path, stop):
+    """Stopped at several moments (while starting, rendering or writing): whatever was reached, no hidden temp
+    file is left and the output is either absent or the whole render."""
+    song = midi_file(tmp_path / "song.mid", [60, 62, 64, 65] * 10)
+    whole = tmp_path / "whole.wav"
+    assert cli("render", song, "-o", whole, "--model", tone_model).returncode == 0
+    for delay in (0.5, 1.5, 2.5, 3.5):
+        out = tmp_path / "out.wav"
+        out.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "synth", "render", str(song), "-o", str(out), "--model",
+                                 str(tone_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(stop)
+        proc.communicate(timeout=120)
+        assert parts(tmp_path) == []
+        if out.exists():
+            assert out.read_bytes() == whole.read_bytes()
