@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import signal
 import sys
 from pathlib import Path
@@ -251,14 +252,15 @@ def cmd_play(a: argparse.Namespace) -> None:
             time.sleep(0.1)
             st = engine.status()
             while chain is not None and chain.errors:
-                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", flush=True)
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", file=sys.stderr,
+                      flush=True)
             clipping = chain.clipping() if chain is not None and not warned else None
             if clipping:
                 warned = True
                 print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
             if out.recorder is not None and out.recorder.error is not told:
                 told = out.recorder.error
-                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", flush=True)
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", file=sys.stderr, flush=True)
             if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
                 announced = True
                 print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
@@ -673,9 +675,7 @@ def main(argv: list[str] | None = None,
                  "install the training extras: pip install 'gansynth-live[train]'")
     except (OSError, ValueError) as e:  # every user-facing error class derives from these
         sys.exit(f"gansynth-live: {e}")
-    except Exception as e:  # torch.load(weights_only=True) refusing a checkpoint that carries code or objects
-        if type(e).__name__ != "UnpicklingError":
-            raise
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) refusing a checkpoint with code in it
         why = next((line.strip().rstrip(".") for line in str(e).splitlines() if "GLOBAL" in line.upper()
                     and ("unsupported" in line.lower() or "blocked" in line.lower())), "it is not a torch checkpoint")
         sys.exit(f"gansynth-live: checkpoint not loaded: it holds more than weights ({why})")

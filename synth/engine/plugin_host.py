@@ -9,6 +9,7 @@ ahead of the audio callback, so the callback never waits on it.
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,10 +82,12 @@ class HostedPlugin:
                  timeout: float = LOAD_SECONDS) -> None:
         self.name = Path(path).name
         self._state = state
+        self._lock = threading.Lock()  # the producer's blocks and the window's edits share one pipe
+        self._closed = False
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, str(path), state, loader), daemon=True,
-                                   name=f"plugin {self.name}")
+                                name=f"plugin {self.name}")
         self.proc.start()
         child.close()
         if not self._conn.poll(timeout):
@@ -104,25 +107,30 @@ class HostedPlugin:
         """What happened to the plugin's process, e.g. 'crashed while loading (signal 11)'."""
         self.proc.join(timeout=5)
         code = self.proc.exitcode
+        self._stop()
         if code is None:
-            self.close()
             return f"stopped answering {when}"
         return f"crashed {when} (signal {-code})" if code < 0 else f"ended its process {when} (exit code {code})"
 
     def _call(self, op: str, *args: Any, timeout: float = 30.0) -> Any:
-        try:
-            self._conn.send((op, *args))
-            if not self._conn.poll(timeout):
-                self.close()
-                raise PluginStopped(f"plugin {self.name} stopped answering in {op} ({timeout:g} s)")
-            kind, value = self._conn.recv()
-        except (EOFError, OSError):
-            raise PluginStopped(f"plugin {self.name} {self._death(f'in {op}')}") from None
+        with self._lock:
+            if self._closed:
+                raise PluginStopped(f"plugin {self.name} was closed")
+            try:
+                self._conn.send((op, *args))
+                if not self._conn.poll(timeout):
+                    self._stop()
+                    raise PluginStopped(f"plugin {self.name} stopped answering in {op} ({timeout:g} s)")
+                kind, value = self._conn.recv()
+            except (EOFError, OSError):
+                raise PluginStopped(f"plugin {self.name} {self._death(f'in {op}')}") from None
         if kind == "error":
             raise EffectError(f"plugin {self.name}: {value}")
         return value
 
     def process(self, block: np.ndarray, rate: float, reset: bool = False, timeout: float = BLOCK_SECONDS) -> np.ndarray:
+        if self._closed:  # removed from the chain while the producer still held the old one: pass it through
+            return block
         return self._call("process", block, rate, reset, timeout=timeout)
 
     def set(self, parameter: str, value: float) -> None:
@@ -144,6 +152,12 @@ class HostedPlugin:
         self._call("reset")
 
     def close(self) -> None:
+        """End the plugin's process (waits for a block in flight)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._closed = True
         try:
             self._conn.close()
         except OSError:
