@@ -176,3 +176,28 @@ def test_a_render_stopped_at_any_moment_leaves_no_temp_file_and_no_half_file(ton
         assert parts(tmp_path) == []
         if out.exists():
             assert out.read_bytes() == whole.read_bytes()
+
+
+def test_play_says_at_once_when_the_disk_fills_under_a_take_and_keeps_it(jack_server, tone_model, mount):
+    """`play --record` on a real JACK server onto a 512 kB disk: the line comes while playing (before, the writer
+    thread died with a traceback and the status showed nothing), Ctrl-C still ends cleanly, and the take holds
+    what fitted."""
+    from tests.procs import lines_of, wait_for
+    from tests.test_record import start_player
+
+    disk = mount("size=512k")
+    take = disk / "take.wav"
+    proc = start_player(tone_model, take)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        line = wait_for(out, "recording stopped: the disk holding", timeout=120)
+        assert "is full; the take keeps its first" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        wait_for(out, f"to {take}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    info = sf.info(str(take))
+    assert info.format == "WAV" and 0.5 < info.duration < 2.0 and parts(disk) == []
