@@ -4,12 +4,12 @@ GIL with the audio callback; every method here returns at once."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from synth.engine.latent import PRESETS_DIR, Preset, PresetError, load_presets, morph, save_preset
+from synth.engine.latent import PRESETS_DIR, Preset, morph, save_preset, scan_presets
 from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessError
 from synth.runtime.model import NoteModel
 
@@ -60,13 +60,17 @@ class Instrument:
         self._posted = 0.0
 
     def _load_presets(self) -> list[Preset]:
+        """The shipped presets, then the user's; a user's preset keeps its name and the shipped one of that name
+        becomes "NAME (shipped)". Files that do not load are skipped and described in `preset_problems`."""
         z_dim = self.model.info.z_dim
-        found: list[Preset] = []
-        for directory in (PRESETS_DIR, self.user_presets):
-            try:
-                found += load_presets(z_dim, directory)
-            except PresetError:  # presets of another model: not playable with this one
-                continue
+        shipped, problems = scan_presets(z_dim, PRESETS_DIR)
+        if problems and not shipped:
+            problems = []  # the shipped presets belong to the shipped model, not to this one
+        user, user_problems = scan_presets(z_dim, self.user_presets)
+        self.preset_problems = problems + user_problems
+        mine = {p.name.casefold() for p in user}
+        shipped = [replace(p, name=f"{p.name} (shipped)") if p.name.casefold() in mine else p for p in shipped]
+        found = shipped + user
         if not found:
             rng = np.random.default_rng(0)
             found = [Preset(f"Random {i + 1}", rng.standard_normal(z_dim).astype(np.float32)) for i in range(4)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeyEvent
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
@@ -18,8 +19,8 @@ from gui.effects_panel import EffectsPanel
 from gui.instrument import Devices, Instrument
 from gui.keyboard import Keyboard, computer_key_pitch
 from gui.morph_pad import MorphPad
-from gui.session import Session, load_session, save_session
-from synth.engine.latent import PresetError
+from gui.session import MASTER_DB, Session, load_session, save_session
+from synth.engine.latent import PresetError, PresetExists
 
 CORNERS = ("Top left", "Top right", "Bottom left", "Bottom right")
 
@@ -91,7 +92,7 @@ class MainWindow(QMainWindow):
         status_box = QGroupBox("Status")
         status_box.setLayout(status)
         self.gain = QSlider(Qt.Orientation.Horizontal)
-        self.gain.setRange(-60, 6)
+        self.gain.setRange(int(MASTER_DB[0]), int(MASTER_DB[1]))
         self.gain.valueChanged.connect(self.on_gain)
         self.gain.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.gain.customContextMenuRequested.connect(
@@ -196,8 +197,15 @@ class MainWindow(QMainWindow):
     # -- session -------------------------------------------------------------------------------------------------
     def _restore(self, s: Session) -> None:
         names = [p.name for p in self.inst.presets]
+        for problem in self.inst.preset_problems:
+            self.report(f"preset skipped: {problem}")
+        self.missing_corners = {}  # corner → the saved preset name that did not load, kept in the session
         for i, box in enumerate(self.corner_boxes):
             wanted = s.corners[i] if i < len(s.corners) and s.corners[i] in names else names[i % len(names)]
+            if i < len(s.corners) and s.corners[i] not in names:
+                self.missing_corners[i] = s.corners[i]
+                self.report(f"the {CORNERS[i].lower()} corner's preset '{s.corners[i]}' is not loaded; playing "
+                            f"'{wanted}' there until it is (the session keeps your choice)")
             box.blockSignals(True)
             box.setCurrentIndex(names.index(wanted))
             box.blockSignals(False)
@@ -224,7 +232,8 @@ class MainWindow(QMainWindow):
             box.setCurrentIndex(i)
 
     def session(self) -> Session:
-        return Session(corners=[c.name for c in self.inst.corners], position=[self.pad.x, self.pad.y],
+        corners = [self.missing_corners.get(i, c.name) for i, c in enumerate(self.inst.corners)]
+        return Session(corners=corners, position=[self.pad.x, self.pad.y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
                        effects=self.inst.effects_list(),
                        devices=self.inst.devices.to_dict(),
@@ -246,6 +255,7 @@ class MainWindow(QMainWindow):
 
     def on_corner(self, corner: int) -> None:
         preset = self.inst.presets[self.corner_boxes[corner].currentIndex()]
+        self.missing_corners.pop(corner, None)
         self.inst.set_corner(corner, preset)
         self.pad.names[corner] = preset.name
         self.pad.update()
@@ -268,7 +278,7 @@ class MainWindow(QMainWindow):
                 return None
         try:
             path = self.inst.save_preset(name.strip(), overwrite=bool(overwrite))
-        except PresetError as e:
+        except PresetExists as e:
             if overwrite is not None:
                 self.report(str(e))
                 return None
@@ -276,12 +286,18 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 return None
             path = self.inst.save_preset(name.strip(), overwrite=True)
-        for box in self.corner_boxes:
+        except (PresetError, OSError) as e:
+            self.report(f"preset not saved: {e}")
+            return None
+        for box, corner in zip(self.corner_boxes, self.inst.corners):
             box.blockSignals(True)
-            current = box.currentText()
             box.clear()
             box.addItems([p.name for p in self.inst.presets])
-            box.setCurrentText(current)
+            # the same timbre as before, also where a shipped preset was renamed "NAME (shipped)" by this save
+            same = [k for k, p in enumerate(self.inst.presets) if np.array_equal(p.z, corner.z)]
+            if same:
+                box.setCurrentIndex(same[0])
+                self.inst.corners[self.corner_boxes.index(box)] = self.inst.presets[same[0]]
             box.blockSignals(False)
         self.statusBar().showMessage(f"saved {path}", 5000)
         return path
@@ -397,6 +413,9 @@ class MainWindow(QMainWindow):
         lab["midi"].setText(st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
         if st["recording_s"] is not None:
             self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
+        if st.get("recording_error") and st["recording_error"] != getattr(self, "_told_recording", None):
+            self._told_recording = st["recording_error"]
+            self.report(st["recording_error"])
         self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------

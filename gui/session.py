@@ -8,6 +8,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from synth import schema
+
+MASTER_DB = (-60.0, 6.0)  # the master slider's range
+
 
 def config_dir() -> Path:
     """~/.config/gansynth-live, or $GANSYNTH_LIVE_CONFIG."""
@@ -35,20 +39,63 @@ def save_session(session: Session, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def check_session(data: object, where: str) -> Session:
+    """A Session from a file's JSON with every field checked (SchemaError names the field); positions and the
+    master level are brought into range, anything else wrongly typed is refused."""
+    from synth.engine.effects import check_chain
+
+    data = schema.obj(data, where)
+    s = Session()
+    if "corners" in data:
+        s.corners = schema.items(data["corners"], where, "corners", lambda v, f: schema.string(v, where, f, 200), 4)
+    if "position" in data:
+        pos = schema.items(data["position"], where, "position", lambda v, f: schema.number(v, where, f, 0, 1, True))
+        if len(pos) != 2:
+            raise schema.fail(where, "position", "two numbers [x, y]", data["position"])
+        s.position = pos
+    if "snap" in data:
+        s.snap = schema.boolean(data["snap"], where, "snap")
+    if "master_db" in data:
+        s.master_db = schema.number(data["master_db"], where, "master_db", MASTER_DB[0], MASTER_DB[1], clamp=True)
+    if "effects" in data:
+        s.effects = [{k: v for k, v in fx.items() if v is not None} for fx in check_chain(data["effects"], where)]
+    if "devices" in data:
+        d = schema.obj(data["devices"], where, "devices")
+        s.devices = {k: schema.string(d[k], where, f"devices.{k}", 500, optional=True)
+                     for k in ("audio_out", "host_api", "midi_in", "midi_api") if k in d}
+        if "rate" in d:
+            s.devices["rate"] = schema.integer(d["rate"], where, "devices.rate", 8000, 384000)
+        if "block" in d:
+            s.devices["block"] = schema.integer(d["block"], where, "devices.block", 16, 8192)
+    if "mappings" in data:
+        m = schema.obj(data["mappings"], where, "mappings")
+        for control, pair in m.items():
+            field = f"mappings.{control}"
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise schema.fail(where, field, "[channel, controller]", pair)
+            s.mappings[control] = [schema.integer(pair[0], where, f"{field} channel", 0, 15),
+                                   schema.integer(pair[1], where, f"{field} controller", 0, 127)]
+    if "velocity" in data:
+        s.velocity = schema.integer(data["velocity"], where, "velocity", 0, 127)
+    return s
+
+
 def load_session(path: Path) -> tuple[Session, str | None]:
-    """(session, problem): a missing file is a fresh session; an unreadable one is renamed aside and described."""
+    """(session, problem): a missing file is a fresh session; one that cannot be read or holds a wrongly typed
+    value is renamed aside (so the next start is not refused again) and described in one line."""
     if not path.exists():
         return Session(), None
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        known = Session.__dataclass_fields__
-        session = Session(**{k: v for k, v in data.items() if k in known})
-        if len(session.position) != 2 or not all(isinstance(v, (int, float)) for v in session.position):
-            raise ValueError("bad pad position")
-        return session, None
-    except (OSError, ValueError, TypeError) as e:
+        return check_session(json.loads(path.read_text(encoding="utf-8")), str(path)), None
+    except (OSError, ValueError, RecursionError) as e:
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(path, aside)
-        return Session(), f"the saved session {path} could not be read ({e}); it was moved to {aside.name}"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+        why = str(e).removeprefix(f"{path}: ")
+        try:
+            os.replace(path, aside)
+        except OSError as moved:
+            return Session(), f"the saved session {path} could not be read ({why}) nor moved aside ({moved})"
+        return Session(), f"the saved session {path} could not be read ({why}); it was moved to {aside.name}"

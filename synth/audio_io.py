@@ -1,52 +1,112 @@
-"""WAV writing with the standard library: 16-bit PCM, written atomically so a render is never half a file."""
+"""Audio files out: the output path checked before any work, a temp file of this run's own in the target folder,
+removed on every error (and Ctrl-C/SIGTERM), and an atomic rename once the file is complete, so a render or a
+take is never half a file and two runs writing one name never share a temp file."""
 from __future__ import annotations
 
+import errno
 import os
-import wave
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}
+_PART = re.compile(r"^\.(?P<name>.+?\.(?:wav|flac|aiff|aif|ogg))(?:\.[A-Za-z0-9_]+)?\.part$", re.IGNORECASE)
+
+
+class OutputError(ValueError):
+    """An output file that cannot be written (or finished), said in one line."""
+
+
+def check_output(path: str | os.PathLike, formats: tuple[str, ...] = tuple(FORMATS), overwrite: bool = True,
+                 what: str = "write") -> Path:
+    """The output path if it can be written: a known extension, an existing writable folder, and (unless
+    overwrite) no file there yet. Creates and removes a probe file, so a read-only disk is caught now."""
+    path = Path(path)
+    if path.suffix.lower() not in formats:
+        names = ", ".join(formats[:-1]) + " or " + formats[-1] if len(formats) > 1 else formats[0]
+        raise OutputError(f"cannot {what} '{path.name}': use a {names} file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot {what} {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise OutputError(f"cannot {what} {path}: it is a folder")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; choose another name or pass --overwrite")
+    try:
+        temp_path(path).unlink()
+    except OSError as e:
+        raise OutputError(f"cannot {what} {path}: folder {folder} is not writable ({e.strerror})") from None
+    return path
+
+
+def temp_path(path: Path, suffix: str = ".probe") -> Path:
+    """A new, empty file of this run's own beside `path`: hidden, named after it, unique (created exclusively)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def part_path(path: Path) -> Path:
+    """The hidden part file a run writes before renaming it to `path` (`recover` knows the name back)."""
+    return temp_path(path, ".part")
+
+
+def final_name(part: str | os.PathLike) -> Path:
+    """The file a part file was meant to become: `.take.wav.k3j2_a9.part` → `take.wav`."""
+    part = Path(part)
+    m = _PART.match(part.name)
+    if m is None:
+        raise OutputError(f"{part.name} is not a part file of ours (.NAME.wav….part or .NAME.flac….part)")
+    return part.with_name(m["name"])
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of space (libsndfile says only "System error")."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
+    """Write float audio in [-1, 1] ([frames] or [frames, channels]) by extension, atomically (16-bit PCM unless
+    `subtype` says otherwise; .ogg is Vorbis)."""
+    import soundfile as sf
+
+    path = check_output(path)
+    data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    fmt = FORMATS[path.suffix.lower()]
+    subtype = subtype or ("VORBIS" if fmt == "OGG" else "PCM_16")
+    tmp = part_path(path)
+    try:
+        sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
+        os.replace(tmp, path)
+    except (sf.LibsndfileError, OSError) as e:
+        full = disk_full(e, path.parent)
+        tmp.unlink(missing_ok=True)
+        if full:
+            mb = data.nbytes / 2 / 1e6
+            raise OutputError(f"the disk holding {path.parent} is full: {path.name} (about {mb:.0f} MB) was not "
+                              "written, nothing was left behind") from None
+        raise OutputError(f"cannot write {path}: {e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
-    """Write float audio in [-1, 1] ([frames] or [frames, channels]) as 16-bit PCM via a temp file and rename."""
-    path = Path(path)
-    data = np.asarray(audio, dtype=np.float32)
-    channels = 1 if data.ndim == 1 else data.shape[1]
-    pcm = (np.clip(data, -1.0, 1.0) * 32767).astype("<i2")
-    tmp = path.with_name(f".{path.name}.part")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
+    """16-bit PCM WAV, atomically."""
+    write_audio(path, audio, sample_rate)
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read 16-bit PCM WAV → (float32 [frames, channels], sample rate)."""
-    with wave.open(str(path)) as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
-        return pcm.astype(np.float32) / 32768.0, w.getframerate()
+    """Read a WAV file → (float32 [frames, channels], sample rate)."""
+    import soundfile as sf
 
-
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
-    """Write a render atomically by extension: .wav (16-bit, standard library) or .flac/.aiff/.ogg (pedalboard)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".wav":
-        write_wav(path, audio, sample_rate)
-        return
-    if suffix not in (".flac", ".aiff", ".aif", ".ogg"):
-        raise ValueError(f"cannot write '{path.name}': use a .wav, .flac, .aiff or .ogg file name")
-    from pedalboard.io import AudioFile
-
-    data = np.asarray(audio, dtype=np.float32)
-    data = data[None] if data.ndim == 1 else data.T
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as f, AudioFile(f, "w", sample_rate, data.shape[0], bit_depth=16,
-                                         format=suffix.lstrip(".")) as out:
-        out.write(np.clip(data, -1.0, 1.0))
-    os.replace(tmp, path)
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return audio, rate

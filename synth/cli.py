@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import signal
 import sys
 from pathlib import Path
@@ -83,16 +84,16 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 
 def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
-    from synth.engine.latent import PRESETS_DIR, PresetError, load_presets
+    from synth.engine.latent import PRESETS_DIR, PresetError, scan_presets
 
-    try:
-        presets = load_presets(z_dim, a.presets or PRESETS_DIR)
-    except PresetError as e:
+    presets, problems = scan_presets(z_dim, a.presets or PRESETS_DIR)
+    if problems and not presets:
         if a.presets:
-            raise
+            raise PresetError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         # The shipped presets belong to the shipped model; another model plays its default timbre instead.
-        print(f"note: not using the shipped presets ({e})", file=sys.stderr)
-        presets = []
+        print(f"note: not using the shipped presets ({problems[0]})", file=sys.stderr)
+    for problem in problems if presets else []:
+        print(f"note: preset skipped: {problem}", file=sys.stderr)
     if getattr(a, "preset", None):
         chosen = [p for p in presets if p.name.lower() == a.preset.lower()]
         if not chosen:
@@ -105,10 +106,12 @@ def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
 def cmd_render(a: argparse.Namespace) -> None:
     import time
 
-    from synth.audio_io import write_audio
+    from synth.audio_io import check_output, write_audio
     from synth.engine.offline import render_midi
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
+    check_output(a.out)  # before any work: a render that cannot be written is not rendered
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed render removes its temp file
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
     presets = _load_presets(a, model.info.z_dim)
     t0 = time.perf_counter()
@@ -121,9 +124,15 @@ def cmd_render(a: argparse.Namespace) -> None:
     result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels)
     audio = result.audio
     if chain is not None:
-        from synth.engine.effects import apply_offline
+        from synth.engine.effects import EffectError, apply_offline
 
         audio = apply_offline(chain, audio)
+        chain.close()
+        if chain.errors:  # the file would lack an effect the user asked for
+            raise EffectError(f"{chain.errors[0].split(';')[0]}; nothing was written")
+        clipping = chain.clipping()
+        if clipping:
+            print(f"warning: {clipping}", flush=True)
     elapsed = time.perf_counter() - t0
     write_audio(a.out, audio, result.rate)
     seconds = len(audio) / result.rate
@@ -152,6 +161,11 @@ def cmd_play(a: argparse.Namespace) -> None:
     from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if a.record:
+        from synth.audio_io import check_output
+        from synth.engine.recorder import TAKE_FORMATS
+
+        check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
     latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
@@ -188,10 +202,20 @@ def cmd_play(a: argparse.Namespace) -> None:
         print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
-        t0, announced, last = time.monotonic(), False, 0.0
+        t0, announced, last, told, warned = time.monotonic(), False, 0.0, None, False
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
+            while chain is not None and chain.errors:
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", file=sys.stderr,
+                      flush=True)
+            clipping = chain.clipping() if chain is not None and not warned else None
+            if clipping:
+                warned = True
+                print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
+            if out.recorder is not None and out.recorder.error is not told:
+                told = out.recorder.error
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", file=sys.stderr, flush=True)
             if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
                 announced = True
                 print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
@@ -212,6 +236,8 @@ def cmd_play(a: argparse.Namespace) -> None:
         pass
     finally:
         out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
+        if chain is not None:
+            chain.close()
         if midi is not None:
             midi.close()
         engine.stop()
@@ -219,10 +245,20 @@ def cmd_play(a: argparse.Namespace) -> None:
             print()
         print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
         if out.recorder is not None:
-            path = out.recorder.close()
-            print(f"recorded {out.recorder.seconds:.1f} s to {path}"
-                  + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
-                  flush=True)
+            path = out.recorder.close()  # OutputError if it cannot be finished: the part file stays, and says so
+            if path is None:
+                print("recorded nothing: no file written", flush=True)
+            else:
+                print(f"recorded {out.recorder.seconds:.1f} s to {path}"
+                      + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped
+                         else ""), flush=True)
+
+
+def cmd_recover(a: argparse.Namespace) -> None:
+    from synth.engine.recorder import recover
+
+    path, seconds = recover(a.part, a.out)
+    print(f"recovered {seconds:.1f} s into {path}")
 
 
 def cmd_devices(a: argparse.Namespace) -> None:
@@ -489,6 +525,11 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
     pl.set_defaults(func=cmd_play)
 
+    rc = sub.add_parser("recover", help="finish the take a stopped or crashed --record left in a hidden .part file")
+    rc.add_argument("part", help="the part file, e.g. .take.flac.x1y2z3.part")
+    rc.add_argument("-o", "--out", help="the take to write (default: the name it was recorded to)")
+    rc.set_defaults(func=cmd_recover)
+
     dv = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     dv.set_defaults(func=cmd_devices)
 
@@ -566,3 +607,7 @@ def main(argv: list[str] | None = None,
                  "install the training extras: pip install 'gansynth-live[train]'")
     except (OSError, ValueError) as e:  # every user-facing error class derives from these
         sys.exit(f"gansynth-live: {e}")
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) refusing a checkpoint with code in it
+        why = next((line.strip().rstrip(".") for line in str(e).splitlines() if "GLOBAL" in line.upper()
+                    and ("unsupported" in line.lower() or "blocked" in line.lower())), "it is not a torch checkpoint")
+        sys.exit(f"gansynth-live: checkpoint not loaded: it holds more than weights ({why})")

@@ -1,13 +1,16 @@
 """The effects chain with pedalboard's real effects: each changes the sound measurably, edits and saved chains
 round-trip, and bad effects, parameters and plugins give one-line errors while the chain keeps working."""
+import base64
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from synth.engine.effects import EffectError, EffectsChain, apply_offline, builtin, load_plugin, parse_chain
+from tests import plugin_standins
 
 RATE = 48000
 
@@ -87,7 +90,7 @@ def test_bad_saved_chain_is_one_line_error(tmp_path):
     with pytest.raises(EffectError, match="not valid JSON"):
         parse_chain(str(bad), RATE)
     bad.write_text("[42]")
-    with pytest.raises(EffectError, match="effect 1 of the saved chain is not an effect"):
+    with pytest.raises(EffectError, match="'effect 1' must be a JSON object, not 42"):
         parse_chain(str(bad), RATE)
 
 
@@ -118,3 +121,73 @@ def test_hosting_a_real_vst3_plugin():
                 "(lsp-plugins-vst, dragonfly-reverb-vst), LV2 and LADSPA, and pedalboard hosts only VST3 (and AU on "
                 "macOS). Loading, parameters, bypass, order and saved state are covered with the built-ins above; "
                 "the plugin path's error and crash handling with real files.")
+
+
+@pytest.mark.parametrize("loader, says", [
+    (plugin_standins.exits_on_the_fourth_block, "ended its process in process (exit code 3)"),
+    (plugin_standins.segfaults_on_the_fourth_block, "crashed in process (signal 11)"),
+    (plugin_standins.hangs_on_the_fourth_block, "stopped answering in process"),
+], ids=["exit", "segfault", "hang"])
+def test_a_plugin_that_dies_while_playing_is_dropped_and_the_chain_plays_on(tmp_path, loader, says):
+    """Third-party plugins run in processes of their own (synth.engine.plugin_host): when one exits, crashes or
+    hangs on its fourth block the host is untouched, the chain goes on without it and says so in one line."""
+    path = tmp_path / "Bad.vst3"
+    path.mkdir()
+    chain = parse_chain("gain:gain_db=-6", RATE)
+    state = base64.b64encode(b"saved").decode()
+    chain.add(load_plugin(str(path), state, loader=loader))
+    chain.add(builtin("gain", gain_db=-6))
+    x = np.stack([burst(total=0.01)] * 2)[:, :128].copy()
+    quarter = 10 ** (-12 / 20)
+    outs = [chain.process(x.copy(), timeout=1.0) for _ in range(6)]
+    for k, y in enumerate(outs):
+        expected = x * quarter * (0.5 if k < 3 else 1.0)  # the stand-in halves the level until it dies
+        assert np.allclose(y, expected, atol=1e-5), k
+    assert len(chain.errors) == 1 and "\n" not in chain.errors[0]
+    assert chain.errors[0].startswith("plugin Bad.vst3 " + says) and "the rest plays on" in chain.errors[0]
+    assert chain.effects[1].bypass and chain.to_list()[1]["state"] == state  # the user's setting is not lost
+    chain.close()
+
+
+def test_a_plugin_that_calls_exit_while_loading_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "Exit.vst3"
+    path.mkdir()
+    with pytest.raises(EffectError, match=r"^plugin Exit.vst3 ended its process while loading \(exit code 0\); "):
+        load_plugin(str(path), loader=plugin_standins.exits_while_loading)
+
+
+def test_render_with_a_real_plugin_that_calls_exit_while_loading_fails_in_one_line(tone_model, tmp_path):
+    """A real shared library whose VST3 factory calls exit(0): before, the scan passed it and render then exited 0
+    with no file and no word."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the plugin")
+    bundle = tmp_path / "Exit.vst3" / "Contents" / "x86_64-linux"
+    bundle.mkdir(parents=True)
+    src = tmp_path / "exit.c"
+    src.write_text("#include <stdlib.h>\nvoid *GetPluginFactory(void) { exit(0); return 0; }\n"
+                   "int ModuleEntry(void *h) { return 1; }\nint ModuleExit(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(bundle / "Exit.so"), str(src)], check=True)
+    from synth.demo import DEMO_MIDI
+    out = tmp_path / "x.wav"
+    r = subprocess.run([sys.executable, "-m", "synth", "render", str(DEMO_MIDI), "-o", str(out), "--model",
+                        str(tone_model), "--effects", str(tmp_path / "Exit.vst3")], capture_output=True, text=True)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("gansynth-live:")]
+    assert r.returncode == 1 and len(errors) == 1, r.stderr
+    assert "plugin Exit.vst3 ended its process while loading (exit code 0)" in errors[0]
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_a_chain_that_clips_says_so_in_one_line(tone_model, tmp_path):
+    """Twenty reverbs and a +24 dB gain (the issue's case clipped 94 % of samples with no word); one gentle reverb
+    does not warn."""
+    from synth.demo import DEMO_MIDI
+    loud = ",".join(["reverb:room_size=0.9:wet_level=1"] * 20 + ["gain:gain_db=24"])
+    for effects, warns in ((loud, True), ("reverb:wet_level=0.2", False)):
+        r = subprocess.run([sys.executable, "-m", "synth", "render", str(DEMO_MIDI), "-o", str(tmp_path / "x.wav"),
+                            "--model", str(tone_model), "--effects", effects], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        warnings = [line for line in r.stdout.splitlines() if line.startswith("warning: the effects chain")]
+        assert len(warnings) == (1 if warns else 0), r.stdout
+    chain = parse_chain(loud, RATE)
+    chain.process(np.stack([burst(total=0.1)] * 2))
+    assert "% of samples past full scale" in chain.clipping() and chain.clipping() is None  # counts start again

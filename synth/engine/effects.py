@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -30,6 +29,7 @@ BUILTINS: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {
     "gain": ("Gain", {"gain_db": (0.0, -60.0, 24.0)}),
 }
 PLUGIN_SUFFIXES = (".vst3", ".component")
+CLIP_TRACE = 0.001  # a share of clipped samples above this is more than a trace, and worth a warning
 
 
 class EffectError(ValueError):
@@ -51,16 +51,10 @@ class Effect:
         return Path(self.path).stem if self.path else self.kind
 
     def parameters(self) -> dict[str, tuple[float, float, float]]:
-        """Every parameter as (value, minimum, maximum)."""
+        """Every (numeric) parameter as (value, minimum, maximum)."""
         if self.path is None:
             return {p: (float(getattr(self.plugin, p)), lo, hi) for p, (lo, hi) in self.ranges.items()}
-        out = {}
-        for p, param in self.plugin.parameters.items():
-            try:
-                out[p] = (float(getattr(self.plugin, p)), float(param.min_value), float(param.max_value))
-            except (TypeError, ValueError, AttributeError):  # boolean or text choices: not a number
-                continue
-        return out
+        return self.plugin.parameters()
 
     def set(self, parameter: str, value: float) -> None:
         params = self.parameters()
@@ -69,7 +63,10 @@ class Effect:
         _, lo, hi = params[parameter]
         if not (lo <= float(value) <= hi):
             raise EffectError(f"{self.name} {parameter} must be between {lo:g} and {hi:g}, not {value:g}")
-        setattr(self.plugin, parameter, float(value))
+        if self.path is None:
+            setattr(self.plugin, parameter, float(value))
+        else:
+            self.plugin.set(parameter, float(value))
 
     def to_dict(self) -> dict:
         d: dict = {"kind": self.kind, "uid": self.uid, "bypass": self.bypass,
@@ -96,38 +93,24 @@ def builtin(kind: str, **params: float) -> Effect:
     return fx
 
 
-def check_plugin_loads(path: str, timeout: float = 60.0) -> None:
-    """Scan a plugin in a throwaway process first, so one that crashes while loading takes only that with it."""
+def load_plugin(path: str, state: str | None = None, loader: Callable[[str], object] | None = None) -> Effect:
+    """Host a third-party plugin in a process of its own (synth.engine.plugin_host), optionally with its saved
+    state; `loader` replaces pedalboard.load_plugin there (tests stand in for plugins that misbehave)."""
+    from synth.engine.plugin_host import HostedPlugin, load_vst
+
     p = Path(path)
     if not p.exists():
         raise EffectError(f"no plugin at {path}")
     if p.suffix.lower() not in PLUGIN_SUFFIXES:
         raise EffectError(f"{p.name} is not a VST3 (.vst3) or Audio Unit (.component) plugin")
-    code = "import sys, pedalboard; pedalboard.load_plugin(sys.argv[1])"
     try:
-        r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise EffectError(f"plugin {p.name} did not finish loading in {timeout:.0f} s") from None
-    if r.returncode < 0:
-        raise EffectError(f"plugin {p.name} crashed while loading (signal {-r.returncode}); the chain is unchanged")
-    if r.returncode != 0:
-        why = (r.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise EffectError(f"plugin {p.name} cannot be loaded: {why}")
-
-
-def load_plugin(path: str, state: str | None = None) -> Effect:
-    """Host a third-party plugin (checked in a separate process first); optionally restore its saved state."""
-    import pedalboard
-
-    check_plugin_loads(path)
-    try:
-        plugin = pedalboard.load_plugin(str(path))
-    except Exception as e:  # noqa: BLE001 - a plugin can fail in any way; say which one and go on
-        raise EffectError(f"plugin {Path(path).name} cannot be loaded: {e}") from None
-    if getattr(plugin, "is_instrument", False) and not getattr(plugin, "is_effect", True):
-        raise EffectError(f"plugin {Path(path).name} is an instrument, not an effect")
-    if state:
-        plugin.raw_state = base64.b64decode(state)
+        raw = base64.b64decode(state, validate=True) if state else None
+    except ValueError:
+        raise EffectError(f"plugin {p.name}: its saved state is not base64 text") from None
+    plugin = HostedPlugin(str(path), raw, loader or load_vst)
+    if plugin.is_instrument and not plugin.is_effect:
+        plugin.close()
+        raise EffectError(f"plugin {p.name} is an instrument, not an effect")
     return Effect("plugin", plugin, path=str(path))
 
 
@@ -140,10 +123,23 @@ class EffectsChain:
         self._pedalboard = pedalboard.Pedalboard
         self.rate = rate
         self.effects: list[Effect] = list(effects or [])
+        self.errors: list[str] = []  # plugins dropped while playing, one line each, for the owner to report
+        self.clipped = self.samples = 0  # what the chain put out beyond full scale, since `clipping()` last ran
         self._swap()
 
     def _swap(self) -> None:
-        self.board = self._pedalboard([fx.plugin for fx in self.effects if not fx.bypass])
+        """The active effects as stages: runs of built-ins in one Pedalboard, each hosted plugin on its own."""
+        stages: list = []
+        for fx in self.effects:
+            if fx.bypass:
+                continue
+            if fx.path is not None:
+                stages.append(fx)
+            elif stages and not isinstance(stages[-1], Effect):
+                stages[-1].append(fx.plugin)
+            else:
+                stages.append(self._pedalboard([fx.plugin]))
+        self.stages = stages  # one assignment: the producer sees the old list or the new one
 
     def __len__(self) -> int:
         return len(self.effects)
@@ -154,9 +150,11 @@ class EffectsChain:
         return fx
 
     def remove(self, index: int) -> None:
-        self._at(index)
+        fx = self._at(index)
         del self.effects[index]
         self._swap()
+        if fx.path is not None:
+            fx.plugin.close()
 
     def move(self, index: int, to: int) -> None:
         fx = self._at(index)
@@ -180,12 +178,42 @@ class EffectsChain:
             raise EffectError(f"no effect number {index + 1} in the chain (it has {len(self.effects)})")
         return self.effects[index]
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Stream one stereo block [2, frames] through the active effects; may return fewer frames (plugin latency)."""
-        board = self.board
-        if len(board) == 0:
-            return block
-        return board(block, self.rate, reset=False)
+    def process(self, block: np.ndarray, reset: bool = False, timeout: float | None = None) -> np.ndarray:
+        """Stream one stereo block [2, frames] through the active effects; may return fewer frames (plugin
+        latency). A hosted plugin whose process dies or hangs is dropped from the chain (bypassed, with a line in
+        `errors`) and the block goes on without it."""
+        from synth.engine.plugin_host import BLOCK_SECONDS, PluginStopped
+
+        for stage in self.stages:
+            if not isinstance(stage, Effect):
+                block = stage(block, self.rate, reset=reset)
+                continue
+            try:
+                block = stage.plugin.process(block, self.rate, reset, timeout or BLOCK_SECONDS)
+            except PluginStopped as e:
+                stage.bypass = True
+                self._swap()
+                self.errors.append(f"{e}; it was taken out of the chain and the rest plays on")
+        if self.stages:
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            self.samples += block.size
+        return block
+
+    def clipping(self) -> str | None:
+        """A warning line if more than a trace of what the chain put out since the last call was beyond full
+        scale (it will be clipped); counts start again."""
+        clipped, samples = self.clipped, self.samples
+        self.clipped = self.samples = 0
+        if samples and clipped / samples > CLIP_TRACE:
+            return (f"the effects chain drives {100 * clipped / samples:.1f} % of samples past full scale, so they "
+                    "clip: lower a gain, wet level or feedback")
+        return None
+
+    def close(self) -> None:
+        """End the hosted plugins' processes."""
+        for fx in self.effects:
+            if fx.path is not None:
+                fx.plugin.close()
 
     def reset(self) -> None:
         """Clear every effect's tail (before an offline render)."""
@@ -196,23 +224,44 @@ class EffectsChain:
         return [fx.to_dict() for fx in self.effects]
 
     @staticmethod
-    def from_list(rate: int, items: list[dict]) -> "EffectsChain":
+    def from_list(rate: int, items: list[dict], where: str = "the saved chain") -> "EffectsChain":
         """Rebuild a saved chain; a malformed entry or a plugin that no longer loads is a one-line error."""
         effects = []
-        for i, d in enumerate(items):
-            if not isinstance(d, dict) or "kind" not in d:
-                raise EffectError(f"effect {i + 1} of the saved chain is not an effect: {d!r}")
-            params = d.get("params", {})
+        for d in check_chain(items, where):
             if d["kind"] == "plugin":
-                fx = load_plugin(d.get("path", ""), d.get("state"))
-                for p, v in params.items():
+                fx = load_plugin(d["path"], d["state"])
+                for p, v in d["params"].items():
                     fx.set(p, v)
             else:
-                fx = builtin(d["kind"], **params)
-            fx.bypass = bool(d.get("bypass", False))
-            fx.uid = str(d.get("uid", fx.uid))
+                fx = builtin(d["kind"], **d["params"])
+            fx.bypass = d["bypass"]
+            fx.uid = d["uid"] or fx.uid
             effects.append(fx)
         return EffectsChain(rate, effects)
+
+
+def check_chain(items: object, where: str) -> list[dict]:
+    """A saved chain's entries with every field checked and typed (EffectError names the entry and field)."""
+    from synth import schema
+
+    try:
+        out = []
+        for i, d in enumerate(schema.items(items, where, "effects", lambda v, _: v, max_len=100)):
+            field = f"effect {i + 1}"
+            d = schema.obj(d, where, field)
+            kind = schema.string(d.get("kind"), where, f"{field} kind", 100)
+            params = schema.obj(d.get("params", {}), where, f"{field} params")
+            out.append({"kind": kind,
+                        "params": {schema.string(k, where, f"{field} params", 200):
+                                   schema.number(v, where, f"{field} params.{k}") for k, v in params.items()},
+                        "bypass": schema.boolean(d.get("bypass", False), where, f"{field} bypass"),
+                        "uid": schema.string(d.get("uid"), where, f"{field} uid", 100, optional=True),
+                        "path": schema.string(d.get("path", "") if kind == "plugin" else "", where,
+                                              f"{field} path", 4096),
+                        "state": schema.string(d.get("state"), where, f"{field} state", 1 << 26, optional=True)})
+        return out
+    except schema.SchemaError as e:
+        raise EffectError(str(e)) from None
 
 
 def parse_chain(spec: str, rate: int) -> EffectsChain:
@@ -224,9 +273,7 @@ def parse_chain(spec: str, rate: int) -> EffectsChain:
             raise EffectError(f"cannot read effects file {spec}: {e.strerror}") from None
         except json.JSONDecodeError as e:
             raise EffectError(f"effects file {spec} is not valid JSON ({e.msg}, line {e.lineno})") from None
-        if not isinstance(items, list):
-            raise EffectError(f"effects file {spec} must hold a list of effects")
-        return EffectsChain.from_list(rate, items)
+        return EffectsChain.from_list(rate, items, f"effects file {spec}")
     chain = EffectsChain(rate)
     for part in filter(None, (p.strip() for p in spec.split(","))):
         if part.lower().endswith(PLUGIN_SUFFIXES):
@@ -250,7 +297,7 @@ def apply_offline(chain: EffectsChain, mono: np.ndarray, tail_seconds: float = 4
     x = np.zeros((2, len(mono) + int(tail_seconds * chain.rate)), dtype=np.float32)
     x[:, :len(mono)] = mono
     chain.reset()
-    y = chain.board(x, chain.rate, reset=True) if len(chain.board) else x
+    y = chain.process(x, reset=True, timeout=60 + x.shape[1] / chain.rate)
     loud = np.flatnonzero(np.abs(y).max(axis=0) > 10 ** (-90 / 20))
     end = max(len(mono), int(loud[-1]) + 1 if len(loud) else 0)
     return np.ascontiguousarray(y[:, :end].T)

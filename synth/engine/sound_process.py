@@ -79,7 +79,15 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     commands.send(("ready", {"audio_error": audio_error, "midi_error": midi_error, "chain_error": chain_error}))
     promote_thread()
 
+    warned = []
+
     def status() -> dict:
+        while chain.errors:  # a hosted plugin dropped while playing
+            emit("error", chain.errors.pop(0))
+        clipping = None if warned else chain.clipping()
+        if clipping:
+            warned.append(clipping)
+            emit("error", f"warning: {clipping}")
         st = engine.status()
         st["z"] = engine.z.tolist()
         st["keys_held"] = engine.voices.keys_held()
@@ -91,6 +99,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         st["callback_p99_us"] = audio.callback_us()[1] if audio else 0.0
         st["midi"] = midi.port_name if midi else None
         st["recording_s"] = audio.recorder.seconds if audio and audio.recorder else None
+        st["recording_error"] = audio.recorder.error if audio and audio.recorder else None
         return st
 
     def chain_view() -> list[dict]:
@@ -107,7 +116,8 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         if audio is None or audio.recorder is None:
             return None
         rec, audio.recorder = audio.recorder, None
-        return str(rec.close())
+        path = rec.close()
+        return str(path) if path else None
 
     def add_builtin(kind: str, params: dict) -> None:
         chain.add(builtin(kind, **params))
@@ -149,6 +159,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         if midi is not None:
             midi.close()
         engine.stop()
+        chain.close()
 
 
 class SoundProcess:

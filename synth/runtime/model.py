@@ -76,6 +76,7 @@ class NoteModel:
     def __init__(self, path: str | os.PathLike = DEFAULT_MODEL, provider: str | None = None, threads: int = 0) -> None:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # with ORT_DISABLE_TELEMETRY (synth/__init__.py): nothing leaves the machine
         self.path = Path(path)
         self.threads = threads
         if not self.path.is_file():
