@@ -246,3 +246,25 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     left, right = slice(20, half - 20), slice(half + 24, -20)
     assert band(130.8, left) > 180 and band(800.0, left) < 100  # MIDI 48: its fundamental, nothing at 800 Hz
     assert band(523.3, right) > 180  # MIDI 72 two octaves up
+
+
+def test_eval_sound_measures_each_family_beside_the_real_notes(tiny_notes, tiny_model, tmp_path):
+    from synth.engine.latent import Preset, save_preset
+    from synth.model import dataset
+
+    presets = tmp_path / "presets"
+    save_preset(Preset("Keys", np.zeros(16, np.float32), "piano"), presets)
+    save_preset(Preset("Strings", np.ones(16, np.float32), "strings"), presets)
+    out = tmp_path / "eval.json"
+    proc = subprocess.run([sys.executable, "-m", "synth", "eval", "--data", str(tiny_notes), "--model",
+                           str(tiny_model), "--presets", str(presets), "--sound", "--sound-only", "--per-family", "2",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())
+    test_families = {r for r in dataset.load(tiny_notes, "test").family.tolist()}
+    assert set(row["families"]) == {dataset.FAMILIES[f] for f in test_families}
+    for measures in row["families"].values():
+        real, ours = measures["hnr_db"]
+        assert np.isfinite(real) and np.isfinite(ours) and real != ours
+        assert set(measures) >= {"ripple_db", "sideband_db", "attack_ms", "decay_db", "above8k_db", "level_db"}
+    assert "sound by family, real / ours (presets of tiny.onnx" in proc.stdout

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 SAMPLE_RATE = 48000
 HOP = 240                       # 5 ms control rate
-TABLE = 1024                    # wavetable length: holds 512 harmonics, we use HARMONICS of them
+TABLE = 512                     # wavetable length: holds 256 harmonics, we use HARMONICS of them
 HARMONICS = 128
 NOISE_BANDS = 32
 NOTE_SECONDS = 4.0
@@ -57,7 +57,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
 
     def __init__(self, harmonics: int = HARMONICS, table: int = TABLE, bands: int = NOISE_BANDS) -> None:
         super().__init__()
-        n = torch.arange(table, dtype=torch.float64)
+        n = torch.arange(table + 1, dtype=torch.float64)          # one guard point: reads at i + 1 need no wrap
         k = torch.arange(1, harmonics + 1, dtype=torch.float64)
         self.register_buffer("basis", torch.sin(2 * math.pi * k[:, None] * n[None, :] / table).float(),
                              persistent=False)
@@ -83,33 +83,28 @@ class HarmonicNoiseSynth(torch.nn.Module):
         """amplitudes: the crop's frames (+1); f0_dev: the whole note's, so vibrato phase accumulates from the onset."""
         batch, frames = amplitudes.shape[0], amplitudes.shape[1] - 1
         samples = frames * HOP
-        tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE]
+        tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE+1]
         f0 = midi_to_hz(pitch)[:, None]                                                 # [B, 1] Hz
         # Phase in cycles: the exact f0 · t, plus the integral of the deviation (at frame rate, then linear).
         n = torch.arange(samples, device=amplitudes.device, dtype=torch.float32)[None, :]
         base = f0 / SAMPLE_RATE * (n + start * HOP)
-        base = base - torch.floor(base)
         extra = (torch.pow(2.0, f0_dev / 12.0) - 1.0) * f0 * (HOP / SAMPLE_RATE)       # cycles per frame
         extra = torch.cumsum(extra, dim=1) - extra                                      # at each frame's start
         extra = extra[:, start:start + frames + 1]
-        extra = extra - torch.floor(extra)
-        extra = self._frames_to_samples(extra, continuous=True)
-        phase = (base + extra) * self.table
-        phase = phase - torch.floor(phase / self.table) * self.table
-        i0 = torch.floor(phase)
-        w = phase - i0
-        i0 = i0.to(torch.int64)
-        i1 = torch.remainder(i0 + 1, self.table)
-        frame = (torch.arange(samples, device=amplitudes.device) // HOP)[None, :]
+        extra = self._frames_to_samples(extra - torch.floor(extra), continuous=True)
+        phase = base - torch.floor(base) + extra
+        pos = (phase - torch.floor(phase)) * self.table
+        i0 = torch.clamp(torch.floor(pos), max=self.table - 1)
+        w = pos - i0
+        # Four reads in one gather: this frame's and the next frame's table, at i0 and i0 + 1.
+        width = self.table + 1
+        index = i0.to(torch.int64) + (torch.arange(samples, device=amplitudes.device) // HOP * width)[None, :]
+        both = torch.gather(tables.reshape(batch, -1), 1, torch.cat([index, index + 1, index + width,
+                                                                     index + width + 1], dim=1))
+        v00, v01, v10, v11 = both.split(samples, dim=1)
         a = self.ramp.repeat(frames)[None, :]
-        flat = tables.reshape(batch, -1)
-        row0, row1 = frame * self.table, (frame + 1) * self.table
-
-        def read(row: torch.Tensor) -> torch.Tensor:
-            return (1 - w) * torch.gather(flat, 1, (row + i0).expand(batch, -1)) + \
-                w * torch.gather(flat, 1, (row + i1).expand(batch, -1))
-
-        return (1 - a) * read(row0) + a * read(row1)
+        this, nxt = v00 + w * (v01 - v00), v10 + w * (v11 - v10)
+        return this + a * (nxt - this)
 
     def _frames_to_samples(self, x: torch.Tensor, continuous: bool = False) -> torch.Tensor:
         """[B, T+1] per-frame values → [B, T * HOP], linear between frames (phase values wrap correctly)."""
