@@ -12,6 +12,7 @@ from typing import Callable
 from synth import __version__
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
+EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
 
 
 def _ints(text: str) -> list[int]:
@@ -212,7 +213,7 @@ def cmd_play(a: argparse.Namespace) -> None:
         from synth.engine.recorder import Recorder
 
         out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
-    midi = None
+    midi, lost = None, False
     try:
         engine.start()
         midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
@@ -243,12 +244,21 @@ def cmd_play(a: argparse.Namespace) -> None:
                       f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
             if st["render_error"]:
                 raise RenderError(st["render_error"])
+            for problem in out.problems():
+                print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
+            if out.check_server():
+                print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
+                      "stopped?); stopping" + (", the take is kept" if out.recorder is not None else ""),
+                      file=sys.stderr, flush=True)
+                lost = True
+                break
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
                 p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
-                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}")
+                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  "
+                        f"dropped {midi.dropped + st['bad_midi']}")
                 if sys.stdout.isatty():
                     print("\r" + line, end="", flush=True)
                 elif a.verbose:
@@ -262,12 +272,22 @@ def cmd_play(a: argparse.Namespace) -> None:
         engine.stop()
         if sys.stdout.isatty():
             print()
-        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
+        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
+              + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""), flush=True)
         if out.recorder is not None:
             path = out.recorder.close()
             print(f"recorded {out.recorder.seconds:.1f} s to {path}"
                   + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
                   flush=True)
+        if out.abandoned:  # PortAudio would hang or abort tearing down a stream its host API lost: leave now
+            error = sys.exc_info()[1]
+            if error is not None:
+                print(f"gansynth-live: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_SERVER_LOST if lost else 1 if error is not None else 0)
+    if lost:
+        sys.exit(EXIT_SERVER_LOST)
 
 
 def cmd_devices(a: argparse.Namespace) -> None:

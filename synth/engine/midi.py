@@ -1,7 +1,7 @@
 """MIDI input with python-rtmidi: a hardware port by name or number, or our own virtual port for a DAW.
 
-rtmidi delivers complete messages on its own thread; channel voice messages go straight to the engine as
-(status, data1, data2). A hardware port that disappears is reported and re-opened when it comes back, while
+rtmidi delivers messages on its own thread; they are checked byte by byte (synth.engine.midi_bytes) and only
+well-formed channel voice messages go to the engine as (status, data1, data2); the rest are dropped and counted. A hardware port that disappears is reported and re-opened when it comes back, while
 the audio keeps running.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Callable
 
+from synth.engine.midi_bytes import parse
 from synth.engine.realtime import promote_thread
 
 PORT_NAME = "GANSynth Live"
@@ -94,6 +95,7 @@ class MidiInput:
         self.report = report or (lambda text: print(text, file=sys.stderr))
         self.port_name: str | None = None
         self.messages = 0
+        self.dropped = 0  # malformed or non-channel messages the port delivered (synth.engine.midi_bytes)
         self._promoted = 0
         self._midi = None
         self._stop = threading.Event()
@@ -143,11 +145,11 @@ class MidiInput:
         if self._promoted != threading.get_ident():  # rtmidi's own thread: see synth.engine.realtime
             promote_thread()
             self._promoted = threading.get_ident()
-        message, _delta = event
-        if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
-            return
-        self.messages += 1
-        self.on_message(message[0], message[1], message[2] if len(message) > 2 else 0)
+        messages, dropped = parse(event[0])
+        self.dropped += dropped
+        for status, d1, d2 in messages:
+            self.messages += 1
+            self.on_message(status, d1, d2)
 
     def _watchdog(self) -> None:
         """Poll the port list each second: report a vanished port, re-open it when it returns.

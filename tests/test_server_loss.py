@@ -1,0 +1,83 @@
+"""The JACK server killed under `play --record`: one line within 2 s, the take finalised with every note played
+before, a non-zero exit; SIGTERM to a player whose server is gone is answered within 2 s. Each test runs its own
+private JACK server (dummy backend) and stops it itself; the shared one (conftest) stays up for the others."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import soundfile as sf
+
+from synth.cli import EXIT_SERVER_LOST
+from synth.engine.bench import start_jack
+from tests.procs import lines_of, wait_for
+from tests.test_record import check_notes, play_notes, start_player
+
+
+@pytest.fixture
+def doomed_jack():
+    """A private JACK server the test may stop (SIGTERM: a killed jackd keeps its slot in JACK's registry)."""
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    proc = start_jack(f"gsldoomed{os.getpid()}", 48000, 128, modes=("--no-realtime",), options=("--sync",))
+    if proc is None:
+        pytest.fail("jackd did not start on the dummy backend")
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+    if old is None:
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+    else:
+        os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+def stop_server(server) -> float:
+    t0 = time.monotonic()
+    server.terminate()
+    server.wait(timeout=30)
+    return t0
+
+
+def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jack, tone_model, tmp_path):
+    take = tmp_path / "take.flac"
+    proc = start_player(tone_model, take)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        play_notes(then=0.5)
+        t0 = stop_server(doomed_jack)
+        wait_for(out, "went away", timeout=2.0)
+        reported = time.monotonic() - t0
+        assert proc.wait(timeout=10) == EXIT_SERVER_LOST
+        wait_for(out, "recorded")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"server loss reported after {reported:.2f} s")
+    assert not (tmp_path / ".take.flac.part").exists()
+    audio, _ = sf.read(take, dtype="float32")
+    check_notes(audio[:, 0])
+
+
+def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model, tmp_path):
+    """The player is told to stop while its server is gone (the loss not yet acted on or already reported):
+    it answers within 2 s and its take is finalised, however PortAudio's stream stop behaves."""
+    take = tmp_path / "take.wav"
+    proc = start_player(tone_model, take)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        wait_for(out, "MIDI in:")
+        stop_server(doomed_jack)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        proc.wait(timeout=2.0)
+        answered = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"SIGTERM answered after {answered:.2f} s")
+    assert proc.returncode in (0, EXIT_SERVER_LOST)
+    assert take.exists() and not (tmp_path / ".take.wav.part").exists()
+    assert sf.info(take).samplerate == 48000
