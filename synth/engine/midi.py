@@ -1,7 +1,8 @@
 """MIDI input with python-rtmidi: a hardware port by name or number, or our own virtual port for a DAW.
 
 rtmidi delivers messages on its own thread; they are checked byte by byte (synth.engine.midi_bytes) and only
-well-formed channel voice messages go to the engine as (status, data1, data2); the rest are dropped and counted. A hardware port that disappears is reported and re-opened when it comes back, while
+well-formed channel voice messages go to the engine as (status, data1, data2); an event holding anything else
+is dropped whole and counted. A hardware port that disappears is reported and re-opened when it comes back, while
 the audio keeps running.
 """
 from __future__ import annotations
@@ -146,7 +147,9 @@ class MidiInput:
             promote_thread()
             self._promoted = threading.get_ident()
         messages, dropped = parse(event[0])
-        self.dropped += dropped
+        if dropped:  # rtmidi hands over one event at a time: one bad byte makes the whole event suspect
+            self.dropped += 1
+            return
         for status, d1, d2 in messages:
             self.messages += 1
             self.on_message(status, d1, d2)
