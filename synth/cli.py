@@ -10,18 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 from synth import __version__
+from synth import options as opt
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
-
-
-def _ints(text: str) -> list[int]:
-    """'0-7,40' → [0..7, 40]."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def cmd_dataset(a: argparse.Namespace) -> None:
@@ -200,7 +192,6 @@ def cmd_play(a: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
-    latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
                     channel=a.channel - 1 if a.channel else None)
     chain = None
@@ -208,7 +199,7 @@ def cmd_play(a: argparse.Namespace) -> None:
         from synth.engine.effects import parse_chain
 
         chain = parse_chain(a.effects, a.rate)
-    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=latency, effects=chain)
+    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=a.latency, effects=chain)
     if a.record:
         from synth.engine.recorder import Recorder
 
@@ -449,9 +440,9 @@ def cmd_presets_list(a: argparse.Namespace) -> None:
 
 def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--model", help="ONNX model (default: the shipped one)")
-    r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    r.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     r.add_argument("--preset", help="play every channel with this preset")
-    r.add_argument("--rate", type=int, default=48000, help="output sample rate")
+    r.add_argument("--rate", type=opt.RATE, default=48000, help="output sample rate (8000-192000)")
     r.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
 
 
@@ -480,9 +471,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     b = ds_sub.add_parser("build", help="render notes with FluidSynth (resumable)")
     b.add_argument("--out", default=str(DEFAULT_DATA))
     b.add_argument("--soundfonts", nargs="+", help="fluidr3 timgm6mb musescore musescore-hq (default: all installed)")
-    b.add_argument("--programs", type=_ints, help="GM programs, e.g. 0-7,40 (default 0-111)")
-    b.add_argument("--velocities", type=_ints, help="default 60,90,120")
-    b.add_argument("--pitches", type=_ints, help="MIDI pitches (default 24-84)")
+    b.add_argument("--programs", type=opt.MIDI_NUMBERS, help="GM programs, e.g. 0-7,40 (default 0-111)")
+    b.add_argument("--velocities", type=opt.int_list(1, 127), help="default 60,90,120")
+    b.add_argument("--pitches", type=opt.MIDI_NUMBERS, help="MIDI pitches (default 24-84)")
     b.add_argument("--gain", type=float, default=1.5, help="FluidSynth master gain")
     b.add_argument("--workers", type=int, default=2)
     b.set_defaults(func=cmd_dataset)
@@ -533,7 +524,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
-    e.add_argument("--presets", help="presets to list in the card (default: the shipped presets/)")
+    e.add_argument("--presets", type=opt.existing_dir, help="presets to list in the card (default: the shipped presets/)")
     e.add_argument("--curve", action="append", help="JSON from 'presets curve --json', shown in the card (repeatable)")
     e.add_argument("--pictures", help="folder of PNGs from 'presets pictures', linked from the card")
     e.set_defaults(func=cmd_export)
@@ -543,14 +534,14 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     v.add_argument("--model", help="ONNX model to evaluate (omit for the real-data reference row only)")
     v.add_argument("--per-pitch", type=int, default=8, help="random latents per pitch")
     v.add_argument("--real-notes", type=int, default=1000, help="held-out real notes in the reference row")
-    v.add_argument("--presets", help="preset directory to evaluate a row each for (default: the shipped presets/)")
+    v.add_argument("--presets", type=opt.existing_dir, help="preset directory to evaluate a row each for (default: the shipped presets/)")
     v.add_argument("--json", help="also write the rows as JSON")
     v.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("render", help="render a MIDI file offline to WAV/FLAC with the engine")
     r.add_argument("midi", help="input .mid file")
     r.add_argument("-o", "--out", required=True, help="output .wav or .flac (written atomically)")
-    r.add_argument("--channels", type=_ints, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
+    r.add_argument("--channels", type=opt.MIDI_CHANNELS, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
     r.add_argument("--effects", help=EFFECTS_HELP)
     _render_options(r)
     r.set_defaults(func=cmd_render)
@@ -559,15 +550,16 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     _render_options(pl)
     pl.add_argument("--audio-out", help="output device: name fragment or number (see 'devices')")
     pl.add_argument("--host-api", help="jack, alsa, pulse, coreaudio, wasapi, asio, ...")
-    pl.add_argument("--block", type=int, default=128, help="frames per audio block")
-    pl.add_argument("--latency", default="low", help="low, high or seconds")
+    pl.add_argument("--block", type=opt.BLOCK, default=128, help="frames per audio block (16-8192)")
+    pl.add_argument("--latency", type=opt.latency, default="low", help="low, high or seconds")
     pl.add_argument("--midi-in", help="MIDI input port: name fragment or number (default: our virtual port "
                                       "'GANSynth Live')")
     pl.add_argument("--midi-api", help="jack, alsa, coremidi, winmm (default: JACK if running, else the system's)")
     pl.add_argument("--channel", type=int, choices=range(1, 17), metavar="1-16", help="listen to one channel only")
-    pl.add_argument("--polyphony", type=int, default=32)
-    pl.add_argument("--release", type=float, default=0.3, help="release time in seconds")
-    pl.add_argument("--seconds", type=float, help="stop after this long")
+    pl.add_argument("--polyphony", type=opt.int_in(1, 256, "voices"), default=32)
+    pl.add_argument("--release", type=opt.float_in(0.0, 10.0, "seconds"), default=0.3,
+                    help="release time in seconds")
+    pl.add_argument("--seconds", type=opt.float_in(0.0, 1e9, "seconds", above=True), help="stop after this long")
     pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
     pl.add_argument("--connect", metavar="PORTS", help="JACK: wire our outputs to these input ports (comma-separated "
                                                        "names or fragments, e.g. 'ardour:audio_in'), instead of the "
@@ -606,26 +598,26 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pc.add_argument("end", nargs="?", help="preset name")
     pc.add_argument("--data", default=str(DEFAULT_DATA), help="note set the classifier is trained on")
     pc.add_argument("--model", help="ONNX model (default: the shipped one)")
-    pc.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pc.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pc.add_argument("--steps", type=int, default=11)
     pc.add_argument("--json", help="also write the curve as JSON")
     pc.set_defaults(func=cmd_presets_curve)
     pp = pr_sub.add_parser("pictures", help="spectrogram pictures of every preset across the keyboard")
     pp.add_argument("--model", help="ONNX model (default: the shipped one)")
-    pp.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pp.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pp.add_argument("--out", required=True, help="folder for the PNG files")
     pp.set_defaults(func=cmd_presets_pictures)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")
-    pls.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pls.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pls.set_defaults(func=cmd_presets_list)
 
     bn = sub.add_parser("bench", help="measure bank render, callback cost, note latency, offline speed and a soak")
     bn.add_argument("--model", help="ONNX model (default: the shipped one)")
     bn.add_argument("--provider", help="onnxruntime provider (default: best present)")
-    bn.add_argument("--rate", type=int, default=48000)
-    bn.add_argument("--block", type=int, default=128)
-    bn.add_argument("--soak", type=float, default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
+    bn.add_argument("--rate", type=opt.RATE, default=48000)
+    bn.add_argument("--block", type=opt.BLOCK, default=128)
+    bn.add_argument("--soak", type=opt.float_in(0.0, 1e6, "seconds"), default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
     bn.add_argument("--floor", action="store_true",
                     help="after the soak, measure the machine's own floor: as long with a client that writes silence")
     bn.add_argument("--json", help="also write the numbers as JSON")
