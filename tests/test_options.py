@@ -66,9 +66,9 @@ def _midi(path, division=480, tracks=1, delta=b"\x60", tempo=None):
 
 
 @pytest.mark.parametrize("fields, says", [
-    ({"division": 0}, "declares a time division of 0 ticks per beat"),
+    ({"division": 0}, "is not a readable MIDI file (its time division is 0 ticks per beat)"),
     ({"division": 0xE728}, "counts time in SMPTE frames, which is not supported"),
-    ({"tracks": 65535}, "declares 65,535 tracks but holds 1"),
+    ({"tracks": 65535}, "is not a readable MIDI file (it declares 65,535 tracks but holds 1)"),
     ({"division": 1, "delta": b"\xff\xff\xff\x7f", "tempo": 0xFFFFFF}, "lasts 1,250,999 h 49 min; a render holds"),
 ])
 def test_odd_midi_files_are_one_line(tmp_path, fields, says):

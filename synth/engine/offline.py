@@ -78,7 +78,7 @@ def _check_header(path: Path) -> None:
             raise MidiFileError(f"{path} counts time in SMPTE frames, which is not supported: save it with "
                                 "ticks per beat (PPQ)")
         if division == 0:
-            raise MidiFileError(f"{path} declares a time division of 0 ticks per beat: the file is damaged")
+            raise MidiFileError(f"{path} is not a readable MIDI file (its time division is 0 ticks per beat)")
         f.seek(8 + length)
         found = 0
         while found < tracks:
@@ -88,7 +88,7 @@ def _check_header(path: Path) -> None:
             found += chunk[:4] == b"MTrk"
             f.seek(int.from_bytes(chunk[4:8], "big"), os.SEEK_CUR)
     if found < tracks:
-        raise MidiFileError(f"{path} declares {tracks:,} tracks but holds {found}: the file is damaged")
+        raise MidiFileError(f"{path} is not a readable MIDI file (it declares {tracks:,} tracks but holds {found})")
 
 
 def preset_for_program(program: int, presets: list[Preset]) -> int:
