@@ -179,7 +179,10 @@ class Instrument:
         """The sound process's state (voices, bank, underruns, latency, ...), or a stand-in while it is down."""
         if self.sound is not None:
             try:
-                return self.sound.call("status")
+                st = self.sound.call("status")
+                if st.get("audio_lost"):
+                    self.audio_error = f"lost: {st['audio_lost']}"
+                return st
             except SoundProcessError as e:  # it died: say so, keep the window working (Devices → Apply restarts)
                 self.audio_error = str(e)
                 self.sound, self.chain = None, None

@@ -632,11 +632,19 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     return p
 
 
+def _let_portaudio_go() -> None:
+    if "sounddevice" in sys.modules:
+        from synth.engine.audio import skip_portaudio_teardown_if_jack_is_gone
+
+        skip_portaudio_teardown_if_jack_is_gone()
+
+
 def main(argv: list[str] | None = None,
          extra: Callable[[argparse._SubParsersAction], None] | None = None) -> None:
     args = build_parser(extra).parse_args(argv)
     try:
         args.func(args)
+        _let_portaudio_go()
     except KeyboardInterrupt:
         sys.exit(130)
     except ModuleNotFoundError as e:

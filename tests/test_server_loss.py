@@ -4,6 +4,7 @@ private JACK server (dummy backend) and stops it itself; the shared one (conftes
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -81,3 +82,66 @@ def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model,
     assert proc.returncode in (0, EXIT_SERVER_LOST)
     assert take.exists() and not (tmp_path / ".take.wav.part").exists()
     assert sf.info(take).samplerate == 48000
+
+
+def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, tmp_path):
+    """The window's instrument (its sound process on JACK) recording: the loss comes as one event within 2 s, the
+    take is finalised, the status says the audio was lost, and closing takes no hang and no PortAudio abort."""
+    from gui.instrument import Devices, Instrument
+    from synth.runtime.model import NoteModel
+
+    inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets", devices=Devices(host_api="jack"))
+    inst.start()
+    try:
+        assert inst.audio_error is None and inst.status()["audio"], inst.audio_error
+        take = tmp_path / "take.wav"
+        inst.start_recording(take)
+        inst.note_on(60)
+        time.sleep(0.5)
+        inst.note_off(60)
+        child = inst.sound.process
+        t0 = stop_server(doomed_jack)
+        events = []
+        while time.monotonic() - t0 < 2.0 and not any("audio stopped" in e[1] for e in events if e[0] == "error"):
+            events += inst.poll_events()
+            time.sleep(0.02)
+        lines = [e[1] for e in events if e[0] == "error" and "audio stopped" in e[1]]
+        assert len(lines) == 1 and f"the take is saved: {take}" in lines[0], events
+        assert take.exists() and not (tmp_path / ".take.wav.part").exists()
+        assert sf.info(take).duration > 0.4
+        st = inst.status()
+        assert st["audio"] is None and inst.audio_error.startswith("lost: ")
+        t1 = time.monotonic()
+        inst.close()
+        closed = time.monotonic() - t1
+    finally:
+        inst.close()
+    assert closed < 2.0 and child.exitcode == 0, (closed, child.exitcode)
+
+
+def test_window_reports_the_loss_and_answers_sigterm(doomed_jack, tone_model, tmp_path):
+    """`gansynth-live gui` (offscreen) on a JACK server that is then stopped: the window says so within 2 s, and
+    SIGTERM closes it within 2 s with exit code 0 and no PortAudio assertion."""
+    import jack
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, "-m", "gui", "gui", "--model", str(tone_model), "--config",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        out = lines_of(proc)
+        probe = jack.Client("window-probe", no_start_server=True)
+        deadline = time.monotonic() + 120
+        while not probe.get_ports("GANSynth Live Audio:") and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert probe.get_ports("GANSynth Live Audio:"), "the window's sound never reached JACK"
+        probe.close()
+        time.sleep(0.5)
+        stop_server(doomed_jack)
+        wait_for(out, "gansynth-live: audio stopped", timeout=2.0)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=2.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = "".join(iter(lambda: out.get(timeout=1) if not out.empty() else "", ""))
+    assert rc == 0 and "Assertion" not in rest, rest

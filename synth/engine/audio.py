@@ -8,6 +8,7 @@ the recorder's ring, nothing else.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -28,6 +29,24 @@ HOST_API_ALIASES = {"jack": "JACK", "alsa": "ALSA", "pulse": "PulseAudio", "oss"
 TIMING_RING = 8192
 MAX_PLAUSIBLE_LATENCY_S = 10.0
 STOP_TIMEOUT_S = 1.0  # the longest stop() waits for the host API before abandoning the stream
+
+
+def skip_portaudio_teardown_if_jack_is_gone() -> None:
+    """Call as a process that used PortAudio ends. PortAudio's JACK host API holds a client of the server it
+    found at start; if that server has gone, PortAudio's exit handler aborts the process on an assertion
+    (pa_jack.c, Terminate), so it is skipped then and the OS frees what is left."""
+    sd = sys.modules.get("sounddevice")
+    if sd is None:
+        return
+    try:
+        jack_api = any("JACK" in api["name"] for api in sd.query_hostapis())
+    except Exception:  # PortAudio already terminated
+        return
+    if jack_api:
+        from synth.engine.midi import jack_running
+
+        if not jack_running():
+            atexit.unregister(sd._exit_handler)
 
 
 class AudioDeviceError(ValueError):

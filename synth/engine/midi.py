@@ -40,7 +40,7 @@ def default_api() -> int:
     import rtmidi
 
     compiled = rtmidi.get_compiled_api()
-    if rtmidi.API_UNIX_JACK in compiled and _jack_running() and _rtmidi_reaches_jack():
+    if rtmidi.API_UNIX_JACK in compiled and jack_running() and _rtmidi_reaches_jack():
         return rtmidi.API_UNIX_JACK
     for api in (rtmidi.API_LINUX_ALSA, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM):
         if api in compiled:
@@ -48,7 +48,7 @@ def default_api() -> int:
     return compiled[0]
 
 
-def _jack_running() -> bool:
+def jack_running() -> bool:
     try:
         import jack
 

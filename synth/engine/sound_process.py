@@ -9,6 +9,7 @@ commands (one-way for notes and timbres, request/reply for the rest) and events 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from synth.engine.effects import EffectError
 
 STARTUP_SECONDS = 120.0
+WATCH_SECONDS = 0.1  # how often the sound process looks for failed blocks and a lost audio server
 
 
 class SoundProcessError(ValueError):
@@ -25,7 +27,7 @@ class SoundProcessError(ValueError):
 
 
 def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs in the child (covered end to end)
-    from synth.engine.audio import AudioOutput
+    from synth.engine.audio import AudioOutput, skip_portaudio_teardown_if_jack_is_gone
     from synth.engine.effects import EffectsChain, builtin, load_plugin
     from synth.engine.engine import Engine
     from synth.engine.latent import Preset
@@ -78,13 +80,33 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
             audio, audio_error = None, str(e)
     commands.send(("ready", {"audio_error": audio_error, "midi_error": midi_error, "chain_error": chain_error}))
     promote_thread()
+    recording = threading.Lock()
+    lost: list[str] = []  # set once: why the audio stopped under us
+    watching = threading.Event()
+
+    def watch() -> None:
+        """Off the audio thread, ten times a second: failed blocks and a lost audio server, reported as events;
+        on a loss the take is finalised at once."""
+        promote_thread()
+        while not watching.wait(WATCH_SECONDS):
+            for problem in audio.problems():
+                emit("error", problem)
+            if audio.check_server():
+                saved = record_stop()
+                lost.append(f"{audio.device_name} went away (was its server stopped?)")
+                emit("error", f"audio stopped: {lost[0]}" + (f"; the take is saved: {saved}" if saved else "")
+                     + "; choose Devices → Apply to start the sound again")
+                return
 
     def status() -> dict:
         st = engine.status()
+        st["audio_lost"] = lost[0] if lost else None
+        st["failed_blocks"] = audio.failed_blocks if audio else 0
+        st["bad_midi"] += midi.dropped if midi else 0
         st["z"] = engine.z.tolist()
         st["keys_held"] = engine.voices.keys_held()
         st["pending_events"] = list(engine.voices.events)
-        st["audio"] = audio.device_name if audio else None
+        st["audio"] = audio.device_name if audio and not lost else None
         st["latency_ms"] = (audio.latency_ms + audio.fx_latency_ms) if audio and audio.latency_ms is not None else None
         st["underruns"] = audio.underruns if audio else 0
         st["late_blocks"] = audio.late_blocks if audio else 0
@@ -98,16 +120,18 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
                  "params": {k: list(v) for k, v in fx.parameters().items()}} for fx in chain.effects]
 
     def record_start(path: str, overwrite: bool) -> str:
-        if audio is None:
+        if audio is None or lost:
             raise ValueError("nothing to record: the audio output is not running")
-        audio.recorder = Recorder(path, rate, audio.channels, overwrite=overwrite)
-        return str(audio.recorder.path)
+        with recording:
+            audio.recorder = Recorder(path, rate, audio.channels, overwrite=overwrite)
+            return str(audio.recorder.path)
 
     def record_stop() -> str | None:
-        if audio is None or audio.recorder is None:
-            return None
-        rec, audio.recorder = audio.recorder, None
-        return str(rec.close())
+        with recording:
+            if audio is None or audio.recorder is None:
+                return None
+            rec, audio.recorder = audio.recorder, None
+            return str(rec.close())
 
     def add_builtin(kind: str, params: dict) -> None:
         chain.add(builtin(kind, **params))
@@ -121,6 +145,9 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         "remove": chain.remove, "move": chain.move, "set_bypass": chain.set_bypass, "set": chain.set,
         "record_start": record_start, "record_stop": record_stop,
     }
+    watcher = threading.Thread(target=watch, name="audio-watch", daemon=True)
+    if audio is not None:
+        watcher.start()
     try:
         while True:
             msg = commands.recv()
@@ -143,12 +170,16 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     except EOFError:  # the front end went away
         pass
     finally:
+        watching.set()
         record_stop()
         if audio is not None:
             audio.stop()
         if midi is not None:
             midi.close()
         engine.stop()
+        if audio is not None and audio.abandoned:
+            os._exit(0)  # PortAudio would hang or abort tearing down a stream its host API lost
+        skip_portaudio_teardown_if_jack_is_gone()
 
 
 class SoundProcess:
