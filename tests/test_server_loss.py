@@ -1,6 +1,7 @@
-"""The JACK server killed under `play --record`: one line within 2 s, the take finalised with every note played
-before, a non-zero exit; SIGTERM to a player whose server is gone is answered within 2 s. Each test runs its own
-private JACK server (dummy backend) and stops it itself; the shared one (conftest) stays up for the others."""
+"""The JACK server stopped under `play --record` and under the window: one line within 2 s, the take finalised with
+every note played before; play exits non-zero, the window's sound starts again when the server returns; SIGTERM
+is answered within 2 s, with no PortAudio abort. Each test runs its own private JACK server (dummy backend) and
+stops it itself; the shared one (conftest) stays up for the others."""
 import os
 import signal
 import subprocess
@@ -16,28 +17,38 @@ from tests.procs import lines_of, wait_for
 from tests.test_record import check_notes, play_notes, start_player
 
 
+class Server:
+    """A private JACK server (dummy backend) that a test may stop and start again under the same name."""
+
+    def __init__(self) -> None:
+        self.name = f"gsldoomed{os.getpid()}"
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = start_jack(self.name, 48000, 128, modes=("--no-realtime",), options=("--sync",))
+        if self.proc is None:
+            pytest.fail("jackd did not start on the dummy backend")
+
+    def stop(self) -> float:
+        """Stop it (SIGTERM: a killed jackd keeps its slot in JACK's registry); returns when it was told to."""
+        t0 = time.monotonic()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        return t0
+
+
 @pytest.fixture
 def doomed_jack():
-    """A private JACK server the test may stop (SIGTERM: a killed jackd keeps its slot in JACK's registry)."""
     old = os.environ.get("JACK_DEFAULT_SERVER")
-    proc = start_jack(f"gsldoomed{os.getpid()}", 48000, 128, modes=("--no-realtime",), options=("--sync",))
-    if proc is None:
-        pytest.fail("jackd did not start on the dummy backend")
-    yield proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    server = Server()
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
     if old is None:
         os.environ.pop("JACK_DEFAULT_SERVER", None)
     else:
         os.environ["JACK_DEFAULT_SERVER"] = old
-
-
-def stop_server(server) -> float:
-    t0 = time.monotonic()
-    server.terminate()
-    server.wait(timeout=30)
-    return t0
 
 
 def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jack, tone_model, tmp_path):
@@ -47,7 +58,7 @@ def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jac
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
         play_notes(then=0.5)
-        t0 = stop_server(doomed_jack)
+        t0 = doomed_jack.stop()
         wait_for(out, "went away", timeout=2.0)
         reported = time.monotonic() - t0
         assert proc.wait(timeout=10) == EXIT_SERVER_LOST
@@ -70,7 +81,7 @@ def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model,
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
         wait_for(out, "MIDI in:")
-        stop_server(doomed_jack)
+        doomed_jack.stop()
         proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         proc.wait(timeout=2.0)
@@ -86,7 +97,8 @@ def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model,
 
 def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, tmp_path):
     """The window's instrument (its sound process on JACK) recording: the loss comes as one event within 2 s, the
-    take is finalised, the status says the audio was lost, and closing takes no hang and no PortAudio abort."""
+    take is finalised, the status says the audio was lost; when the server returns the sound starts again by
+    itself, and closing takes no hang and no PortAudio abort."""
     from gui.instrument import Devices, Instrument
     from synth.runtime.model import NoteModel
 
@@ -100,7 +112,7 @@ def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, 
         time.sleep(0.5)
         inst.note_off(60)
         child = inst.sound.process
-        t0 = stop_server(doomed_jack)
+        t0 = doomed_jack.stop()
         events = []
         while time.monotonic() - t0 < 2.0 and not any("audio stopped" in e[1] for e in events if e[0] == "error"):
             events += inst.poll_events()
@@ -111,12 +123,25 @@ def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, 
         assert sf.info(take).duration > 0.4
         st = inst.status()
         assert st["audio"] is None and inst.audio_error.startswith("lost: ")
+        deadline = time.monotonic() + 2
+        while child.is_alive() and time.monotonic() < deadline:  # the sound process lives on, waiting
+            inst.status()
+            time.sleep(0.1)
+        assert child.is_alive() and inst.status()["audio"] is None
+
+        doomed_jack.start()  # the server returns: the window's sound reconnects by itself
+        deadline = time.monotonic() + 60
+        while not inst.status()["audio"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert inst.status()["audio"] and inst.audio_error is None
+        assert any(e[0] == "error" and e[1].startswith("audio is back: ") for e in inst.poll_events())
+        assert child.exitcode == 0  # the old sound process went without a PortAudio abort
         t1 = time.monotonic()
         inst.close()
         closed = time.monotonic() - t1
     finally:
         inst.close()
-    assert closed < 2.0 and child.exitcode == 0, (closed, child.exitcode)
+    assert closed < 2.0, closed
 
 
 def test_window_reports_the_loss_and_answers_sigterm(doomed_jack, tone_model, tmp_path):
@@ -136,7 +161,7 @@ def test_window_reports_the_loss_and_answers_sigterm(doomed_jack, tone_model, tm
         assert probe.get_ports("GANSynth Live Audio:"), "the window's sound never reached JACK"
         probe.close()
         time.sleep(0.5)
-        stop_server(doomed_jack)
+        doomed_jack.stop()
         wait_for(out, "gansynth-live: audio stopped", timeout=2.0)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=2.0)

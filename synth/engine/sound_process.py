@@ -95,12 +95,14 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
                 saved = record_stop()
                 lost.append(f"{audio.device_name} went away (was its server stopped?)")
                 emit("error", f"audio stopped: {lost[0]}" + (f"; the take is saved: {saved}" if saved else "")
-                     + "; choose Devices → Apply to start the sound again")
+                     + ("; waiting for the server to come back" if audio.hostapi.startswith("JACK")
+                        else "; choose Devices → Apply to start the sound again"))
                 return
 
     def status() -> dict:
         st = engine.status()
         st["audio_lost"] = lost[0] if lost else None
+        st["hostapi"] = audio.hostapi if audio else None
         st["failed_blocks"] = audio.failed_blocks if audio else 0
         st["bad_midi"] += midi.dropped if midi else 0
         st["z"] = engine.z.tolist()
