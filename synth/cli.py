@@ -14,6 +14,7 @@ from synth import options as opt
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
+RECONNECT_PROBE_SECONDS = 1.0  # how often play looks for a JACK server that went away
 
 
 def cmd_dataset(a: argparse.Namespace) -> None:
@@ -239,7 +240,7 @@ def cmd_play(a: argparse.Namespace) -> None:
                 print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
             if out.check_server():
                 print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
-                      "stopped?); stopping" + (", the take is kept" if out.recorder is not None else ""),
+                      "stopped?)" + ("; the take is kept" if out.recorder is not None else ""),
                       file=sys.stderr, flush=True)
                 lost = True
                 break
@@ -274,11 +275,48 @@ def cmd_play(a: argparse.Namespace) -> None:
             error = sys.exc_info()[1]
             if error is not None:
                 print(f"gansynth-live: {error}", file=sys.stderr)
+            if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
+                _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
+                                           None if a.seconds is None else a.seconds - (time.monotonic() - t0))
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_SERVER_LOST if lost else 1 if error is not None else 0)
     if lost:
         sys.exit(EXIT_SERVER_LOST)
+
+
+def _restart_when_jack_returns(a: argparse.Namespace, take: Path | None, seconds_left: float | None) -> None:
+    """Wait for the JACK server that went away and start this player again in its place (a fresh process: the
+    old PortAudio cannot open the new server), recording into a new take; returns if told to stop or out of time."""
+    import time
+
+    from synth.engine.midi import jack_running
+
+    print("gansynth-live: waiting for the audio server to come back (Ctrl-C stops)", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    try:
+        while not jack_running():
+            time.sleep(RECONNECT_PROBE_SECONDS)
+            if seconds_left is not None and time.monotonic() - start >= seconds_left:
+                return
+    except KeyboardInterrupt:
+        return
+    argv = list(a.argv)
+    if take is not None:  # argparse keeps the last value given: these replace the originals
+        argv += ["--record", str(_next_free(take))]
+    if seconds_left is not None:
+        argv += ["--seconds", f"{max(seconds_left - (time.monotonic() - start), 0.1):.3f}"]
+    print("gansynth-live: the audio server is back; starting again", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "synth", *argv])
+
+
+def _next_free(path: Path) -> Path:
+    """take.flac → take-2.flac (or -3, ...): the first name not taken."""
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
 
 
 def cmd_devices(a: argparse.Namespace) -> None:
@@ -566,6 +604,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
                                                        "sound card")
     pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    pl.add_argument("--exit-on-server-loss", action="store_true",
+                    help="when the audio server goes away, save the take and exit with code 3 (default: under JACK, "
+                         "wait for it and start again, recording into a new take)")
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
     pl.set_defaults(func=cmd_play)
 
@@ -642,6 +683,7 @@ def _let_portaudio_go() -> None:
 def main(argv: list[str] | None = None,
          extra: Callable[[argparse._SubParsersAction], None] | None = None) -> None:
     args = build_parser(extra).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # play starts itself again after a lost server
     try:
         args.func(args)
         _let_portaudio_go()

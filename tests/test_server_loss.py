@@ -53,7 +53,7 @@ def doomed_jack():
 
 def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jack, tone_model, tmp_path):
     take = tmp_path / "take.flac"
-    proc = start_player(tone_model, take)
+    proc = start_player(tone_model, take, "--exit-on-server-loss")
     try:
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
@@ -70,6 +70,33 @@ def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jac
     assert not (tmp_path / ".take.flac.part").exists()
     audio, _ = sf.read(take, dtype="float32")
     check_notes(audio[:, 0])
+
+
+def test_player_starts_again_when_the_server_returns_recording_a_new_take(doomed_jack, tone_model, tmp_path):
+    take = tmp_path / "take.wav"
+    proc = start_player(tone_model, take)
+    try:
+        out = lines_of(proc)
+        wait_for(out, f"recording to {take}")
+        play_notes(then=0.5)
+        doomed_jack.stop()
+        wait_for(out, "went away", timeout=2.0)
+        wait_for(out, "waiting for the audio server to come back")
+        assert take.exists()  # finalised before waiting
+        doomed_jack.start()
+        wait_for(out, "the audio server is back")
+        wait_for(out, f"recording to {tmp_path / 'take-2.wav'}", timeout=60)
+        wait_for(out, "ready:", timeout=60)
+        play_notes(then=0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for name in ("take.wav", "take-2.wav"):
+        audio, _ = sf.read(tmp_path / name, dtype="float32")
+        check_notes(audio[:, 0])
+    assert not list(tmp_path.glob(".*.part"))
 
 
 def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model, tmp_path):
