@@ -71,3 +71,39 @@ def test_a_non_finite_note_is_played_as_silence_and_does_not_stick(tone_model):
     engine.note_on(67)
     after = np.concatenate([engine.process(256).copy() for _ in range(20)])
     assert np.isfinite(after).all() and np.abs(after).max() > 0.01  # the limiter did not stay at NaN
+
+
+def test_a_nan_timbre_or_gain_is_refused_and_the_sound_process_goes_on(tone_model):
+    """The window posts timbres and gains one way to its sound process: a bad one is said and changes nothing
+    (before, a NaN latent filled the bank with NaN, and a malformed message ended the sound process)."""
+    import pytest
+
+    from synth.engine.sound_process import SoundProcess
+
+    engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, render_process=False)
+    z = engine.z.copy()
+    with pytest.raises(ValueError, match="a timbre must be 8 finite numbers; got shape \\[8\\] with NaN"):
+        engine.set_timbre(np.full(8, np.nan))
+    with pytest.raises(ValueError, match="got shape \\[2\\]"):
+        engine.set_timbre(np.zeros(2))
+    assert np.array_equal(engine.z, z)
+
+    sound = SoundProcess(str(tone_model), audio=False, midi=False)
+    try:
+        sound.set_timbre(np.full(8, np.nan))
+        sound.set_gain(float("nan"))
+        sound.send(0x90, 60)  # one data byte short is still a message: d2 defaults to 0
+        sound._post(("send", (1, 2, 3, 4)))  # a malformed message
+        deadline = time.monotonic() + 30
+        events = []
+        while len(events) < 3 and time.monotonic() < deadline:
+            events += [e for e in sound.events() if e[0] == "error"]
+            time.sleep(0.05)
+        texts = [e[1] for e in events]
+        assert any("a timbre must be 8 finite numbers" in t for t in texts), texts
+        assert any("master gain nan is outside 0-10; kept 0.5" in t for t in texts), texts
+        assert len(texts) == 3, texts
+        st = sound.call("status")
+        assert np.isfinite(st["z"]).all() and st["bad_midi"] == 0
+    finally:
+        sound.close()

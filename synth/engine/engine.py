@@ -38,8 +38,14 @@ class Engine:
 
     # -- timbre ------------------------------------------------------------------------------------------------
     def set_timbre(self, z: np.ndarray) -> None:
-        """Play this latent from now on (new notes use it as soon as their pitch is rendered)."""
-        self.z = np.asarray(z, dtype=np.float32).copy()
+        """Play this latent from now on (new notes use it as soon as their pitch is rendered). A latent of the
+        wrong size or with NaN/Inf is refused (ValueError) and the timbre stays as it was."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.shape != (self.model.info.z_dim,) or not np.isfinite(z).all():
+            raise ValueError(f"a timbre must be {self.model.info.z_dim} finite numbers; got shape {list(z.shape)}"
+                             + ("" if z.size == 0 or np.isfinite(z).all() else " with NaN or Inf")
+                             + "; the timbre stays as it was")
+        self.z = z.copy()
         self.renderer.set_timbre(self.z)
 
     def select_preset(self, index: int) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from synth.engine.effects import EffectError
 
 STARTUP_SECONDS = 120.0
+MAX_GAIN = 10.0  # +26 dB over the voices' default 0.5: more than the master slider's +6 dB ever asks
 WATCH_SECONDS = 0.1  # how often the sound process looks for failed blocks and a lost audio server
 
 
@@ -141,6 +142,14 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     def add_plugin(path: str) -> None:
         chain.add(load_plugin(path))
 
+    def set_gain(gain: float) -> None:
+        gain = float(gain)
+        if not 0.0 <= gain <= MAX_GAIN:  # NaN too
+            raise ValueError(f"master gain {gain} is outside 0-{MAX_GAIN:g}; kept {engine.voices.gain:g}")
+        engine.voices.gain = gain
+
+    one_way = {"send": lambda message: engine.send(*message), "gain": set_gain,
+               "timbre": lambda z: engine.set_timbre(np.asarray(z, np.float32))}
     calls = {
         "status": status, "chain": chain_view, "chain_save": chain.to_list,
         "add_builtin": add_builtin, "add_plugin": add_plugin,
@@ -154,12 +163,11 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         while True:
             msg = commands.recv()
             kind = msg[0]
-            if kind == "send":
-                engine.send(*msg[1])
-            elif kind == "timbre":
-                engine.set_timbre(np.asarray(msg[1], np.float32))
-            elif kind == "gain":
-                engine.voices.gain = float(msg[1])
+            if kind in one_way:
+                try:
+                    one_way[kind](*msg[1:])
+                except (ValueError, TypeError) as e:  # a bad value from the front end: said, and nothing changes
+                    emit("error", str(e))
             elif kind == "close":
                 break
             else:
