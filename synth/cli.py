@@ -271,13 +271,13 @@ def cmd_play(a: argparse.Namespace) -> None:
             print(f"recorded {out.recorder.seconds:.1f} s to {path}"
                   + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
                   flush=True)
+        if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
+            _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
+                                       None if a.seconds is None else a.seconds - (time.monotonic() - t0))
         if out.abandoned:  # PortAudio would hang or abort tearing down a stream its host API lost: leave now
             error = sys.exc_info()[1]
             if error is not None:
                 print(f"gansynth-live: {error}", file=sys.stderr)
-            if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
-                _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
-                                           None if a.seconds is None else a.seconds - (time.monotonic() - t0))
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_SERVER_LOST if lost else 1 if error is not None else 0)
@@ -686,7 +686,6 @@ def main(argv: list[str] | None = None,
     args.argv = list(sys.argv[1:] if argv is None else argv)  # play starts itself again after a lost server
     try:
         args.func(args)
-        _let_portaudio_go()
     except KeyboardInterrupt:
         sys.exit(130)
     except ModuleNotFoundError as e:
@@ -696,3 +695,5 @@ def main(argv: list[str] | None = None,
                  "install the training extras: pip install 'gansynth-live[train]'")
     except (OSError, ValueError) as e:  # every user-facing error class derives from these
         sys.exit(f"gansynth-live: {e}")
+    finally:
+        _let_portaudio_go()
