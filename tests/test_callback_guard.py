@@ -5,25 +5,29 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from synth.engine.engine import Engine
 from synth.runtime.model import NoteModel
 
 
-def test_a_block_that_raises_is_silenced_and_the_stream_goes_on(jack_server, tone_model):
+@pytest.mark.parametrize("effects", ["", "gain:gain_db=-6"], ids=["in-the-callback", "in-the-effects-producer"])
+def test_a_block_that_raises_is_silenced_and_the_stream_goes_on(jack_server, tone_model, effects):
     """In a child process: PortAudio, once it has opened JACK, aborts at exit if the server has gone (as the
     shared test server does at the end of the session), so this process never loads it."""
     proc = subprocess.run([sys.executable, "-c", f"from tests.test_callback_guard import corrupt_voice_on_jack; "
-                           f"corrupt_voice_on_jack({str(tone_model)!r})"], capture_output=True, text=True, timeout=120)
+                           f"corrupt_voice_on_jack({str(tone_model)!r}, {effects!r})"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "all checked" in proc.stdout, proc.stdout + proc.stderr
 
 
-def corrupt_voice_on_jack(model_path: str) -> None:
+def corrupt_voice_on_jack(model_path: str, effects: str) -> None:
     from synth.engine.audio import AudioOutput
+    from synth.engine.effects import parse_chain
 
     engine = Engine(NoteModel(model_path, provider="cpu"), rate=48000, block=128, polyphony=4, render_process=False)
     engine.renderer.render_all()
-    out = AudioOutput(engine, hostapi="jack", block=128)
+    out = AudioOutput(engine, hostapi="jack", block=128, effects=parse_chain(effects, 48000) if effects else None)
     out.start()
     try:
         engine.note_on(60)
@@ -76,8 +80,6 @@ def test_a_non_finite_note_is_played_as_silence_and_does_not_stick(tone_model):
 def test_a_nan_timbre_or_gain_is_refused_and_the_sound_process_goes_on(tone_model):
     """The window posts timbres and gains one way to its sound process: a bad one is said and changes nothing
     (before, a NaN latent filled the bank with NaN, and a malformed message ended the sound process)."""
-    import pytest
-
     from synth.engine.sound_process import SoundProcess
 
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, render_process=False)

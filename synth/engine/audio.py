@@ -145,6 +145,7 @@ class AudioOutput:
         self.abandoned = False  # stop() gave up on a stream whose host API hung
         self._failed_in_a_row = False
         self._reported_failures = 0
+        self._reported_nonfinite = 0
         self._started = False
         self._finished = False
         self._perf = time.perf_counter
@@ -184,20 +185,21 @@ class AudioOutput:
                 outdata[got:] = 0.0
                 self.late_blocks += 1
                 self.underruns += 1
-            self._failed_in_a_row = False
         except Exception as e:
-            self._failed(outdata, e)
+            self._failed(outdata, e, voices=False)  # the producer thread owns the voices here
         self._account(t0, status)
 
-    def _failed(self, outdata: np.ndarray, error: Exception) -> None:
-        """A block that raised: silence it and count it; `problems()` reports it off the audio thread. Voices whose
-        state made the previous block fail too are let go, so one bad voice cannot silence the instrument."""
+    def _failed(self, outdata: np.ndarray, error: Exception, voices: bool = True) -> None:
+        """A block that raised: silence it and count it; `problems()` reports it off the audio thread. With
+        `voices` (called by the thread that mixes them), voices whose state made the previous block fail too are
+        let go, so one bad voice cannot silence the instrument."""
         outdata.fill(0.0)
         self.failed_blocks += 1
         self.last_error = error
-        if self._failed_in_a_row:
-            self.engine.voices.reset()
-        self._failed_in_a_row = True
+        if voices:
+            if self._failed_in_a_row:
+                self.engine.voices.reset()
+            self._failed_in_a_row = True
 
     def _account(self, t0: float, status: object) -> None:
         """Both callbacks' bookkeeping: the device's underflow flag and how long this block took."""
@@ -270,6 +272,11 @@ class AudioOutput:
             out.append(f"audio: {failed - self._reported_failures} block(s) failed and were played as silence "
                        f"({type(error).__name__}: {str(error)[:120]}); {failed} in all, the sound goes on")
             self._reported_failures = failed
+        nonfinite = self.engine.voices.nonfinite_blocks
+        if nonfinite > self._reported_nonfinite:
+            out.append(f"audio: {nonfinite - self._reported_nonfinite} block(s) were not finite (NaN or Inf) and "
+                       f"were played as silence; {nonfinite} in all")
+            self._reported_nonfinite = nonfinite
         return out
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
