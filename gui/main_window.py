@@ -390,7 +390,8 @@ class MainWindow(QMainWindow):
         lab["latency"].setText(f"{st['latency_ms']:.1f} ms" if st["latency_ms"] is not None else "–")
         lab["voices"].setText(f"{st['voices']}")
         failed = st.get("failed_blocks", 0)
-        lab["underruns"].setText(f"{st['underruns']}" + (f" ({failed} failed blocks played as silence)" if failed else ""))
+        lab["underruns"].setText(f"{st['underruns']}"
+                                 + (f" ({failed} failed blocks played as silence)" if failed else ""))
         lab["callback"].setText(f"{st['callback_p99_us']:.0f} µs")
         lab["provider"].setText(st["provider"].replace("ExecutionProvider", ""))
         lab["bank"].setText(f"{st['last_bank_s']:.2f} s ({ready}/{total} ready)" if st["last_bank_s"] else

@@ -562,7 +562,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
-    e.add_argument("--presets", type=opt.existing_dir, help="presets to list in the card (default: the shipped presets/)")
+    e.add_argument("--presets", type=opt.existing_dir,
+                   help="presets to list in the card (default: the shipped presets/)")
     e.add_argument("--curve", action="append", help="JSON from 'presets curve --json', shown in the card (repeatable)")
     e.add_argument("--pictures", help="folder of PNGs from 'presets pictures', linked from the card")
     e.set_defaults(func=cmd_export)
@@ -572,14 +573,16 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     v.add_argument("--model", help="ONNX model to evaluate (omit for the real-data reference row only)")
     v.add_argument("--per-pitch", type=int, default=8, help="random latents per pitch")
     v.add_argument("--real-notes", type=int, default=1000, help="held-out real notes in the reference row")
-    v.add_argument("--presets", type=opt.existing_dir, help="preset directory to evaluate a row each for (default: the shipped presets/)")
+    v.add_argument("--presets", type=opt.existing_dir,
+                   help="preset directory to evaluate a row each for (default: the shipped presets/)")
     v.add_argument("--json", help="also write the rows as JSON")
     v.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("render", help="render a MIDI file offline to WAV/FLAC with the engine")
     r.add_argument("midi", help="input .mid file")
     r.add_argument("-o", "--out", required=True, help="output .wav or .flac (written atomically)")
-    r.add_argument("--channels", type=opt.MIDI_CHANNELS, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
+    r.add_argument("--channels", type=opt.MIDI_CHANNELS,
+                   help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
     r.add_argument("--effects", help=EFFECTS_HELP)
     _render_options(r)
     r.set_defaults(func=cmd_render)
@@ -658,7 +661,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     bn.add_argument("--provider", help="onnxruntime provider (default: best present)")
     bn.add_argument("--rate", type=opt.RATE, default=48000)
     bn.add_argument("--block", type=opt.BLOCK, default=128)
-    bn.add_argument("--soak", type=opt.float_in(0.0, 1e6, "seconds"), default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
+    bn.add_argument("--soak", type=opt.float_in(0.0, 1e6, "seconds"), default=300,
+                    help="seconds of soak on a private JACK dummy server (0: skip)")
     bn.add_argument("--floor", action="store_true",
                     help="after the soak, measure the machine's own floor: as long with a client that writes silence")
     bn.add_argument("--json", help="also write the numbers as JSON")

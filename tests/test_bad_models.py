@@ -89,7 +89,8 @@ def test_a_model_broken_at_some_pitches_stops_a_render_in_one_line(tmp_path):
     with pytest.raises(ModelError, match="non-finite"):
         model.render(np.zeros((2, Z), np.float32), [30, 60])
     song = mido.MidiFile()
-    track = mido.MidiTrack([mido.Message("note_on", note=30, velocity=100), mido.Message("note_off", note=30, time=480)])
+    track = mido.MidiTrack([mido.Message("note_on", note=30, velocity=100),
+                            mido.Message("note_off", note=30, time=480)])
     song.tracks.append(track)
     song.save(tmp_path / "low.mid")
     out = tmp_path / "low.wav"

@@ -15,10 +15,10 @@ import numpy as np
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.onnx"
 REQUIRED_METADATA = ("sample_rate", "z_dim", "pitch_min", "pitch_max", "note_seconds", "release_seconds",
                      "training_data", "metrics", "version")
-# Preference order: NVIDIA, Apple, Windows GPUs, then CPU.
-MIN_RATE, MAX_RATE = 8000, 192000
+MIN_RATE, MAX_RATE = 8000, 192000  # what metadata may claim; anything else is a broken or hostile file
 MAX_Z_DIM = 4096
 MAX_NOTE_SECONDS = 60.0
+# Preference order: NVIDIA, Apple, Windows GPUs, then CPU.
 PROVIDER_ORDER = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
 
 
@@ -63,11 +63,13 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
     except (ValueError, json.JSONDecodeError) as e:
         raise ModelError(f"model file {path} has unreadable metadata ({e})") from None
     checks = (
-        (MIN_RATE <= info.sample_rate <= MAX_RATE, f"sample_rate {info.sample_rate} is outside {MIN_RATE}-{MAX_RATE} Hz"),
+        (MIN_RATE <= info.sample_rate <= MAX_RATE,
+         f"sample_rate {info.sample_rate} is outside {MIN_RATE}-{MAX_RATE} Hz"),
         (1 <= info.z_dim <= MAX_Z_DIM, f"z_dim {info.z_dim} is outside 1-{MAX_Z_DIM}"),
         (0 <= info.pitch_min <= info.pitch_max <= 127,
          f"pitch range {info.pitch_min}-{info.pitch_max} is not within MIDI's 0-127, low to high"),
-        (0 < info.note_seconds <= MAX_NOTE_SECONDS, f"note_seconds {info.note_seconds} is outside (0, {MAX_NOTE_SECONDS:g}]"),
+        (0 < info.note_seconds <= MAX_NOTE_SECONDS,
+         f"note_seconds {info.note_seconds} is outside (0, {MAX_NOTE_SECONDS:g}]"),
         (0 <= info.release_seconds < info.note_seconds,
          f"release_seconds {info.release_seconds} is not between 0 and note_seconds ({info.note_seconds})"),
     )
