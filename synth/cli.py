@@ -227,6 +227,7 @@ def cmd_play(a: argparse.Namespace) -> None:
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
         t0, announced, last = time.monotonic(), False, 0.0
+        told_dropped, told_at = 0, -5.0
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
@@ -238,6 +239,11 @@ def cmd_play(a: argparse.Namespace) -> None:
                 raise RenderError(st["render_error"])
             for problem in out.problems():
                 print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
+            dropped = midi.dropped + st["bad_midi"]
+            if dropped > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
+                print(f"gansynth-live: MIDI: {dropped} malformed message(s) dropped so far; the sound goes on",
+                      file=sys.stderr, flush=True)
+                told_dropped, told_at = dropped, time.monotonic()
             if out.check_server():
                 print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
                       "stopped?)" + ("; the take is kept" if out.recorder is not None else ""),
@@ -249,8 +255,7 @@ def cmd_play(a: argparse.Namespace) -> None:
                 p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
-                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  "
-                        f"dropped {midi.dropped + st['bad_midi']}")
+                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  dropped {dropped}")
                 if sys.stdout.isatty():
                     print("\r" + line, end="", flush=True)
                 elif a.verbose:
