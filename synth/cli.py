@@ -264,18 +264,18 @@ def cmd_play(a: argparse.Namespace) -> None:
         pass
     finally:
         out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
-        if midi is not None:
-            midi.close()
-        engine.stop()
         if sys.stdout.isatty():
             print()
         print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
               + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""), flush=True)
-        if out.recorder is not None:
+        if out.recorder is not None:  # the take is safe before anything else is let go
             path = out.recorder.close()
             print(f"recorded {out.recorder.seconds:.1f} s to {path}"
                   + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped else ""),
                   flush=True)
+        if midi is not None:
+            midi.close()
+        engine.stop()
         if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
             _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
                                        None if a.seconds is None else a.seconds - (time.monotonic() - t0))
