@@ -1,7 +1,10 @@
 """The JACK server stopped under `play --record` and under the window: one line within 2 s, the take finalised with
 every note played before; play exits non-zero, the window's sound starts again when the server returns; SIGTERM
-is answered within 2 s, with no PortAudio abort. Each test runs its own private JACK server (dummy backend) and
-stops it itself; the shared one (conftest) stays up for the others."""
+is answered within 2 s, with no PortAudio abort.
+
+Each scenario runs in a child process with its own private JACK server (dummy backend), which it stops itself:
+libjack keeps one server's state per process, so a process that has talked to the shared test server (conftest)
+cannot reach a second one, and its clients would silently land on the first."""
 import os
 import signal
 import subprocess
@@ -10,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from synth.cli import EXIT_SERVER_LOST
@@ -20,7 +22,7 @@ from tests.test_record import check_notes, play_notes, start_player
 
 
 class Server:
-    """A private JACK server (dummy backend) that a test may stop and start again under the same name."""
+    """A private JACK server (dummy backend) that a scenario may stop and start again under the same name."""
 
     def __init__(self) -> None:
         self.name = f"gsldoomed{os.getpid()}"
@@ -29,8 +31,7 @@ class Server:
 
     def start(self) -> None:
         self.proc = start_jack(self.name, 48000, 128, modes=("--no-realtime",), options=("--sync",))
-        if self.proc is None:
-            pytest.fail("jackd did not start on the dummy backend")
+        assert self.proc is not None, "jackd did not start on the dummy backend"
 
     def stop(self) -> float:
         """Stop it (SIGTERM: a killed jackd keeps its slot in JACK's registry); returns when it was told to."""
@@ -39,30 +40,68 @@ class Server:
         self.proc.wait(timeout=30)
         return t0
 
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        for leftover in Path("/dev/shm").glob(f"jack_sem.*_{self.name}_*"):  # its clients' semaphores, if any
+            leftover.unlink(missing_ok=True)
 
-@pytest.fixture
-def doomed_jack():
-    old = os.environ.get("JACK_DEFAULT_SERVER")
+
+def in_child(scenario: str, model: str, tmp: str) -> None:
+    """The child's side: a private server, the scenario, and the server gone again."""
     server = Server()
-    yield server
-    if server.proc.poll() is None:
-        server.stop()
-    for leftover in Path("/dev/shm").glob(f"jack_sem.*_{server.name}_*"):  # its clients' semaphores, if any
-        leftover.unlink(missing_ok=True)
-    if old is None:
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
-    else:
-        os.environ["JACK_DEFAULT_SERVER"] = old
+    try:
+        globals()[scenario](server, Path(model), Path(tmp))
+    finally:
+        server.close()
+    print("all checked", flush=True)
 
 
-def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jack, tone_model, tmp_path):
+def run_in_child(scenario: str, tone_model: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JACK_DEFAULT_SERVER"}
+    proc = subprocess.run([sys.executable, "-c", f"from tests.test_server_loss import in_child; "
+                           f"in_child({scenario!r}, {str(tone_model)!r}, {str(tmp_path)!r})"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    print(proc.stdout)
+    assert proc.returncode == 0 and "all checked" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
+def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(tone_model, tmp_path):
+    run_in_child("record_then_exit", tone_model, tmp_path)
+
+
+def test_player_starts_again_when_the_server_returns_recording_a_new_take(tone_model, tmp_path):
+    run_in_child("record_and_reconnect", tone_model, tmp_path)
+
+
+def test_sigterm_is_answered_after_the_server_went_away(tone_model, tmp_path):
+    """The player is told to stop while its server is gone (the loss not yet acted on or already reported):
+    it answers within 2 s and its take is finalised, however PortAudio's stream stop behaves."""
+    run_in_child("sigterm_after_loss", tone_model, tmp_path)
+
+
+def test_server_killed_under_the_windows_sound_process(tone_model, tmp_path):
+    """The window's instrument (its sound process on JACK) recording: the loss comes as one event within 2 s, the
+    take is finalised, the status says the audio was lost; when the server returns the sound starts again by
+    itself, and closing takes no hang and no PortAudio abort."""
+    run_in_child("instrument_loses_and_finds_jack", tone_model, tmp_path)
+
+
+def test_window_reports_the_loss_and_answers_sigterm(tone_model, tmp_path):
+    """`gansynth-live gui` (offscreen) on a JACK server that is then stopped: the window says so within 2 s, and
+    SIGTERM closes it within 2 s with exit code 0 and no PortAudio assertion."""
+    run_in_child("window_sigterm_after_loss", tone_model, tmp_path)
+
+
+# -- the scenarios, run in the child -------------------------------------------------------------------------------
+def record_then_exit(server, tone_model, tmp_path):
     take = tmp_path / "take.flac"
     proc = start_player(tone_model, take, "--exit-on-server-loss")
     try:
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
         play_notes(then=0.5)
-        t0 = doomed_jack.stop()
+        t0 = server.stop()
         wait_for(out, "went away", timeout=2.0)
         reported = time.monotonic() - t0
         assert proc.wait(timeout=10) == EXIT_SERVER_LOST
@@ -76,18 +115,18 @@ def test_server_killed_under_record_keeps_the_take_and_exits_non_zero(doomed_jac
     check_notes(audio[:, 0])
 
 
-def test_player_starts_again_when_the_server_returns_recording_a_new_take(doomed_jack, tone_model, tmp_path):
+def record_and_reconnect(server, tone_model, tmp_path):
     take = tmp_path / "take.wav"
     proc = start_player(tone_model, take)
     try:
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
         play_notes(then=0.5)
-        doomed_jack.stop()
+        server.stop()
         wait_for(out, "went away", timeout=2.0)
         wait_for(out, "waiting for the audio server to come back")
         assert take.exists()  # finalised before waiting
-        doomed_jack.start()
+        server.start()
         wait_for(out, "the audio server is back")
         wait_for(out, f"recording to {tmp_path / 'take-2.wav'}", timeout=60)
         wait_for(out, "ready:", timeout=60)
@@ -103,16 +142,14 @@ def test_player_starts_again_when_the_server_returns_recording_a_new_take(doomed
     assert not list(tmp_path.glob(".*.part"))
 
 
-def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model, tmp_path):
-    """The player is told to stop while its server is gone (the loss not yet acted on or already reported):
-    it answers within 2 s and its take is finalised, however PortAudio's stream stop behaves."""
+def sigterm_after_loss(server, tone_model, tmp_path):
     take = tmp_path / "take.wav"
     proc = start_player(tone_model, take)
     try:
         out = lines_of(proc)
         wait_for(out, f"recording to {take}")
         wait_for(out, "MIDI in:")
-        doomed_jack.stop()
+        server.stop()
         proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         proc.wait(timeout=2.0)
@@ -126,10 +163,7 @@ def test_sigterm_is_answered_after_the_server_went_away(doomed_jack, tone_model,
     assert sf.info(take).samplerate == 48000
 
 
-def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, tmp_path):
-    """The window's instrument (its sound process on JACK) recording: the loss comes as one event within 2 s, the
-    take is finalised, the status says the audio was lost; when the server returns the sound starts again by
-    itself, and closing takes no hang and no PortAudio abort."""
+def instrument_loses_and_finds_jack(server, tone_model, tmp_path):
     from gui.instrument import Devices, Instrument
     from synth.runtime.model import NoteModel
 
@@ -145,7 +179,7 @@ def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, 
         inst.note_on(60)
         time.sleep(0.5)
         child = inst.sound.process
-        t0 = doomed_jack.stop()
+        t0 = server.stop()
         events = []
         while time.monotonic() - t0 < 2.0 and not any("audio stopped" in e[1] for e in events if e[0] == "error"):
             events += inst.poll_events()
@@ -163,7 +197,7 @@ def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, 
             time.sleep(0.1)
         assert child.is_alive() and inst.status()["audio"] is None
 
-        doomed_jack.start()  # the server returns: the window's sound reconnects by itself
+        server.start()  # the server returns: the window's sound reconnects by itself
         deadline = time.monotonic() + 60
         while not inst.status()["audio"] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -178,9 +212,7 @@ def test_server_killed_under_the_windows_sound_process(doomed_jack, tone_model, 
     assert closed < 2.0, closed
 
 
-def test_window_reports_the_loss_and_answers_sigterm(doomed_jack, tone_model, tmp_path):
-    """`gansynth-live gui` (offscreen) on a JACK server that is then stopped: the window says so within 2 s, and
-    SIGTERM closes it within 2 s with exit code 0 and no PortAudio assertion."""
+def window_sigterm_after_loss(server, tone_model, tmp_path):
     import jack
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -195,7 +227,7 @@ def test_window_reports_the_loss_and_answers_sigterm(doomed_jack, tone_model, tm
         assert probe.get_ports("GANSynth Live Audio:"), "the window's sound never reached JACK"
         probe.close()
         time.sleep(0.5)
-        doomed_jack.stop()
+        server.stop()
         wait_for(out, "gansynth-live: audio stopped", timeout=2.0)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=2.0)
