@@ -14,6 +14,7 @@ from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessEr
 from synth.runtime.model import NoteModel
 
 MASTER_GAIN = 0.5  # the voices' gain at 0 dB on the master slider
+RECONNECT_PROBE_SECONDS = 1.0  # how often a window whose JACK server went away looks for it again
 TIMBRE_INTERVAL = 0.1  # seconds between new banks while the pad moves: each gets time to render the held keys
 
 
@@ -56,6 +57,8 @@ class Instrument:
         self.audio_error: str | None = None
         self.midi_error: str | None = None
         self.chain_error: str | None = None
+        self._notices: list[tuple] = []
+        self._last_probe = 0.0
         self._pending: np.ndarray | None = None
         self._posted = 0.0
 
@@ -116,8 +119,27 @@ class Instrument:
     close = stop
 
     def poll_events(self) -> list[tuple]:
-        """Controller moves ("cc", channel, controller, value) and MIDI errors ("error", text) since last time."""
-        return self.sound.events() if self.sound else []
+        """Controller moves ("cc", channel, controller, value) and errors and notices ("error", text) since last
+        time."""
+        notices, self._notices = self._notices, []
+        return notices + (self.sound.events() if self.sound else [])
+
+    def _jack_is_back(self) -> bool:
+        """Whether the JACK server the sound lost runs again (asked at most once a second)."""
+        if time.monotonic() - self._last_probe < RECONNECT_PROBE_SECONDS:
+            return False
+        self._last_probe = time.monotonic()
+        from synth.engine.midi import jack_running
+
+        return jack_running()
+
+    def _reconnect(self, lost: dict) -> dict:
+        """A new sound process on the same devices, timbre, gain and effects (the lost one's take is already
+        saved); the window blocks for its start, once."""
+        self.apply(self.devices)
+        if self.sound is not None and not self.audio_error:
+            self._notices.append(("error", f"audio is back: {self.sound.call('status')['audio']}"))
+        return self.status() if self.sound is not None else lost
 
     def note_on(self, pitch: int, velocity: int = 100) -> None:
         if self.sound:
@@ -183,7 +205,12 @@ class Instrument:
         """The sound process's state (voices, bank, underruns, latency, ...), or a stand-in while it is down."""
         if self.sound is not None:
             try:
-                return self.sound.call("status")
+                st = self.sound.call("status")
+                if st.get("audio_lost"):
+                    self.audio_error = f"lost: {st['audio_lost']}"
+                    if (st.get("hostapi") or "").startswith("JACK") and self._jack_is_back():
+                        return self._reconnect(st)
+                return st
             except SoundProcessError as e:  # it died: say so, keep the window working (Devices → Apply restarts)
                 self.audio_error = str(e)
                 self.sound, self.chain = None, None

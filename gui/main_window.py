@@ -405,12 +405,16 @@ class MainWindow(QMainWindow):
         lab["audio"].setText(st["audio"] or f"off ({self.inst.audio_error or 'not started'})")
         lab["latency"].setText(f"{st['latency_ms']:.1f} ms" if st["latency_ms"] is not None else "–")
         lab["voices"].setText(f"{st['voices']}")
-        lab["underruns"].setText(f"{st['underruns']}")
+        failed = st.get("failed_blocks", 0)
+        lab["underruns"].setText(f"{st['underruns']}"
+                                 + (f" ({failed} failed blocks played as silence)" if failed else ""))
         lab["callback"].setText(f"{st['callback_p99_us']:.0f} µs")
         lab["provider"].setText(st["provider"].replace("ExecutionProvider", ""))
         lab["bank"].setText(f"{st['last_bank_s']:.2f} s ({ready}/{total} ready)" if st["last_bank_s"] else
                             f"rendering ({ready}/{total})")
-        lab["midi"].setText(st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
+        bad = st.get("bad_midi", 0)
+        lab["midi"].setText((st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
+                            + (f" ({bad} malformed messages dropped)" if bad else ""))
         if st["recording_s"] is not None:
             self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
         if st.get("recording_error") and st["recording_error"] != getattr(self, "_told_recording", None):

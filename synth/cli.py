@@ -11,17 +11,11 @@ from pathlib import Path
 from typing import Callable
 
 from synth import __version__
+from synth import options as opt
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
-
-
-def _ints(text: str) -> list[int]:
-    """'0-7,40' → [0..7, 40]."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
+RECONNECT_PROBE_SECONDS = 1.0  # how often play looks for a JACK server that went away
 
 
 def cmd_dataset(a: argparse.Namespace) -> None:
@@ -198,7 +192,6 @@ def cmd_play(a: argparse.Namespace) -> None:
         check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
-    latency = float(a.latency) if a.latency not in ("low", "high") else a.latency
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
                     channel=a.channel - 1 if a.channel else None)
     chain = None
@@ -206,12 +199,12 @@ def cmd_play(a: argparse.Namespace) -> None:
         from synth.engine.effects import parse_chain
 
         chain = parse_chain(a.effects, a.rate)
-    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=latency, effects=chain)
+    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=a.latency, effects=chain)
     if a.record:
         from synth.engine.recorder import Recorder
 
         out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
-    midi = None
+    midi, lost = None, False
     try:
         engine.start()
         midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
@@ -233,6 +226,7 @@ def cmd_play(a: argparse.Namespace) -> None:
               f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
         promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
         t0, announced, last, told, warned = time.monotonic(), False, 0.0, None, False
+        told_dropped, told_at = 0, -5.0
         while a.seconds is None or time.monotonic() - t0 < a.seconds:
             time.sleep(0.1)
             st = engine.status()
@@ -252,12 +246,25 @@ def cmd_play(a: argparse.Namespace) -> None:
                       f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
             if st["render_error"]:
                 raise RenderError(st["render_error"])
+            for problem in out.problems():
+                print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
+            dropped = midi.dropped + st["bad_midi"]
+            if dropped > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
+                print(f"gansynth-live: MIDI: {dropped} malformed message(s) dropped so far; the sound goes on",
+                      file=sys.stderr, flush=True)
+                told_dropped, told_at = dropped, time.monotonic()
+            if out.check_server():
+                print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
+                      "stopped?)" + ("; the take is kept" if out.recorder is not None else ""),
+                      file=sys.stderr, flush=True)
+                lost = True
+                break
             if time.monotonic() - last >= 1.0:
                 last = time.monotonic()
                 p50, p99, _ = out.callback_us()
                 line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
                         f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
-                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}")
+                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  dropped {dropped}")
                 if sys.stdout.isatty():
                     print("\r" + line, end="", flush=True)
                 elif a.verbose:
@@ -266,15 +273,11 @@ def cmd_play(a: argparse.Namespace) -> None:
         pass
     finally:
         out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
-        if chain is not None:
-            chain.close()
-        if midi is not None:
-            midi.close()
-        engine.stop()
         if sys.stdout.isatty():
             print()
-        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns", flush=True)
-        if out.recorder is not None:
+        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
+              + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""), flush=True)
+        if out.recorder is not None:  # the take is safe before anything else is let go
             path = out.recorder.close()  # OutputError if it cannot be finished: the part file stays, and says so
             if path is None:
                 print("recorded nothing: no file written", flush=True)
@@ -282,6 +285,23 @@ def cmd_play(a: argparse.Namespace) -> None:
                 print(f"recorded {out.recorder.seconds:.1f} s to {path}"
                       + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped
                          else ""), flush=True)
+        if chain is not None:
+            chain.close()
+        if midi is not None:
+            midi.close()
+        engine.stop()
+        if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
+            _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
+                                       None if a.seconds is None else a.seconds - (time.monotonic() - t0))
+        if out.abandoned:  # PortAudio would hang or abort tearing down a stream its host API lost: leave now
+            error = sys.exc_info()[1]
+            if error is not None:
+                print(f"gansynth-live: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_SERVER_LOST if lost else 1 if error is not None else 0)
+    if lost:
+        sys.exit(EXIT_SERVER_LOST)
 
 
 def cmd_recover(a: argparse.Namespace) -> None:
@@ -289,6 +309,40 @@ def cmd_recover(a: argparse.Namespace) -> None:
 
     path, seconds = recover(a.part, a.out)
     print(f"recovered {seconds:.1f} s into {path}")
+
+
+def _restart_when_jack_returns(a: argparse.Namespace, take: Path | None, seconds_left: float | None) -> None:
+    """Wait for the JACK server that went away and start this player again in its place (a fresh process: the
+    old PortAudio cannot open the new server), recording into a new take; returns if told to stop or out of time."""
+    import time
+
+    from synth.engine.midi import jack_running
+
+    print("gansynth-live: waiting for the audio server to come back (Ctrl-C stops)", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    try:
+        while not jack_running():
+            time.sleep(RECONNECT_PROBE_SECONDS)
+            if seconds_left is not None and time.monotonic() - start >= seconds_left:
+                return
+    except KeyboardInterrupt:
+        return
+    argv = list(a.argv)
+    if take is not None:  # argparse keeps the last value given: these replace the originals
+        argv += ["--record", str(_next_free(take))]
+    if seconds_left is not None:
+        argv += ["--seconds", f"{max(seconds_left - (time.monotonic() - start), 0.1):.3f}"]
+    print("gansynth-live: the audio server is back; starting again", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "synth", *argv])
+
+
+def _next_free(path: Path) -> Path:
+    """take.flac → take-2.flac (or -3, ...): the first name not taken."""
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
 
 
 def cmd_devices(a: argparse.Namespace) -> None:
@@ -450,9 +504,9 @@ def cmd_presets_list(a: argparse.Namespace) -> None:
 
 def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--model", help="ONNX model (default: the shipped one)")
-    r.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    r.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     r.add_argument("--preset", help="play every channel with this preset")
-    r.add_argument("--rate", type=int, default=48000, help="output sample rate")
+    r.add_argument("--rate", type=opt.RATE, default=48000, help="output sample rate (8000-192000)")
     r.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
 
 
@@ -481,9 +535,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     b = ds_sub.add_parser("build", help="render notes with FluidSynth (resumable)")
     b.add_argument("--out", default=str(DEFAULT_DATA))
     b.add_argument("--soundfonts", nargs="+", help="fluidr3 timgm6mb musescore musescore-hq (default: all installed)")
-    b.add_argument("--programs", type=_ints, help="GM programs, e.g. 0-7,40 (default 0-111)")
-    b.add_argument("--velocities", type=_ints, help="default 40,80,120")
-    b.add_argument("--pitches", type=_ints, help="MIDI pitches (default 24-84)")
+    b.add_argument("--programs", type=opt.MIDI_NUMBERS, help="GM programs, e.g. 0-7,40 (default 0-111)")
+    b.add_argument("--velocities", type=opt.int_list(1, 127), help="default 40,80,120")
+    b.add_argument("--pitches", type=opt.MIDI_NUMBERS, help="MIDI pitches (default 24-84)")
     b.add_argument("--gain", type=float, default=1.5, help="FluidSynth master gain")
     b.add_argument("--workers", type=int, default=2)
     b.set_defaults(func=cmd_dataset)
@@ -521,7 +575,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     v.add_argument("--model", help="ONNX model to evaluate (omit for the real-data reference row only)")
     v.add_argument("--per-pitch", type=int, default=8, help="random latents per pitch")
     v.add_argument("--real-notes", type=int, default=1000, help="held-out real notes in the reference row")
-    v.add_argument("--presets", help="preset directory to evaluate a row each for (default: the shipped presets/)")
+    v.add_argument("--presets", type=opt.existing_dir,
+                   help="preset directory to evaluate a row each for (default: the shipped presets/)")
     v.add_argument("--json", help="also write the rows as JSON")
     v.add_argument("--sound", action="store_true", help="also measure each family's sound (ripple, sidebands, HNR, "
                                                          "attack, decay, energy above 8 kHz, level) beside the real "
@@ -534,7 +589,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     r = sub.add_parser("render", help="render a MIDI file offline to WAV/FLAC with the engine")
     r.add_argument("midi", help="input .mid file")
     r.add_argument("-o", "--out", required=True, help="output .wav or .flac (written atomically)")
-    r.add_argument("--channels", type=_ints, help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
+    r.add_argument("--channels", type=opt.MIDI_CHANNELS,
+                   help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
     r.add_argument("--effects", help=EFFECTS_HELP)
     _render_options(r)
     r.set_defaults(func=cmd_render)
@@ -543,21 +599,25 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     _render_options(pl)
     pl.add_argument("--audio-out", help="output device: name fragment or number (see 'devices')")
     pl.add_argument("--host-api", help="jack, alsa, pulse, coreaudio, wasapi, asio, ...")
-    pl.add_argument("--block", type=int, default=128, help="frames per audio block")
-    pl.add_argument("--latency", default="low", help="low, high or seconds")
+    pl.add_argument("--block", type=opt.BLOCK, default=128, help="frames per audio block (16-8192)")
+    pl.add_argument("--latency", type=opt.latency, default="low", help="low, high or seconds")
     pl.add_argument("--midi-in", help="MIDI input port: name fragment or number (default: our virtual port "
                                       "'GANSynth Live')")
     pl.add_argument("--midi-api", help="jack, alsa, coremidi, winmm (default: JACK if running, else the system's)")
     pl.add_argument("--channel", type=int, choices=range(1, 17), metavar="1-16", help="listen to one channel only")
-    pl.add_argument("--polyphony", type=int, default=32)
-    pl.add_argument("--release", type=float, default=0.3, help="release time in seconds")
-    pl.add_argument("--seconds", type=float, help="stop after this long")
+    pl.add_argument("--polyphony", type=opt.int_in(1, 256, "voices"), default=32)
+    pl.add_argument("--release", type=opt.float_in(0.0, 10.0, "seconds"), default=0.3,
+                    help="release time in seconds")
+    pl.add_argument("--seconds", type=opt.float_in(0.0, 1e9, "seconds", above=True), help="stop after this long")
     pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
     pl.add_argument("--connect", metavar="PORTS", help="JACK: wire our outputs to these input ports (comma-separated "
                                                        "names or fragments, e.g. 'ardour:audio_in'), instead of the "
                                                        "sound card")
     pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    pl.add_argument("--exit-on-server-loss", action="store_true",
+                    help="when the audio server goes away, save the take and exit with code 3 (default: under JACK, "
+                         "wait for it and start again, recording into a new take)")
     pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
     pl.set_defaults(func=cmd_play)
 
@@ -595,26 +655,27 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pc.add_argument("end", nargs="?", help="preset name")
     pc.add_argument("--data", default=str(DEFAULT_DATA), help="note set the classifier is trained on")
     pc.add_argument("--model", help="ONNX model (default: the shipped one)")
-    pc.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pc.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pc.add_argument("--steps", type=int, default=11)
     pc.add_argument("--json", help="also write the curve as JSON")
     pc.set_defaults(func=cmd_presets_curve)
     pp = pr_sub.add_parser("pictures", help="spectrogram pictures of every preset across the keyboard")
     pp.add_argument("--model", help="ONNX model (default: the shipped one)")
-    pp.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pp.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pp.add_argument("--out", required=True, help="folder for the PNG files")
     pp.set_defaults(func=cmd_presets_pictures)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")
-    pls.add_argument("--presets", help="preset directory (default: the shipped presets/)")
+    pls.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pls.set_defaults(func=cmd_presets_list)
 
     bn = sub.add_parser("bench", help="measure bank render, callback cost, note latency, offline speed and a soak")
     bn.add_argument("--model", help="ONNX model (default: the shipped one)")
     bn.add_argument("--provider", help="onnxruntime provider (default: best present)")
-    bn.add_argument("--rate", type=int, default=48000)
-    bn.add_argument("--block", type=int, default=128)
-    bn.add_argument("--soak", type=float, default=300, help="seconds of soak on a private JACK dummy server (0: skip)")
+    bn.add_argument("--rate", type=opt.RATE, default=48000)
+    bn.add_argument("--block", type=opt.BLOCK, default=128)
+    bn.add_argument("--soak", type=opt.float_in(0.0, 1e6, "seconds"), default=300,
+                    help="seconds of soak on a private JACK dummy server (0: skip)")
     bn.add_argument("--floor", action="store_true",
                     help="after the soak, measure the machine's own floor: as long with a client that writes silence")
     bn.add_argument("--json", help="also write the numbers as JSON")
@@ -629,9 +690,17 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     return p
 
 
+def _let_portaudio_go() -> None:
+    if "sounddevice" in sys.modules:
+        from synth.engine.audio import skip_portaudio_teardown_if_jack_is_gone
+
+        skip_portaudio_teardown_if_jack_is_gone()
+
+
 def main(argv: list[str] | None = None,
          extra: Callable[[argparse._SubParsersAction], None] | None = None) -> None:
     args = build_parser(extra).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # play starts itself again after a lost server
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -647,3 +716,5 @@ def main(argv: list[str] | None = None,
         why = next((line.strip().rstrip(".") for line in str(e).splitlines() if "GLOBAL" in line.upper()
                     and ("unsupported" in line.lower() or "blocked" in line.lower())), "it is not a torch checkpoint")
         sys.exit(f"gansynth-live: checkpoint not loaded: it holds more than weights ({why})")
+    finally:
+        _let_portaudio_go()

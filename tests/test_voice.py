@@ -91,7 +91,7 @@ def test_training_reduces_the_spectral_loss_on_one_note(tiny_notes, tmp_path):
     losses = []
     for steps in (0, 100):
         cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / f"r{steps}"), net=TINY_NET, batch=2,
-                               limit_notes=1, crop_frames=48, max_steps=steps)
+                               limit_notes=1, crop_frames=48, max_steps=steps, lr=3e-3)
         train(cfg, progress=False)
         voice, encoder, _ = load_voice(tmp_path / f"r{steps}" / "checkpoint.pt")
         with torch.no_grad():

@@ -8,6 +8,7 @@ the recorder's ring, nothing else.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -27,6 +28,25 @@ HOST_API_ALIASES = {"jack": "JACK", "alsa": "ALSA", "pulse": "PulseAudio", "oss"
                     "wasapi": "WASAPI", "asio": "ASIO", "mme": "MME", "directsound": "DirectSound", "wdm": "WDM-KS"}
 TIMING_RING = 8192
 MAX_PLAUSIBLE_LATENCY_S = 10.0
+STOP_TIMEOUT_S = 1.0  # the longest stop() waits for the host API before abandoning the stream
+
+
+def skip_portaudio_teardown_if_jack_is_gone() -> None:
+    """Call as a process that used PortAudio ends. PortAudio's JACK host API holds a client of the server it
+    found at start; if that server has gone, PortAudio's exit handler aborts the process on an assertion
+    (pa_jack.c, Terminate), so it is skipped then and the OS frees what is left."""
+    sd = sys.modules.get("sounddevice")
+    if sd is None:
+        return
+    try:
+        jack_api = any("JACK" in api["name"] for api in sd.query_hostapis())
+    except Exception:  # PortAudio already terminated
+        return
+    if jack_api:
+        from synth.engine.midi import jack_running
+
+        if not jack_running():
+            atexit.unregister(sd._exit_handler)
 
 
 class AudioDeviceError(ValueError):
@@ -119,6 +139,15 @@ class AudioOutput:
         self.blocks = 0
         self.timings = np.zeros(TIMING_RING, dtype=np.float64)
         self.slowest = 0.0  # longest callback so far, seconds
+        self.failed_blocks = 0  # blocks whose callback (or producer) raised: silenced, reported by problems()
+        self.last_error: Exception | None = None
+        self.server_lost = False  # the stream stopped without being asked: the audio server went away
+        self.abandoned = False  # stop() gave up on a stream whose host API hung
+        self._failed_in_a_row = False
+        self._reported_failures = 0
+        self._reported_nonfinite = 0
+        self._started = False
+        self._finished = False
         self._perf = time.perf_counter
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
@@ -129,7 +158,8 @@ class AudioOutput:
             self._producer = threading.Thread(target=self._produce, name="fx-producer", daemon=True)
         callback = self._callback if effects is None else self._staged_callback
         self.stream = sd.OutputStream(device=self.device, samplerate=engine.rate, blocksize=block,
-                                      channels=channels, dtype="float32", latency=latency, callback=callback)
+                                      channels=channels, dtype="float32", latency=latency, callback=callback,
+                                      finished_callback=self._on_finished)
         self.hostapi = sd.query_hostapis(info["hostapi"])["name"]
         self.device_name = f"{info['name']} ({self.hostapi})"
         if info["name"] == "pulse" and os.environ.get("PULSE_SINK"):
@@ -137,20 +167,39 @@ class AudioOutput:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
-        outdata[:] = self.engine.process(frames)[:, None]
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.push(outdata)
+        try:
+            outdata[:] = self.engine.process(frames)[:, None]
+            recorder = self.recorder
+            if recorder is not None:
+                recorder.push(outdata)
+            self._failed_in_a_row = False
+        except Exception as e:  # an exception would stop the stream for good: silence this block, go on
+            self._failed(outdata, e)
         self._account(t0, status)
 
     def _staged_callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
-        got = self.ring.read_into(outdata)
-        if got < frames:
-            outdata[got:] = 0.0
-            self.late_blocks += 1
-            self.underruns += 1
+        try:
+            got = self.ring.read_into(outdata)
+            if got < frames:
+                outdata[got:] = 0.0
+                self.late_blocks += 1
+                self.underruns += 1
+        except Exception as e:
+            self._failed(outdata, e, voices=False)  # the producer thread owns the voices here
         self._account(t0, status)
+
+    def _failed(self, outdata: np.ndarray, error: Exception, voices: bool = True) -> None:
+        """A block that raised: silence it and count it; `problems()` reports it off the audio thread. With
+        `voices` (called by the thread that mixes them), voices whose state made the previous block fail too are
+        let go, so one bad voice cannot silence the instrument."""
+        outdata.fill(0.0)
+        self.failed_blocks += 1
+        self.last_error = error
+        if voices:
+            if self._failed_in_a_row:
+                self.engine.voices.reset()
+            self._failed_in_a_row = True
 
     def _account(self, t0: float, status: object) -> None:
         """Both callbacks' bookkeeping: the device's underflow flag and how long this block took."""
@@ -168,17 +217,21 @@ class AudioOutput:
         promote_thread()
         nap = block / self.engine.rate / 2
         while not self._stop.is_set():
-            while ring.available() < self.fx_frames:
-                mono = self.engine.process(block)
-                stereo[0] = mono
-                stereo[1] = mono
-                wet = self.effects.process(stereo)
-                if wet.shape[1] == 0:
-                    continue
-                frames = wet.T if self.channels == 2 else wet.mean(axis=0)[:, None]
-                ring.write(frames)
-                if self.recorder is not None:
-                    self.recorder.push(frames)
+            try:
+                while ring.available() < self.fx_frames:
+                    mono = self.engine.process(block)
+                    stereo[0] = mono
+                    stereo[1] = mono
+                    wet = self.effects.process(stereo)
+                    if wet.shape[1] == 0:
+                        continue
+                    frames = wet.T if self.channels == 2 else wet.mean(axis=0)[:, None]
+                    ring.write(frames)
+                    if self.recorder is not None:
+                        self.recorder.push(frames)
+                self._failed_in_a_row = False
+            except Exception as e:  # as in the callback: this block is lost (the callback plays silence), go on
+                self._failed(stereo, e)
             time.sleep(nap)
 
     @property
@@ -196,11 +249,52 @@ class AudioOutput:
             while self.ring.available() < self.fx_frames and time.monotonic() < deadline:
                 time.sleep(0.001)
         self.stream.start()
+        self._started = True
 
-    def stop(self) -> None:
-        self.stream.stop()
-        self.stream.close()
+    def _on_finished(self) -> None:
+        """PortAudio's stream-finished callback (its own thread): the stream ended, asked to or not."""
+        self._finished = True
+
+    def check_server(self) -> bool:
+        """True once the stream has stopped without being asked (call it off the audio thread, a few times a
+        second). PortAudio's JACK host API calls no finished callback when the server goes away; the stream just
+        stops being active, so both are watched."""
+        if self._started and not self._stop.is_set() and not self.server_lost:
+            self.server_lost = self._finished or not self.stream.active
+        return self.server_lost
+
+    def problems(self) -> list[str]:
+        """New trouble since the last call, one line each, for the front end to show (never from the callback)."""
+        out = []
+        failed = self.failed_blocks
+        if failed > self._reported_failures:
+            error = self.last_error
+            out.append(f"audio: {failed - self._reported_failures} block(s) failed and were played as silence "
+                       f"({type(error).__name__}: {str(error)[:120]}); {failed} in all, the sound goes on")
+            self._reported_failures = failed
+        nonfinite = self.engine.voices.nonfinite_blocks
+        if nonfinite > self._reported_nonfinite:
+            out.append(f"audio: {nonfinite - self._reported_nonfinite} block(s) were not finite (NaN or Inf) and "
+                       f"were played as silence; {nonfinite} in all")
+            self._reported_nonfinite = nonfinite
+        return out
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop and close the stream; a host API that hangs there (PortAudio's JACK after the server died) is
+        abandoned after `timeout` seconds, so stopping never hangs."""
         self._stop.set()
+        if self._started or not self.stream.closed:
+            def close() -> None:
+                try:
+                    self.stream.stop()
+                    self.stream.close()
+                except Exception:  # a server that is gone: the stream is dead anyway
+                    pass
+            closer = threading.Thread(target=close, name="audio-stop", daemon=True)
+            closer.start()
+            closer.join(0.05 if self.server_lost else timeout)
+            self.abandoned = closer.is_alive()
+            self._started = False
         if self._producer is not None and self._producer.is_alive():
             self._producer.join()
         self.engine.renderer.pool.live = False

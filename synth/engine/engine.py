@@ -6,6 +6,7 @@ import numpy as np
 
 from synth.engine.bank import BankRenderer
 from synth.engine.latent import Preset, default_timbre
+from synth.engine.midi_bytes import checked_message
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
 
@@ -23,6 +24,7 @@ class Engine:
         self.renderer.blocks_per_second = rate / block
         self.voices = Voices(self.renderer, max_block=max(block, 1024), polyphony=polyphony, release=release,
                              channel=channel)
+        self.bad_midi = 0  # messages refused by send()
         self.preset_index: int | None = 0 if self.presets else None
         self.z = self.presets[0].z if self.presets else default_timbre(model.info.z_dim)
         self.renderer.set_timbre(self.z)
@@ -36,8 +38,14 @@ class Engine:
 
     # -- timbre ------------------------------------------------------------------------------------------------
     def set_timbre(self, z: np.ndarray) -> None:
-        """Play this latent from now on (new notes use it as soon as their pitch is rendered)."""
-        self.z = np.asarray(z, dtype=np.float32).copy()
+        """Play this latent from now on (new notes use it as soon as their pitch is rendered). A latent of the
+        wrong size or with NaN/Inf is refused (ValueError) and the timbre stays as it was."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.shape != (self.model.info.z_dim,) or not np.isfinite(z).all():
+            raise ValueError(f"a timbre must be {self.model.info.z_dim} finite numbers; got shape {list(z.shape)}"
+                             + ("" if z.size == 0 or np.isfinite(z).all() else " with NaN or Inf")
+                             + "; the timbre stays as it was")
+        self.z = z.copy()
         self.renderer.set_timbre(self.z)
 
     def select_preset(self, index: int) -> None:
@@ -48,7 +56,13 @@ class Engine:
 
     # -- events ------------------------------------------------------------------------------------------------
     def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
-        """Queue one MIDI channel message; program changes select a preset here, off the audio thread."""
+        """Queue one MIDI channel message; program changes select a preset here, off the audio thread. Anything
+        that is not a channel voice message with data bytes 0-127 is dropped and counted (`bad_midi`)."""
+        message = checked_message(status, d1, d2)
+        if message is None:
+            self.bad_midi += 1
+            return
+        status, d1, d2 = message
         if status & 0xF0 == 0xC0:
             if self.voices.channel is None or status & 0x0F == self.voices.channel:
                 self.select_preset(d1)
@@ -77,5 +91,6 @@ class Engine:
                 "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
                 "dropped_notes": v.dropped_notes,
                 "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
-                "limited_blocks": v.limited_blocks, "render_error": r.error,
+                "limited_blocks": v.limited_blocks, "bad_midi": self.bad_midi,
+                "nonfinite_blocks": v.nonfinite_blocks, "render_error": r.error,
                 "preset": self.presets[self.preset_index].name if self.preset_index is not None else None}

@@ -1,7 +1,8 @@
 """MIDI input with python-rtmidi: a hardware port by name or number, or our own virtual port for a DAW.
 
-rtmidi delivers complete messages on its own thread; channel voice messages go straight to the engine as
-(status, data1, data2). A hardware port that disappears is reported and re-opened when it comes back, while
+rtmidi delivers messages on its own thread; they are checked byte by byte (synth.engine.midi_bytes) and only
+well-formed channel voice messages go to the engine as (status, data1, data2); an event holding anything else
+is dropped whole and counted. A hardware port that disappears is reported and re-opened when it comes back, while
 the audio keeps running.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 import threading
 from typing import Callable
 
+from synth.engine.midi_bytes import parse
 from synth.engine.realtime import promote_thread
 
 PORT_NAME = "GANSynth Live"
@@ -38,7 +40,7 @@ def default_api() -> int:
     import rtmidi
 
     compiled = rtmidi.get_compiled_api()
-    if rtmidi.API_UNIX_JACK in compiled and _jack_running() and _rtmidi_reaches_jack():
+    if rtmidi.API_UNIX_JACK in compiled and jack_running() and _rtmidi_reaches_jack():
         return rtmidi.API_UNIX_JACK
     for api in (rtmidi.API_LINUX_ALSA, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM):
         if api in compiled:
@@ -46,7 +48,7 @@ def default_api() -> int:
     return compiled[0]
 
 
-def _jack_running() -> bool:
+def jack_running() -> bool:
     try:
         import jack
 
@@ -94,6 +96,7 @@ class MidiInput:
         self.report = report or (lambda text: print(text, file=sys.stderr))
         self.port_name: str | None = None
         self.messages = 0
+        self.dropped = 0  # malformed or non-channel messages the port delivered (synth.engine.midi_bytes)
         self._promoted = 0
         self._midi = None
         self._stop = threading.Event()
@@ -143,11 +146,13 @@ class MidiInput:
         if self._promoted != threading.get_ident():  # rtmidi's own thread: see synth.engine.realtime
             promote_thread()
             self._promoted = threading.get_ident()
-        message, _delta = event
-        if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
+        messages, dropped = parse(event[0])
+        if dropped:  # rtmidi hands over one event at a time: one bad byte makes the whole event suspect
+            self.dropped += 1
             return
-        self.messages += 1
-        self.on_message(message[0], message[1], message[2] if len(message) > 2 else 0)
+        for status, d1, d2 in messages:
+            self.messages += 1
+            self.on_message(status, d1, d2)
 
     def _watchdog(self) -> None:
         """Poll the port list each second: report a vanished port, re-open it when it returns.

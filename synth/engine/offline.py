@@ -20,6 +20,7 @@ from synth.runtime.model import NoteModel
 
 DRUM_CHANNEL = 9
 TAIL_SECONDS = 10.0
+MAX_RENDER_SECONDS = 3 * 3600.0  # a render is one float32 array in memory (~2 GB at 48 kHz for 3 hours, twice)
 
 
 class MidiFileError(ValueError):
@@ -41,6 +42,7 @@ def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
     path = Path(path)
     if not path.is_file():
         raise MidiFileError(f"MIDI file {path} not found")
+    _check_header(path)
     try:
         mid = mido.MidiFile(str(path))
         events, now = [], 0.0
@@ -52,7 +54,41 @@ def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
         reason = str(e) or ("it ends too early" if isinstance(e, EOFError) else type(e).__name__)
         raise MidiFileError(f"{path} is not a readable MIDI file ({reason})") from None
+    if events and events[-1].seconds > MAX_RENDER_SECONDS:
+        raise MidiFileError(f"{path} lasts {_duration(events[-1].seconds)}; a render holds the whole piece in memory, "
+                            f"so pieces are limited to {_duration(MAX_RENDER_SECONDS)}")
     return events
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    return f"{hours:,} h {minutes} min" if hours else f"{seconds:.0f} s"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, in one line, what mido would misread or crash on: a time division of 0, SMPTE time code, or a
+    header that declares more tracks than the file holds."""
+    with open(path, "rb") as f:
+        head = f.read(14)
+        if len(head) < 14 or head[:4] != b"MThd":
+            return  # not a standard MIDI file: mido's own message says so
+        length = int.from_bytes(head[4:8], "big")
+        tracks, division = int.from_bytes(head[10:12], "big"), int.from_bytes(head[12:14], "big")
+        if division & 0x8000:
+            raise MidiFileError(f"{path} counts time in SMPTE frames, which is not supported: save it with "
+                                "ticks per beat (PPQ)")
+        if division == 0:
+            raise MidiFileError(f"{path} is not a readable MIDI file (its time division is 0 ticks per beat)")
+        f.seek(8 + length)
+        found = 0
+        while found < tracks:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                break
+            found += chunk[:4] == b"MTrk"
+            f.seek(int.from_bytes(chunk[4:8], "big"), os.SEEK_CUR)
+    if found < tracks:
+        raise MidiFileError(f"{path} is not a readable MIDI file (it declares {tracks:,} tracks but holds {found})")
 
 
 def preset_for_program(program: int, presets: list[Preset]) -> int:

@@ -9,6 +9,7 @@ commands (one-way for notes and timbres, request/reply for the rest) and events 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 from synth.engine.effects import EffectError
 
 STARTUP_SECONDS = 120.0
+MAX_GAIN = 10.0  # +26 dB over the voices' default 0.5: more than the master slider's +6 dB ever asks
+WATCH_SECONDS = 0.1  # how often the sound process looks for failed blocks and a lost audio server
 
 
 class SoundProcessError(ValueError):
@@ -25,7 +28,7 @@ class SoundProcessError(ValueError):
 
 
 def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs in the child (covered end to end)
-    from synth.engine.audio import AudioOutput
+    from synth.engine.audio import AudioOutput, skip_portaudio_teardown_if_jack_is_gone
     from synth.engine.effects import EffectsChain, builtin, load_plugin
     from synth.engine.engine import Engine
     from synth.engine.latent import Preset
@@ -78,6 +81,24 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
             audio, audio_error = None, str(e)
     commands.send(("ready", {"audio_error": audio_error, "midi_error": midi_error, "chain_error": chain_error}))
     promote_thread()
+    recording = threading.Lock()
+    lost: list[str] = []  # set once: why the audio stopped under us
+    watching = threading.Event()
+
+    def watch() -> None:
+        """Off the audio thread, ten times a second: failed blocks and a lost audio server, reported as events;
+        on a loss the take is finalised at once."""
+        promote_thread()
+        while not watching.wait(WATCH_SECONDS):
+            for problem in audio.problems():
+                emit("error", problem)
+            if audio.check_server():
+                saved = record_stop()
+                lost.append(f"{audio.device_name} went away (was its server stopped?)")
+                emit("error", f"audio stopped: {lost[0]}" + (f"; the take is saved: {saved}" if saved else "")
+                     + ("; waiting for the server to come back" if audio.hostapi.startswith("JACK")
+                        else "; choose Devices → Apply to start the sound again"))
+                return
 
     warned = []
 
@@ -89,10 +110,14 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
             warned.append(clipping)
             emit("error", f"warning: {clipping}")
         st = engine.status()
+        st["audio_lost"] = lost[0] if lost else None
+        st["hostapi"] = audio.hostapi if audio else None
+        st["failed_blocks"] = audio.failed_blocks if audio else 0
+        st["bad_midi"] += midi.dropped if midi else 0
         st["z"] = engine.z.tolist()
         st["keys_held"] = engine.voices.keys_held()
         st["pending_events"] = list(engine.voices.events)
-        st["audio"] = audio.device_name if audio else None
+        st["audio"] = audio.device_name if audio and not lost else None
         st["latency_ms"] = (audio.latency_ms + audio.fx_latency_ms) if audio and audio.latency_ms is not None else None
         st["underruns"] = audio.underruns if audio else 0
         st["late_blocks"] = audio.late_blocks if audio else 0
@@ -107,17 +132,19 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
                  "params": {k: list(v) for k, v in fx.parameters().items()}} for fx in chain.effects]
 
     def record_start(path: str, overwrite: bool) -> str:
-        if audio is None:
+        if audio is None or lost:
             raise ValueError("nothing to record: the audio output is not running")
-        audio.recorder = Recorder(path, rate, audio.channels, overwrite=overwrite)
-        return str(audio.recorder.path)
+        with recording:
+            audio.recorder = Recorder(path, rate, audio.channels, overwrite=overwrite)
+            return str(audio.recorder.path)
 
     def record_stop() -> str | None:
-        if audio is None or audio.recorder is None:
-            return None
-        rec, audio.recorder = audio.recorder, None
-        path = rec.close()
-        return str(path) if path else None
+        with recording:
+            if audio is None or audio.recorder is None:
+                return None
+            rec, audio.recorder = audio.recorder, None
+            path = rec.close()
+            return str(path) if path else None
 
     def add_builtin(kind: str, params: dict) -> None:
         chain.add(builtin(kind, **params))
@@ -125,22 +152,32 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     def add_plugin(path: str) -> None:
         chain.add(load_plugin(path))
 
+    def set_gain(gain: float) -> None:
+        gain = float(gain)
+        if not 0.0 <= gain <= MAX_GAIN:  # NaN too
+            raise ValueError(f"master gain {gain} is outside 0-{MAX_GAIN:g}; kept {engine.voices.gain:g}")
+        engine.voices.gain = gain
+
+    one_way = {"send": lambda message: engine.send(*message), "gain": set_gain,
+               "timbre": lambda z: engine.set_timbre(np.asarray(z, np.float32))}
     calls = {
         "status": status, "chain": chain_view, "chain_save": chain.to_list,
         "add_builtin": add_builtin, "add_plugin": add_plugin,
         "remove": chain.remove, "move": chain.move, "set_bypass": chain.set_bypass, "set": chain.set,
         "record_start": record_start, "record_stop": record_stop,
     }
+    watcher = threading.Thread(target=watch, name="audio-watch", daemon=True)
+    if audio is not None:
+        watcher.start()
     try:
         while True:
             msg = commands.recv()
             kind = msg[0]
-            if kind == "send":
-                engine.send(*msg[1])
-            elif kind == "timbre":
-                engine.set_timbre(np.asarray(msg[1], np.float32))
-            elif kind == "gain":
-                engine.voices.gain = float(msg[1])
+            if kind in one_way:
+                try:
+                    one_way[kind](*msg[1:])
+                except (ValueError, TypeError) as e:  # a bad value from the front end: said, and nothing changes
+                    emit("error", str(e))
             elif kind == "close":
                 break
             else:
@@ -153,6 +190,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     except EOFError:  # the front end went away
         pass
     finally:
+        watching.set()
         record_stop()
         if audio is not None:
             audio.stop()
@@ -160,6 +198,9 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
             midi.close()
         engine.stop()
         chain.close()
+        if audio is not None and audio.abandoned:
+            os._exit(0)  # PortAudio would hang or abort tearing down a stream its host API lost
+        skip_portaudio_teardown_if_jack_is_gone()
 
 
 class SoundProcess:

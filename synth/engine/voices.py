@@ -101,6 +101,7 @@ class Voices:
         self.limit_ceiling = 0.98
         self.limit_gain = 1.0
         self.limited_blocks = 0
+        self.nonfinite_blocks = 0  # blocks silenced because the mix was not finite
         self.waited_notes = 0
         self.max_wait_blocks = 0
         self.dropped_notes = 0
@@ -365,6 +366,10 @@ class Voices:
         g = self._gbuf[:b]
         np.abs(mix, out=g)
         peak = float(g.max())
+        if not math.isfinite(peak):  # NaN or Inf would reach the device and stick in limit_gain: play silence
+            mix.fill(0.0)
+            self.nonfinite_blocks += 1
+            return
         target = 1.0 if peak <= self.limit_ceiling else self.limit_ceiling / peak
         g0 = self.limit_gain
         if target < g0:
@@ -379,6 +384,15 @@ class Voices:
         np.multiply(mix, g, out=mix)
         np.clip(mix, -self.limit_ceiling, self.limit_ceiling, out=mix)
         self.limit_gain = g1
+
+    def reset(self) -> None:
+        """Silence at once: every voice and waiting note dropped (the audio side's last resort after failed blocks)."""
+        for i in range(self.n):
+            self.pool.users[self.v_slot[i]] -= 1
+        np.maximum(self.pool.users, 0, out=self.pool.users)
+        self.n = 0
+        self.n_pending = 0
+        self.limit_gain = 1.0
 
     @property
     def sounding(self) -> int:

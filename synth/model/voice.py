@@ -120,7 +120,9 @@ class Encoder(nn.Module):
         cond = torch.stack([(pitch.to(torch.float32) - 54.0) / 30.0, velocity * 2 - 1], 1)
         h = self.net(torch.cat([mel, cond[:, :, None].expand(-1, -1, mel.shape[-1])], 1))
         mean, logvar = self.out(torch.cat([h.mean(-1), h.amax(-1)], 1)).chunk(2, dim=1)
-        return mean, torch.clamp(logvar, -12.0, 4.0)
+        # Means stay within ±4 (where the prior has its mass): unbounded ones ran to thousands of nats of KL while
+        # the KL weight warmed up, and the decoder, fed such latents, diverged.
+        return 4.0 * torch.tanh(mean / 4.0), torch.clamp(logvar, -12.0, 4.0)
 
 
 class MelFeatures(nn.Module):

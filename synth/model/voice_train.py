@@ -34,7 +34,7 @@ class VoiceTrainConfig:
     lr_final: float = 3e-5               # cosine decay to this over decay_steps
     decay_steps: int = 200_000
     kl_weight: float = 1e-3
-    kl_warmup: int = 2000                # steps over which the KL weight rises from 0
+    kl_warmup: int = 2000                # steps over which the KL weight rises from a tenth of its value
     limit_notes: int | None = 12000
     seed: int = 0
     checkpoint_every_s: float = 300.0
@@ -173,7 +173,7 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
         fake = voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
         spec = spectral_loss(fake, real)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
-        beta = cfg.kl_weight * min(1.0, step / max(1, cfg.kl_warmup))
+        beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * step / max(1, cfg.kl_warmup))
         loss = spec + beta * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -15,6 +15,9 @@ import numpy as np
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.onnx"
 REQUIRED_METADATA = ("sample_rate", "z_dim", "pitch_min", "pitch_max", "note_seconds", "release_seconds",
                      "training_data", "metrics", "version")
+MIN_RATE, MAX_RATE = 8000, 192000  # what metadata may claim; anything else is a broken or hostile file
+MAX_Z_DIM = 4096
+MAX_NOTE_SECONDS = 60.0
 # Preference order: NVIDIA, Apple, Windows GPUs, then CPU.
 PROVIDER_ORDER = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
 
@@ -59,10 +62,32 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
                          version=meta["version"])
     except (ValueError, json.JSONDecodeError) as e:
         raise ModelError(f"model file {path} has unreadable metadata ({e})") from None
-    if not (info.sample_rate > 0 and info.z_dim > 0 and 0 <= info.pitch_min <= info.pitch_max <= 127
-            and info.note_seconds > info.release_seconds >= 0):
-        raise ModelError(f"model file {path} has inconsistent metadata: {info}")
+    checks = (
+        (MIN_RATE <= info.sample_rate <= MAX_RATE,
+         f"sample_rate {info.sample_rate} is outside {MIN_RATE}-{MAX_RATE} Hz"),
+        (1 <= info.z_dim <= MAX_Z_DIM, f"z_dim {info.z_dim} is outside 1-{MAX_Z_DIM}"),
+        (0 <= info.pitch_min <= info.pitch_max <= 127,
+         f"pitch range {info.pitch_min}-{info.pitch_max} is not within MIDI's 0-127, low to high"),
+        (0 < info.note_seconds <= MAX_NOTE_SECONDS,
+         f"note_seconds {info.note_seconds} is outside (0, {MAX_NOTE_SECONDS:g}]"),
+        (0 <= info.release_seconds < info.note_seconds,
+         f"release_seconds {info.release_seconds} is not between 0 and note_seconds ({info.note_seconds})"),
+    )
+    for ok, problem in checks:
+        if not ok:  # NaN fails every comparison, so it lands here too
+            raise ModelError(f"model file {path} has absurd metadata: {problem}")
     return info
+
+
+def check_output(path: Path, audio: np.ndarray, notes: int, samples: int) -> np.ndarray:
+    """A rendered batch as the contract says (`notes` rows of `samples` finite samples), else a one-line
+    ModelError: a broken model must stop with a message, never put NaN into the bank or the output."""
+    if audio.shape != (notes, samples):
+        raise ModelError(f"model file {path} rendered notes of shape {list(audio.shape)[1:] or '?'} samples; its "
+                         f"metadata says {samples} (note_seconds x sample_rate)")
+    if not np.isfinite(audio).all():
+        raise ModelError(f"model file {path} rendered non-finite samples (NaN or Inf): the model is broken")
+    return audio
 
 
 def live_threads() -> int:
@@ -96,6 +121,23 @@ class NoteModel:
         self.provider = self.session.get_providers()[0]
         self.info = _parse_metadata(self.path, self.session.get_modelmeta().custom_metadata_map)
         self._check_signature()
+        self._probe()
+
+    def _probe(self) -> None:
+        """Render one note at load: a model that cannot make a finite note of its stated length, or makes a
+        constant (silence or DC), is refused now rather than when a key is pressed."""
+        info = self.info
+        z = np.random.default_rng(0).standard_normal((1, info.z_dim)).astype(np.float32)
+        try:
+            note = self.render(z, [(info.pitch_min + info.pitch_max) // 2])[0]
+        except ModelError as e:
+            raise ModelError(f"{e} (a probe note at load)") from None
+        except Exception as e:  # onnxruntime's own failures, e.g. a graph that does not run
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise ModelError(f"model file {self.path} fails to render a probe note ({first})") from None
+        if note.min() == note.max():
+            raise ModelError(f"model file {self.path} renders a constant ({note[0]:g}) for its probe note, not a "
+                             "sound: the model is broken")
 
     def _check_signature(self) -> None:
         ins = {i.name: i for i in self.session.get_inputs()}
@@ -134,4 +176,4 @@ class NoteModel:
             vel = np.full(len(pitch), 100 / 127, np.float32) if velocities is None else \
                 np.asarray(velocities, np.float32).reshape(-1)
             feeds["velocity"] = vel
-        return self.session.run(["audio"], feeds)[0]
+        return check_output(self.path, self.session.run(["audio"], feeds)[0], len(pitch), self.note_samples)
