@@ -19,7 +19,7 @@ STEP_SECONDS = 0.010  # resolution of levels and of the release curve
 # and 3.9 % of the sustained programs' notes are not (-8 dB: 3.7 % and 11 %; -12 dB: 12 % and 2.3 %).
 PERCUSSIVE_DB = -10.0
 MIN_TAIL_DB_PER_SECOND = 3.0  # a percussive note held past its stored end fades at least this fast
-SILENT = 1e-5  # a release curve ends (exactly 0) where it stays under this gain (-100 dB)
+SILENT = 1e-4  # a release curve ends (exactly 0) where it stays under this gain (-80 dB)
 
 
 @dataclass(frozen=True)

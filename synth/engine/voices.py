@@ -100,16 +100,22 @@ class Voices:
                               self.v_tail_k, self.v_rel_base, self.v_rel_pos, self.v_rel_rate, self.v_rel_end)
         self._age = 0
 
-        shape = (v, max_block)
+        # Per-sample scratch, flat so that every block's [voices, frames] view is contiguous: numpy then needs no
+        # buffer of its own (a strided `out` or a mixed-type operation makes it allocate one, every block).
+        shape = v * max_block
         self._idx = np.zeros(shape, dtype=np.float64)
         self._tmp = np.zeros(shape, dtype=np.float64)
         self._floor = np.zeros(shape, dtype=np.float64)
+        self._w = np.zeros(shape, dtype=np.float64)
         self._i0 = np.zeros(shape, dtype=np.int64)
+        self._i1 = np.zeros(shape, dtype=np.int64)
         self._mask = np.zeros(shape, dtype=bool)
         self._s0 = np.zeros(shape, dtype=np.float32)
         self._s1 = np.zeros(shape, dtype=np.float32)
+        self._f32 = np.zeros(shape, dtype=np.float32)
         self._env = np.zeros(shape, dtype=np.float32)
         self._vtmp = np.zeros(v, dtype=np.float64)
+        self._vtmp32 = np.zeros((2, v), dtype=np.float32)
         self._q = np.zeros((2, v), dtype=np.float64)  # per voice, at the block's first and last sample
         self._qf = np.zeros((2, v), dtype=np.float64)
         self._qi = np.zeros((2, v), dtype=np.int64)
@@ -120,7 +126,8 @@ class Voices:
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
         self.mix = np.zeros(max_block, dtype=np.float32)
-        for scratch in (self._idx, self._tmp, self._floor, self._i0, self._mask, self._s0, self._s1, self._env):
+        for scratch in (self._idx, self._tmp, self._floor, self._w, self._i0, self._i1, self._mask, self._s0, self._s1,
+                        self._f32, self._env):
             scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
 
         self.bend_ratio = np.ones(16, dtype=np.float64)
@@ -404,40 +411,63 @@ class Voices:
         return mix
 
     def _mix_voices(self, n: int, b: int, mix: np.ndarray) -> None:
-        idx, tmp, fl, i0 = self._idx[:n, :b], self._tmp[:n, :b], self._floor[:n, :b], self._i0[:n, :b]
-        mask, s0, s1, env = self._mask[:n, :b], self._s0[:n, :b], self._s1[:n, :b], self._env[:n, :b]
-        start, length = self.v_loop_start[:n, None], self.v_loop_len[:n, None]
-        np.multiply(self.v_rate[:n, None], self._ramp[None, :b], out=idx)
-        np.add(idx, self.v_pos[:n, None], out=idx)
-        np.greater_equal(idx, self.v_loop_end[:n, None], out=mask)  # held notes loop their stored loop region
-        np.subtract(idx, start, out=tmp)
-        np.remainder(tmp, length, out=tmp)
-        np.add(tmp, start, out=tmp)
+        # Every per-sample operation is on contiguous [n, b] views of one type; per-voice values are spread over the
+        # block with copyto first (numpy allocates a buffer for a broadcast, strided or mixed-type operation).
+        nb = n * b
+        idx, tmp, fl, w = (self._idx[:nb].reshape(n, b), self._tmp[:nb].reshape(n, b),
+                           self._floor[:nb].reshape(n, b), self._w[:nb].reshape(n, b))
+        i0, i1, mask = self._i0[:nb].reshape(n, b), self._i1[:nb].reshape(n, b), self._mask[:nb].reshape(n, b)
+        s0, s1, f32, env = (self._s0[:nb].reshape(n, b), self._s1[:nb].reshape(n, b), self._f32[:nb].reshape(n, b),
+                            self._env[:nb].reshape(n, b))
+        np.copyto(idx, self._ramp[None, :b])
+        np.copyto(w, self.v_rate[:n, None])
+        np.multiply(idx, w, out=idx)
+        np.copyto(w, self.v_pos[:n, None])
+        np.add(idx, w, out=idx)
+        np.copyto(w, self.v_loop_end[:n, None])
+        np.greater_equal(idx, w, out=mask)  # held notes loop their stored loop region
+        np.copyto(fl, self.v_loop_start[:n, None])
+        np.subtract(idx, fl, out=tmp)
+        np.copyto(w, self.v_loop_len[:n, None])
+        np.remainder(tmp, w, out=tmp)
+        np.add(tmp, fl, out=tmp)
         np.copyto(idx, tmp, where=mask)
         np.floor(idx, out=fl)
         np.subtract(idx, fl, out=tmp)  # tmp = fractional position
         np.copyto(i0, fl, casting="unsafe")
-        np.add(i0, self.v_base[:n, None], out=i0)
-        np.take(self.pool.flat, i0, out=s0)
+        np.copyto(i1, self.v_base[:n, None])
+        np.add(i0, i1, out=i0)
+        np.take(self.pool.flat, i0, out=s0, mode="clip")  # indices are in range; "clip" takes no buffer
         np.add(i0, 1, out=i0)
-        np.take(self.pool.flat, i0, out=s1)
+        np.take(self.pool.flat, i0, out=s1, mode="clip")
         np.subtract(s1, s0, out=s1)
-        np.multiply(s1, tmp, out=s1, casting="same_kind")
+        np.copyto(f32, tmp, casting="same_kind")
+        np.multiply(s1, f32, out=s1)
         np.add(s0, s1, out=s0)
-        np.multiply(self.v_env_rate[:n, None], self._ramp1[None, :b], out=env)
-        np.add(env, self.v_env[:n, None], out=env)
-        np.clip(env, 0.0, 1.0, out=env)
-        m = self._block_gain(n, b)  # release curve × tail decay at the block's ends, linear between
-        vt = self._vtmp[:n]
-        np.subtract(m[1], m[0], out=vt)
-        np.multiply(vt, 1.0 / b, out=vt)
-        np.multiply(vt[:, None], self._ramp1[None, :b], out=tmp)
-        np.add(tmp, m[0][:, None], out=tmp)
-        np.multiply(env, tmp, out=env, casting="same_kind")
-        np.multiply(env, self.v_gain[:n, None], out=env)
+        # Envelope: the linear attack/fade ramp, clipped to 0-1, times the release curve and tail decay (their
+        # values at the block's ends, linear between) and the voice's gain.
+        np.copyto(env, self._ramp1[None, :b])
+        np.copyto(f32, self.v_env_rate[:n, None])
+        np.multiply(env, f32, out=env)
+        np.copyto(f32, self.v_env[:n, None])
+        np.add(env, f32, out=env)
+        np.maximum(env, 0.0, out=env)
+        np.minimum(env, 1.0, out=env)
+        m = self._vtmp32[:, :n]
+        np.copyto(m, self._block_gain(n, b), casting="same_kind")
+        np.multiply(m, self.v_gain[:n], out=m)
+        np.subtract(m[1], m[0], out=m[1])
+        np.multiply(m[1], 1.0 / b, out=m[1])
+        np.copyto(f32, self._ramp1[None, :b])
+        np.copyto(s1, m[1][:, None])
+        np.multiply(f32, s1, out=f32)
+        np.copyto(s1, m[0][:, None])
+        np.add(f32, s1, out=f32)
+        np.multiply(env, f32, out=env)
         np.multiply(s0, env, out=s0)
         np.sum(s0, axis=0, out=mix)
         # Advance each voice by the block: position (wrapped into its loop), release curve and envelope.
+        vt = self._vtmp[:n]
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(self.v_pos[:n], vt, out=self.v_pos[:n])
         np.add(self.v_upos[:n], vt, out=self.v_upos[:n])
