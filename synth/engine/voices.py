@@ -114,6 +114,9 @@ class Voices:
         self._s1 = np.zeros(shape, dtype=np.float32)
         self._f32 = np.zeros(shape, dtype=np.float32)
         self._env = np.zeros(shape, dtype=np.float32)
+        self._ramps = np.zeros(shape, dtype=np.float64)
+        self._ramps1 = np.zeros(shape, dtype=np.float32)
+        self._ramp_b = -1
         self._vtmp = np.zeros(v, dtype=np.float64)
         self._vtmp32 = np.zeros((2, v), dtype=np.float32)
         self._q = np.zeros((2, v), dtype=np.float64)  # per voice, at the block's first and last sample
@@ -127,7 +130,7 @@ class Voices:
         self._gbuf = np.zeros(max_block, dtype=np.float32)
         self.mix = np.zeros(max_block, dtype=np.float32)
         for scratch in (self._idx, self._tmp, self._floor, self._w, self._i0, self._i1, self._mask, self._s0, self._s1,
-                        self._f32, self._env):
+                        self._f32, self._env, self._ramps, self._ramps1):
             scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
 
         self.bend_ratio = np.ones(16, dtype=np.float64)
@@ -419,19 +422,27 @@ class Voices:
         i0, i1, mask = self._i0[:nb].reshape(n, b), self._i1[:nb].reshape(n, b), self._mask[:nb].reshape(n, b)
         s0, s1, f32, env = (self._s0[:nb].reshape(n, b), self._s1[:nb].reshape(n, b), self._f32[:nb].reshape(n, b),
                             self._env[:nb].reshape(n, b))
-        np.copyto(idx, self._ramp[None, :b])
+        if b != self._ramp_b:  # sample index 0..b-1 and 1..b in every row, for this block size
+            np.copyto(self._ramps[:len(self.v_slot) * b].reshape(-1, b), self._ramp[None, :b])
+            np.copyto(self._ramps1[:len(self.v_slot) * b].reshape(-1, b), self._ramp1[None, :b])
+            self._ramp_b = b
+        ramp, ramp1 = self._ramps[:nb].reshape(n, b), self._ramps1[:nb].reshape(n, b)
         np.copyto(w, self.v_rate[:n, None])
-        np.multiply(idx, w, out=idx)
+        np.multiply(ramp, w, out=idx)
         np.copyto(w, self.v_pos[:n, None])
         np.add(idx, w, out=idx)
-        np.copyto(w, self.v_loop_end[:n, None])
-        np.greater_equal(idx, w, out=mask)  # held notes loop their stored loop region
-        np.copyto(fl, self.v_loop_start[:n, None])
-        np.subtract(idx, fl, out=tmp)
-        np.copyto(w, self.v_loop_len[:n, None])
-        np.remainder(tmp, w, out=tmp)
-        np.add(tmp, fl, out=tmp)
-        np.copyto(idx, tmp, where=mask)
+        vt = self._vtmp[:n]
+        np.multiply(self.v_rate[:n], b, out=vt)
+        np.add(vt, self.v_pos[:n], out=vt)
+        if (vt >= self.v_loop_end[:n]).any():  # some voice reaches its loop end in this block: wrap into the loop
+            np.copyto(w, self.v_loop_end[:n, None])
+            np.greater_equal(idx, w, out=mask)
+            np.copyto(fl, self.v_loop_start[:n, None])
+            np.subtract(idx, fl, out=tmp)
+            np.copyto(w, self.v_loop_len[:n, None])
+            np.remainder(tmp, w, out=tmp)
+            np.add(tmp, fl, out=tmp)
+            np.copyto(idx, tmp, where=mask)
         np.floor(idx, out=fl)
         np.subtract(idx, fl, out=tmp)  # tmp = fractional position
         np.copyto(i0, fl, casting="unsafe")
@@ -446,28 +457,28 @@ class Voices:
         np.add(s0, s1, out=s0)
         # Envelope: the linear attack/fade ramp, clipped to 0-1, times the release curve and tail decay (their
         # values at the block's ends, linear between) and the voice's gain.
-        np.copyto(env, self._ramp1[None, :b])
         np.copyto(f32, self.v_env_rate[:n, None])
-        np.multiply(env, f32, out=env)
+        np.multiply(ramp1, f32, out=env)
         np.copyto(f32, self.v_env[:n, None])
         np.add(env, f32, out=env)
         np.maximum(env, 0.0, out=env)
         np.minimum(env, 1.0, out=env)
-        m = self._vtmp32[:, :n]
-        np.copyto(m, self._block_gain(n, b), casting="same_kind")
-        np.multiply(m, self.v_gain[:n], out=m)
-        np.subtract(m[1], m[0], out=m[1])
-        np.multiply(m[1], 1.0 / b, out=m[1])
-        np.copyto(f32, self._ramp1[None, :b])
-        np.copyto(s1, m[1][:, None])
-        np.multiply(f32, s1, out=f32)
-        np.copyto(s1, m[0][:, None])
-        np.add(f32, s1, out=f32)
+        if self.v_rel_rate[:n].any() or self.v_tail_k[:n].any():
+            m = self._vtmp32[:, :n]
+            np.copyto(m, self._block_gain(n, b), casting="same_kind")
+            np.multiply(m, self.v_gain[:n], out=m)
+            np.subtract(m[1], m[0], out=m[1])
+            np.multiply(m[1], 1.0 / b, out=m[1])
+            np.copyto(s1, m[1][:, None])
+            np.multiply(ramp1, s1, out=f32)
+            np.copyto(s1, m[0][:, None])
+            np.add(f32, s1, out=f32)
+        else:  # no release curve or tail decay under way: the voices' gains alone
+            np.copyto(f32, self.v_gain[:n, None])
         np.multiply(env, f32, out=env)
         np.multiply(s0, env, out=s0)
         np.sum(s0, axis=0, out=mix)
         # Advance each voice by the block: position (wrapped into its loop), release curve and envelope.
-        vt = self._vtmp[:n]
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(self.v_pos[:n], vt, out=self.v_pos[:n])
         np.add(self.v_upos[:n], vt, out=self.v_upos[:n])
