@@ -29,12 +29,17 @@ class NoteEnvelope:
     release: np.ndarray | None  # gain per STEP_SECONDS after note-off: 1 at note-off, ends at 0; None: no release
 
 
-def levels(x: np.ndarray, centres: np.ndarray, window: int) -> np.ndarray:
-    """RMS of x over `window` samples around each centre (windows clipped at the ends of x)."""
-    cs = np.concatenate([[0.0], np.cumsum(np.asarray(x, np.float64) ** 2)])
-    lo = np.clip(centres - window // 2, 0, len(x))
-    hi = np.clip(lo + window, 0, len(x))
-    return np.sqrt((cs[hi] - cs[lo]) / np.maximum(hi - lo, 1))
+def energy(x: np.ndarray) -> np.ndarray:
+    """Cumulative energy of x (one more element than x), from which `levels` reads any window."""
+    return np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+
+
+def levels(cs: np.ndarray, centres: np.ndarray, window: int) -> np.ndarray:
+    """RMS over `window` samples around each centre (windows clipped at the ends), from energy(x)."""
+    n = len(cs) - 1
+    lo = np.clip(centres - window // 2, 0, n)
+    hi = np.clip(lo + window, 0, n)
+    return np.sqrt(np.maximum(cs[hi] - cs[lo], 0.0) / np.maximum(hi - lo, 1))
 
 
 def level_window(rate: int, pitch_hz: float) -> int:
@@ -46,13 +51,14 @@ def analyse(note: np.ndarray, rate: int, hold: int, pitch_hz: float) -> NoteEnve
     """Measure a note (at `rate`, note-off at sample `hold`): its decay by note-off and its release curve (None
         when the note has no release segment)."""
     win, step = level_window(rate, pitch_hz), int(STEP_SECONDS * rate)
-    held = levels(note, np.arange(win // 2, max(hold - win // 2, win // 2 + 1), step), win)
+    cs = energy(note)
+    held = levels(cs, np.arange(win // 2, max(hold - win // 2, win // 2 + 1), step), win)
     peak = float(held.max())
-    at_off = float(levels(note, np.array([hold - win // 2]), win)[0])
+    at_off = float(levels(cs, np.array([hold - win // 2]), win)[0])
     decay_db = 20 * np.log10(max(at_off, 1e-12) / max(peak, 1e-12))
     release = None
     if len(note) - hold >= 2 * step:
-        after = levels(note, hold + step * np.arange(1, (len(note) - hold) // step), win) / max(at_off, 1e-12)
+        after = levels(cs, hold + step * np.arange(1, (len(note) - hold) // step), win) / max(at_off, 1e-12)
         curve = np.concatenate([[1.0], np.clip(after, 0.0, 1.0), [0.0]])
         # A release only fades: never 6 dB over its quietest point so far (as the IF-Mel decoder's rule), which also
         # drops what FFT resampling wraps from a note's attack into its last milliseconds.
@@ -69,7 +75,7 @@ def tail_decay(note: np.ndarray, rate: int, start: int, end: int, pitch_hz: floa
     a least-squares line through its levels in dB."""
     win, step = level_window(rate, pitch_hz), int(STEP_SECONDS * rate)
     centres = np.arange(start, end, step)
-    db = 20 * np.log10(levels(note, centres, win) + 1e-9)
+    db = 20 * np.log10(levels(energy(note[:end]), centres, win) + 1e-9)
     slope_db_per_sample = np.polyfit(centres.astype(np.float64), db, 1)[0] if len(centres) > 2 else 0.0
     db_per_second = max(-slope_db_per_sample * rate, MIN_TAIL_DB_PER_SECOND)
     return float(db_per_second * np.log(10) / 20 / rate)
