@@ -241,7 +241,8 @@ def test_offline_render_agrees_with_live_voices(models, tmp_path):
     mid = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     mid.tracks.append(track)
-    events = sorted([(t, "note_on", p, vel) for t, p, vel in notes] + [(t + 0.5, "note_off", p, 0) for t, p, _ in notes])
+    events = sorted([(t, "note_on", p, vel) for t, p, vel in notes]
+                    + [(t + 0.5, "note_off", p, 0) for t, p, _ in notes])
     now = 0.0
     for t, kind, p, vel in events:  # 120 bpm: a beat is 0.5 s, 960 ticks a second
         track.append(mido.Message(kind, note=p, velocity=vel, time=int(round((t - now) * 960))))

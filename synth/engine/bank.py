@@ -4,15 +4,15 @@ playback at the output rate.
 A model may declare velocity layers (metadata `velocity_layers`, e.g. 40, 80, 120; a model without a velocity input
 has one); a bank note is a (layer, pitch) pair, keyed `layer * N_KEYS + pitch`. Notes live in one preallocated pool
 of slots shared by all banks, so memory is fixed up front (slots × stored length × 4 bytes; about 95 MB for the
-default 170 slots of a one-layer model at 48 kHz, three times that for three layers). A renderer thread fills the
-newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one per
-preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
-from them, then the other layers. Each note is measured as it is stored (synth.engine.envelope): a sustained note
-gets a loop, a percussive one is levelled over its loop stretch so that the voice's tail gain can keep its own
-decay going past the stored end, and a note with a release segment gets the model's release as a gain curve.
-The audio thread only reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note) and the pool's
-per-slot loop, tail and release arrays, and marks its use in `SlotPool.users`; a slot taken from an old bank is
-reused only when no voice plays it and the audio clock has moved on.
+default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a three-layer one). A renderer thread
+fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
+per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
+from them, then the other layers. Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
+its late stretch; a percussive note's stretch is levelled first, so that the voice's tail gain gives back its decay
+on the first pass and carries it on past the stored end; a note with a release segment gets the model's release
+as a gain curve. The audio thread only reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note)
+and the pool's per-slot loop, tail and release arrays, and marks its use in `SlotPool.users`; a slot taken from an
+old bank is reused only when no voice plays it and the audio clock has moved on.
 """
 from __future__ import annotations
 
