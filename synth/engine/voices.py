@@ -125,6 +125,7 @@ class Voices:
         self._c0 = np.zeros((2, v), dtype=np.float32)
         self._c1 = np.zeros((2, v), dtype=np.float32)
         self._m = np.zeros((2, v), dtype=np.float64)
+        self._t = np.zeros((2, v), dtype=np.float64)
         self._ramp = np.arange(max_block, dtype=np.float64)
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
@@ -463,9 +464,10 @@ class Voices:
         np.add(env, f32, out=env)
         np.maximum(env, 0.0, out=env)
         np.minimum(env, 1.0, out=env)
-        if self.v_rel_rate[:n].any() or self.v_tail_k[:n].any():
+        gain = self._block_gain(n, b)
+        if gain is not None:
             m = self._vtmp32[:, :n]
-            np.copyto(m, self._block_gain(n, b), casting="same_kind")
+            np.copyto(m, gain, casting="same_kind")
             np.multiply(m, self.v_gain[:n], out=m)
             np.subtract(m[1], m[0], out=m[1])
             np.multiply(m[1], 1.0 / b, out=m[1])
@@ -499,36 +501,43 @@ class Voices:
                 self._free(i)
             i -= 1
 
-    def _block_gain(self, n: int, b: int) -> np.ndarray:
+    def _block_gain(self, n: int, b: int) -> np.ndarray | None:
         """[2, n]: each voice's release-curve gain times its tail decay at the first and the last sample of the
-        block (1 for a held sustained note)."""
+        block; None while no voice is releasing along a curve or past the start of its tail decay (all 1)."""
         q, qf, qi, c0, c1, m = (self._q[:, :n], self._qf[:, :n], self._qi[:, :n], self._c0[:, :n], self._c1[:, :n],
                                 self._m[:, :n])
-        np.copyto(q[0], self.v_rel_pos[:n])
-        np.multiply(self.v_rel_rate[:n], b, out=q[1])
-        np.add(q[1], q[0], out=q[1])
-        np.minimum(q, self.v_rel_end[:n], out=q)
-        np.floor(q, out=qf)
-        np.subtract(q, qf, out=q)  # q = fraction between curve points
-        np.copyto(qi, qf, casting="unsafe")
-        np.add(qi, self.v_rel_base[:n], out=qi)
-        flat = self.pool.release_flat
-        np.take(flat, qi, out=c0)
-        np.add(qi, 1, out=qi)
-        np.take(flat, qi, out=c1, mode="clip")  # at a curve's end the fraction is 0: c1 does not count
-        np.subtract(c1, c0, out=c1)
-        np.multiply(q, c1, out=m)
-        np.add(m, c0, out=m)
-        t = qf
-        np.copyto(t[0], self.v_upos[:n])
+        t = self._t[:, :n]  # samples past the start of the tail decay
+        np.subtract(self.v_upos[:n], self.v_tail_from[:n], out=t[0])
         np.multiply(self.v_rate[:n], b, out=t[1])
         np.add(t[1], t[0], out=t[1])
-        np.subtract(t, self.v_tail_from[:n], out=t)
-        np.maximum(t, 0.0, out=t)
-        np.multiply(t, self.v_tail_k[:n], out=t)
-        np.negative(t, out=t)
-        np.exp(t, out=t)
-        np.multiply(m, t, out=m)
+        tail = (t[1] > 0).any()
+        curve = self.v_rel_rate[:n].any()
+        if not (tail or curve):
+            return None
+        if curve:
+            np.copyto(q[0], self.v_rel_pos[:n])
+            np.multiply(self.v_rel_rate[:n], b, out=q[1])
+            np.add(q[1], q[0], out=q[1])
+            np.minimum(q, self.v_rel_end[:n], out=q)
+            np.floor(q, out=qf)
+            np.subtract(q, qf, out=q)  # q = fraction between curve points
+            np.copyto(qi, qf, casting="unsafe")
+            np.add(qi, self.v_rel_base[:n], out=qi)
+            flat = self.pool.release_flat
+            np.take(flat, qi, out=c0, mode="clip")
+            np.add(qi, 1, out=qi)
+            np.take(flat, qi, out=c1, mode="clip")  # at a curve's end the fraction is 0: c1 does not count
+            np.subtract(c1, c0, out=c1)
+            np.multiply(q, c1, out=m)
+            np.add(m, c0, out=m)
+        else:
+            m.fill(1.0)
+        if tail:
+            np.maximum(t, 0.0, out=t)
+            np.multiply(t, self.v_tail_k[:n], out=t)
+            np.negative(t, out=t)
+            np.exp(t, out=t)
+            np.multiply(m, t, out=m)
         return m
 
     def _limit(self, mix: np.ndarray, b: int) -> None:
