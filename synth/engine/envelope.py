@@ -74,8 +74,9 @@ def tail_decay(note: np.ndarray, rate: int, start: int, end: int, pitch_hz: floa
     """The rate at which note[start:end] fades, as a natural-log gain per sample (at least MIN_TAIL_DB_PER_SECOND):
     a least-squares line through its levels in dB."""
     win, step = level_window(rate, pitch_hz), int(STEP_SECONDS * rate)
+    lo = max(start - win, 0)
     centres = np.arange(start, end, step)
-    db = 20 * np.log10(levels(energy(note[:end]), centres, win) + 1e-9)
+    db = 20 * np.log10(levels(energy(note[lo:end]), centres - lo, win) + 1e-9)
     slope_db_per_sample = np.polyfit(centres.astype(np.float64), db, 1)[0] if len(centres) > 2 else 0.0
     db_per_second = max(-slope_db_per_sample * rate, MIN_TAIL_DB_PER_SECOND)
     return float(db_per_second * np.log(10) / 20 / rate)
