@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from synth.engine.bank import N_KEYS, BankRenderer, render_order
+from synth.engine.envelope import analyse
 from synth.engine.offline import render_midi
 from synth.engine.voices import Voices
 from synth.runtime.model import ModelError, NoteModel
@@ -133,6 +134,19 @@ def test_render_order_puts_the_needed_layers_before_the_others():
     order = render_order(keys, held, last, wanted, needed=needed)
     assert order[0] == N_KEYS + 60 and set(order[1:3]) == {N_KEYS + 59, N_KEYS + 61}
     assert {k // N_KEYS for k in order[3:]} == {0, 2} and order[3] % N_KEYS == 60
+
+
+def test_real_piano_notes_are_percussive_and_violin_notes_are_not(tiny_notes):
+    """FluidSynth's TimGM6mb notes (3 s held): the threshold separates a piano from a violin at every pitch."""
+    from synth.model import dataset
+
+    notes = dataset.load(tiny_notes)
+    hold = int(dataset.HOLD_SECONDS * dataset.SAMPLE_RATE)
+    for program, percussive in ((0, True), (40, False)):
+        pick = notes.program == program
+        found = [analyse(dataset.NoteSet.to_float(a), dataset.SAMPLE_RATE, hold, hz(p)).percussive
+                 for a, p in zip(notes.audio[pick], notes.pitch[pick])]
+        assert len(found) >= 9 and all(f == percussive for f in found)
 
 
 @pytest.mark.parametrize("velocity", [20, 40, 60, 80, 100, 127])
