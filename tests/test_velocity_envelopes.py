@@ -306,3 +306,19 @@ def test_callback_allocates_no_buffers(models):
     # One per-sample buffer for these voices would take 12 × 1024 × 4 = 48 KB; what is left are Python objects
     # (array views, numpy scalars), a few hundred bytes each, per voice at most.
     assert peak - base < 16384
+
+
+def test_stealing_takes_whole_blended_notes(models):
+    renderer = BankRenderer(models["sustained"], RATE, polyphony=2)
+    renderer.set_timbre(np.zeros(4, np.float32))
+    renderer.render_all()
+    v = Voices(renderer, max_block=BLOCK, polyphony=2, release=0.05)
+    for p in (58, 60, 62):  # each blends two layers: two voices a note
+        v.handle(0x90, p, 100)
+        run(v, 0.02)
+    run(v, 0.02)
+    assert v.sounding == 2 and v.stolen == 1 and sorted(v.keys_held()) == [60, 62]
+    assert v.n == 4 and sorted(v.v_pitch[:v.n].tolist()) == [60, 60, 62, 62]  # 58's two voices faded out
+    v.handle(0x80, 60, 0)
+    run(v, 0.2)
+    assert v.n == 2 and v.keys_held() == [62]
