@@ -314,7 +314,6 @@ class Voices:
                 if self.v_state[i] == KILLED and (oldest < 0 or self.v_age[i] < self.v_age[oldest]):
                     oldest = i
             if oldest < 0:
-                self.dropped_notes += 1
                 return -2
             self._free(oldest)
         self._age += 1
@@ -386,6 +385,8 @@ class Voices:
             if i == -1:
                 k += 1
                 continue
+            if i == -2:
+                self.dropped_notes += 1
             if self.p_released[k] and i >= 0:
                 for j in range(self.n):
                     if self.v_age[j] == self.v_age[i]:
