@@ -14,17 +14,19 @@ Z_DIM = 4
 
 
 def tone_onnx(path: Path, envelope: np.ndarray, *, velocity: bool = True, layers: list[int] | None = None,
-              pitch_min: int = 57, pitch_max: int = 63, release_seconds: float = 1.0, rate: int = RATE) -> Path:
-    """audio = v · (sin φ + v · sin 3φ) · envelope, φ = 2π f(pitch) t, v = velocity (0.5 without the input).
+              pitch_min: int = 57, pitch_max: int = 63, release_seconds: float = 1.0, rate: int = RATE,
+              stretch: float = 0.0) -> Path:
+    """audio = v · (sin φ + v · sin (3 + stretch · v) φ) · envelope, φ = 2π f(pitch) t, v = velocity (0.5 without
+    the input).
 
-    So a layer rendered at velocity v has its third harmonic at v times the fundamental, and its level grows
-    with v. `envelope` sets the note's length (samples at `rate`)."""
+    So a layer rendered at velocity v has its third partial at v times the fundamental (mistuned by `stretch` · v
+    harmonics), and its level grows with v. `envelope` sets the note's length (samples at `rate`)."""
     samples = len(envelope)
     t = np.arange(samples, dtype=np.float64) / rate
     consts = {"two_pi_t": (2 * np.pi * t)[None].astype(np.float32), "env": envelope[None].astype(np.float32),
               "c69": np.array(69.0, np.float32), "c12": np.array(12.0, np.float32),
               "c2": np.array(2.0, np.float32), "c440": np.array(440.0, np.float32),
-              "c3": np.array(3.0, np.float32), "c0": np.array(0.0, np.float32), "axis1": np.array([1], np.int64),
+              "c3": np.array(3.0, np.float32), "stretch": np.array(stretch, np.float32), "c0": np.array(0.0, np.float32), "axis1": np.array([1], np.int64),
               "half": np.array([[0.5]], np.float32)}
     inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
     n = helper.make_node
@@ -33,13 +35,15 @@ def tone_onnx(path: Path, envelope: np.ndarray, *, velocity: bool = True, layers
         n("Sub", ["pf", "c69"], ["semis"]), n("Div", ["semis", "c12"], ["octaves"]),
         n("Pow", ["c2", "octaves"], ["ratio"]), n("Mul", ["ratio", "c440"], ["f"]),
         n("Unsqueeze", ["f", "axis1"], ["f2"]), n("Mul", ["f2", "two_pi_t"], ["phase"]),
-        n("Sin", ["phase"], ["s1"]), n("Mul", ["phase", "c3"], ["phase3"]), n("Sin", ["phase3"], ["s3"]),
+        n("Sin", ["phase"], ["s1"]),
     ]
     if velocity:
         nodes.append(n("Unsqueeze", ["velocity", "axis1"], ["v"]))
     else:
         nodes.append(n("Identity", ["half"], ["v"]))
     nodes += [
+        n("Mul", ["v", "stretch"], ["mistune"]), n("Add", ["mistune", "c3"], ["k3"]),
+        n("Mul", ["phase", "k3"], ["phase3"]), n("Sin", ["phase3"], ["s3"]),
         n("Mul", ["s3", "v"], ["bright"]), n("Add", ["s1", "bright"], ["tone"]), n("Mul", ["tone", "v"], ["loud"]),
         n("Mul", ["loud", "env"], ["shaped"]),
         n("ReduceSum", ["z", "axis1"], ["zsum"], keepdims=1), n("Mul", ["zsum", "c0"], ["zero"]),

@@ -77,7 +77,8 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     """Make note[start:e] loop seamlessly and return e, the loop end.
 
     e is picked within `search` samples before `end` where the waveform best matches the one before `start`
-    (normalised cross-correlation), so the crossfade joins material in phase; the last `xfade` samples before e
+    (normalised cross-correlation; search 0 keeps e = end), so the crossfade joins material in phase; the last
+    `xfade` samples before e
     then fade into those before `start` (linearly when they match well, at equal power when not), and note[e]
     becomes note[start], so a jump from e back to start continues the waveform without a step or a dip.
     """
@@ -92,6 +93,9 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
         score = corr / energy
         j = int(np.argmax(score))
         end, r = end - search + j, float(score[j])
+    else:
+        tail = note[end - xfade:end].astype(np.float64)
+        r = float(tail @ lead) / (float(np.sqrt((tail @ tail) * (lead @ lead))) + 1e-12)
     theta = np.linspace(0.0, 1.0, xfade, endpoint=False)
     fade_in = theta if r > 0.5 else np.sin(theta * np.pi / 2)
     fade_out = 1.0 - theta if r > 0.5 else np.cos(theta * np.pi / 2)
@@ -130,14 +134,18 @@ def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
-                velocities: list[int], slots: list[int]) -> list[NoteShape]:
+                velocities: list[int], slots: list[int], loop_ends: list[int] | None = None) -> list[NoteShape]:
     """Render `pitches` of timbre z at MIDI `velocities` (the layers') into pool rows `slots` at the output rate,
-    measured and with their loops prepared; keys outside the model's range are its nearest pitch transposed."""
+    measured and with their loops prepared; keys outside the model's range are its nearest pitch transposed.
+
+    The layers of one pitch share their loop end (`loop_ends`: one already chosen for the pitch, 0 = search; else
+    the first of the batch's), so the two voices of a blended note wrap together and keep their phase relation."""
     info = model.info
     sources = [min(max(p, info.pitch_min), info.pitch_max) for p in pitches]
     audio = model.render(np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0), sources,
                          np.asarray(velocities, np.float32) / 127.0)
     shapes = []
+    chosen = {p: e for p, e in zip(pitches, loop_ends or []) if e > 0}
     for p, q, note, slot in zip(pitches, sources, audio, slots):
         ratio = 2.0 ** ((p - q) / 12.0)
         hz = 440.0 * 2.0 ** ((p - 69) / 12.0)
@@ -153,7 +161,10 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
             k = min(tail_decay(row, layout.rate, tail_from, end, hz),
                     MAX_TAIL_DB_PER_SECOND * math.log(10) / 20 / layout.rate)
             row[tail_from:] *= np.exp(k * np.arange(len(row) - tail_from))
-        end = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
+        if p in chosen:
+            end = prepare_loop(row, start, chosen[p], xf)
+        else:
+            end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
         release = env.release if info.release_seconds > 0 else None
         shapes.append(NoteShape(start, end - start, tail_from, k, release))
     return shapes
@@ -444,12 +455,14 @@ class BankRenderer:
     def _render(self, ln: Lane, bank: Bank, keys: list[int]) -> None:
         pitches = [k % N_KEYS for k in keys]
         velocities = [self.layers[k // N_KEYS] for k in keys]
+        ends = [self._loop_end(bank, p) for p in pitches]
         slots = [self._take_slot() for _ in keys]
         try:
             if self._worker is not None:
-                shapes = self._worker.render(bank.z, pitches, velocities, slots)
+                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends)
             else:
-                shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots)
+                shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
+                                     ends)
         except Exception:
             self.pool.free.extend(slots)
             raise
@@ -462,6 +475,14 @@ class BankRenderer:
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started
+
+    def _loop_end(self, bank: Bank, pitch: int) -> int:
+        """The loop end the bank's other layers of this pitch have (0: none rendered yet)."""
+        for layer in range(len(self.layers)):
+            slot = bank.slot_of.get(layer * N_KEYS + pitch)
+            if slot is not None:
+                return int(self.pool.loop_start[slot] + self.pool.loop_len[slot])
+        return 0
 
     def _take_slot(self) -> int:
         while True:

@@ -37,9 +37,10 @@ class RenderWorker:
             self.close()
             raise RenderError(message)
 
-    def render(self, z: np.ndarray, pitches: list[int], velocities: list[int], slots: list[int]) -> list:
-        """Render the notes (pitch, layer velocity) into these slots; returns their NoteShapes."""
-        self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots)))
+    def render(self, z: np.ndarray, pitches: list[int], velocities: list[int], slots: list[int],
+               loop_ends: list[int]) -> list:
+        """Render the notes (pitch, layer velocity) into these slots (see bank.render_into); returns NoteShapes."""
+        self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots), list(loop_ends)))
         kind, value = self._conn.recv()
         if kind != "ok":
             raise RenderError(value)
