@@ -1,5 +1,5 @@
-"""The note bank: every pitch of the current timbre, at every velocity layer of the model, rendered ahead of
-playback at the output rate.
+"""The note bank: every pitch of the current timbre, at every velocity layer of the model, rendered ahead of playback
+at the output rate.
 
 A model may declare velocity layers (metadata `velocity_layers`, e.g. 40, 80, 120; a model without a velocity input
 has one); a bank note is a (layer, pitch) pair, keyed `layer * N_KEYS + pitch`. Notes live in one preallocated pool
@@ -8,11 +8,12 @@ default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a 
 fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
 per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
 from them, then the other layers. Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
-its late stretch; a percussive note's stretch is levelled first, so that the voice's tail gain gives back its decay
-on the first pass and carries it on past the stored end; a note with a release segment gets the model's release
-as a gain curve. The audio thread only reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note)
-and the pool's per-slot loop, tail and release arrays, and marks its use in `SlotPool.users`; a slot taken from an
-old bank is reused only when no voice plays it and the audio clock has moved on.
+its late stretch (one loop end for all layers of a pitch, so blended voices wrap together); a percussive note's
+stretch is levelled first, so that the voice's tail gain gives back its decay on the first pass and carries it on
+past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
+reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note) and the pool's per-slot loop, tail and
+release arrays, and marks its use in `SlotPool.users`; a slot taken from an old bank is reused only when no voice
+plays it and the audio clock has moved on.
 """
 from __future__ import annotations
 
