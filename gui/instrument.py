@@ -216,5 +216,6 @@ class Instrument:
                 self.sound, self.chain = None, None
         return {"audio": None, "latency_ms": None, "voices": 0, "underruns": 0, "late_blocks": 0,
                 "callback_p99_us": 0.0, "provider": self.model.provider, "last_bank_s": None, "bank_ready": 0,
-                "bank_size": self.model.info.pitch_max - self.model.info.pitch_min + 1, "midi": None,
+                "bank_size": (self.model.info.pitch_max - self.model.info.pitch_min + 1)
+                * len(self.model.info.velocity_layers), "midi": None,
                 "recording_s": None, "keys_held": [], "pending_events": [], "z": self.z.tolist()}

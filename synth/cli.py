@@ -606,8 +606,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pl.add_argument("--midi-api", help="jack, alsa, coremidi, winmm (default: JACK if running, else the system's)")
     pl.add_argument("--channel", type=int, choices=range(1, 17), metavar="1-16", help="listen to one channel only")
     pl.add_argument("--polyphony", type=opt.int_in(1, 256, "voices"), default=32)
-    pl.add_argument("--release", type=opt.float_in(0.0, 10.0, "seconds"), default=0.3,
-                    help="release time in seconds")
+    pl.add_argument("--release", type=opt.float_in(0.0, 10.0, "seconds"), default=None,
+                    help="a fixed release fade in seconds (default: each note's own release from the model)")
     pl.add_argument("--seconds", type=opt.float_in(0.0, 1e9, "seconds", above=True), help="stop after this long")
     pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
     pl.add_argument("--connect", metavar="PORTS", help="JACK: wire our outputs to these input ports (comma-separated "

@@ -111,7 +111,7 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     model = NoteModel(tmp_path / "m.onnx")
     facts = json.loads(model.info.training_data)
     assert facts["steps"] == 2 and facts["soundfonts"] == ["timgm6mb"] and facts["decoder"] == "harmonic-plus-noise"
-    assert model.info.sample_rate == 48000 and model.has_velocity
+    assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
     assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
     # An exported file can be exported again (new metrics) and trained on: its weights come back exactly.

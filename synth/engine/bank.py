@@ -1,14 +1,23 @@
-"""The note bank: every pitch of the current timbre rendered ahead of playback, at the output rate.
+"""The note bank: every pitch of the current timbre, at every velocity layer of the model, rendered ahead of playback
+at the output rate.
 
-Notes live in one preallocated pool of slots shared by all banks, so memory is fixed up front
-(slots × stored length × 4 bytes; about 95 MB for the default 170 slots at 48 kHz). A renderer thread fills the
-newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one per
-preset in use), held and recent pitches first, then outward from them. The audio thread only reads
-`Lane.slot_for[pitch]` (the newest ready slot of that pitch) and marks its use in `SlotPool.users`; a slot taken
-from an old bank is reused only when no voice plays it and the audio clock has moved on.
+A model may declare velocity layers (metadata `velocity_layers`, e.g. 40, 80, 120; a model without a velocity input
+has one); a bank note is a (layer, pitch) pair, keyed `layer * N_KEYS + pitch`. Notes live in one preallocated pool
+of slots shared by all banks, so memory is fixed up front (slots × stored length × 4 bytes; about 95 MB for the
+default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a three-layer one). A renderer thread
+fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
+per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
+from them, then the other layers. Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
+its late stretch (one loop end for all layers of a pitch, so blended voices wrap together); a percussive note's
+stretch is levelled first, so that the voice's tail gain gives back its decay on the first pass and carries it on
+past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
+reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note) and the pool's per-slot loop, tail and
+release arrays, and marks its use in `SlotPool.users`; a slot taken from an old bank is reused only when no voice
+plays it and the audio clock has moved on.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -16,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
 from synth.engine.realtime import promote_thread
 from synth.engine.resample import resample
 from synth.runtime.model import NoteModel
@@ -33,6 +43,7 @@ class NoteLayout:
 
     rate: int
     full: int  # samples of a whole model note at the output rate
+    hold: int  # samples before note-off at the output rate
     loop_start: int
     loop_end: int
     xfade: int
@@ -46,7 +57,13 @@ class NoteLayout:
         full = int(round(note_samples * rate / model_rate))
         end = int(0.95 * hold_seconds * rate)
         start = int(0.6 * hold_seconds * rate)
-        return NoteLayout(rate, full, start, end, min(int(0.25 * rate), (end - start) // 2))
+        return NoteLayout(rate, full, int(round(hold_seconds * rate)), start, end,
+                          min(int(0.25 * rate), (end - start) // 2))
+
+    @property
+    def release_points(self) -> int:
+        """Room for a release curve (10 ms points), two octaves' transposition down included."""
+        return 4 * max(self.full - self.hold, 0) // int(STEP_SECONDS * self.rate) + 2
 
     def scaled(self, ratio: float) -> tuple[int, int, int]:
         """Loop start, end and crossfade for a note transposed up by `ratio` (time shrinks by it), kept in storage."""
@@ -61,7 +78,8 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     """Make note[start:e] loop seamlessly and return e, the loop end.
 
     e is picked within `search` samples before `end` where the waveform best matches the one before `start`
-    (normalised cross-correlation), so the crossfade joins material in phase; the last `xfade` samples before e
+    (normalised cross-correlation; search 0 keeps e = end), so the crossfade joins material in phase; the last
+    `xfade` samples before e
     then fade into those before `start` (linearly when they match well, at equal power when not), and note[e]
     becomes note[start], so a jump from e back to start continues the waveform without a step or a dip.
     """
@@ -76,6 +94,9 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
         score = corr / energy
         j = int(np.argmax(score))
         end, r = end - search + j, float(score[j])
+    else:
+        tail = note[end - xfade:end].astype(np.float64)
+        r = float(tail @ lead) / (float(np.sqrt((tail @ tail) * (lead @ lead))) + 1e-12)
     theta = np.linspace(0.0, 1.0, xfade, endpoint=False)
     fade_in = theta if r > 0.5 else np.sin(theta * np.pi / 2)
     fade_out = 1.0 - theta if r > 0.5 else np.cos(theta * np.pi / 2)
@@ -84,25 +105,70 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     return end
 
 
+MAX_TAIL_DB_PER_SECOND = 100.0  # levelling gain stays inside float32's range
+
+
+@dataclass(frozen=True)
+class NoteShape:
+    """How a stored note plays: its loop, its tail decay past tail_from (natural-log gain per sample, 0 for a
+    sustained note) and its release curve (None: the voices' fixed fade)."""
+
+    loop_start: int
+    loop_len: int
+    tail_from: int
+    tail_k: float
+    release: np.ndarray | None
+
+
+def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each MIDI velocity 0-127: the two nearest layers (indices lo <= hi) and the weight of hi (0 when one
+    layer serves: at or outside the outer layers, or exactly on one)."""
+    v = np.arange(128, dtype=np.float64)
+    at = np.asarray(layers, dtype=np.float64)
+    hi = np.clip(np.searchsorted(at, v, side="right"), 1, max(len(at) - 1, 1))
+    lo = hi - 1
+    if len(at) == 1:
+        return np.zeros(128, np.int64), np.zeros(128, np.int64), np.zeros(128)
+    w = np.clip((v - at[lo]) / (at[hi] - at[lo]), 0.0, 1.0)
+    lo = np.where(w >= 1.0, hi, lo)
+    return lo.astype(np.int64), hi.astype(np.int64), np.where(w >= 1.0, 0.0, w)
+
+
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
-                slots: list[int]) -> list[tuple[int, int]]:
-    """Render `pitches` of timbre z into pool rows `slots` at the output rate with their loops prepared; keys
-    outside the model's range are its nearest pitch transposed. Returns each note's (loop start, loop length)."""
+                velocities: list[int], slots: list[int], loop_ends: list[int] | None = None) -> list[NoteShape]:
+    """Render `pitches` of timbre z at MIDI `velocities` (the layers') into pool rows `slots` at the output rate,
+    measured and with their loops prepared; keys outside the model's range are its nearest pitch transposed.
+
+    The layers of one pitch share their loop end (`loop_ends`: one already chosen for the pitch, 0 = search; else
+    the first of the batch's), so the two voices of a blended note wrap together and keep their phase relation."""
     info = model.info
     sources = [min(max(p, info.pitch_min), info.pitch_max) for p in pitches]
-    audio = model.render(np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0), sources)
-    loops = []
+    audio = model.render(np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0), sources,
+                         np.asarray(velocities, np.float32) / 127.0)
+    shapes = []
+    chosen = {p: e for p, e in zip(pitches, loop_ends or []) if e > 0}
     for p, q, note, slot in zip(pitches, sources, audio, slots):
         ratio = 2.0 ** ((p - q) / 12.0)
+        hz = 440.0 * 2.0 ** ((p - 69) / 12.0)
         out = resample(note, max(int(round(layout.full / ratio)), 64), info.sample_rate)
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
+        env = analyse(out, layout.rate, min(int(round(layout.hold / ratio)), len(out)), hz)
         row = data[slot]
         n = min(len(out), layout.stored)
         row[:n] = out[:n]
         row[n:] = 0.0
-        end = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
-        loops.append((start, end - start))
-    return loops
+        tail_from, k = start - xf, 0.0
+        if env.percussive:  # level the loop stretch; the voice's tail gain puts the decay back and carries it on
+            k = min(tail_decay(row, layout.rate, tail_from, end, hz),
+                    MAX_TAIL_DB_PER_SECOND * math.log(10) / 20 / layout.rate)
+            row[tail_from:] *= np.exp(k * np.arange(len(row) - tail_from))
+        if p in chosen:
+            end = prepare_loop(row, start, chosen[p], xf)
+        else:
+            end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
+        release = env.release if info.release_seconds > 0 else None
+        shapes.append(NoteShape(start, end - start, tail_from, k, release))
+    return shapes
 
 
 class SlotPool:
@@ -122,11 +188,33 @@ class SlotPool:
         self.flat = self.data.reshape(-1)
         self.loop_start = np.zeros(slots, dtype=np.float64)
         self.loop_len = np.ones(slots, dtype=np.float64)
+        self.tail_from = np.zeros(slots, dtype=np.float64)
+        self.tail_k = np.zeros(slots, dtype=np.float64)
+        # Release curves, 10 ms a point, 1 at note-off; release_end is each curve's last point (0: none, fixed fade).
+        self.release = np.zeros((slots, layout.release_points), dtype=np.float32)
+        self.release[:, 0] = 1.0
+        self.release_flat = self.release.reshape(-1)
+        self.release_end = np.zeros(slots, dtype=np.float64)
         self.users = np.zeros(slots, dtype=np.int32)
         self.clock = np.zeros(1, dtype=np.int64)  # audio blocks processed; advanced by the audio thread
         self.live = False  # True while an audio thread may read the pool concurrently
         self.free = list(range(slots - 1, -1, -1))
         self.retired: list[tuple[int, int]] = []
+
+    def store(self, slot: int, shape: NoteShape) -> None:
+        """Record how the note in `slot` plays (renderer side, before any voice can reach the slot)."""
+        self.loop_start[slot] = shape.loop_start
+        self.loop_len[slot] = shape.loop_len
+        self.tail_from[slot] = shape.tail_from
+        self.tail_k[slot] = shape.tail_k
+        row = self.release[slot]
+        row[1:] = 0.0
+        self.release_end[slot] = 0.0
+        if shape.release is not None:
+            curve = shape.release[:len(row)]
+            row[:len(curve)] = curve
+            row[len(curve) - 1] = 0.0  # a curve cut short still ends in silence
+            self.release_end[slot] = len(curve) - 1
 
     def reclaim(self) -> None:
         now = int(self.clock[0])
@@ -141,7 +229,7 @@ class SlotPool:
 
 @dataclass
 class Bank:
-    """One timbre's rendered pitches (pitch → slot) and when it started and became ready."""
+    """One timbre's rendered notes (layer * N_KEYS + pitch → slot) and when it started and became ready."""
 
     z: np.ndarray
     generation: int
@@ -152,10 +240,10 @@ class Bank:
 
 
 class Lane:
-    """One timbre stream: its target latent, its banks (oldest first) and the slot each key plays now."""
+    """One timbre stream: its target latent, its banks (oldest first) and the slot each layer of each key plays now."""
 
-    def __init__(self) -> None:
-        self.slot_for = np.full(N_KEYS, -1, dtype=np.int32)
+    def __init__(self, layers: int = 1) -> None:
+        self.slot_for = np.full((layers, N_KEYS), -1, dtype=np.int32)
         self.banks: list[Bank] = []
         self.target: np.ndarray | None = None
         self.generation = 0
@@ -163,24 +251,31 @@ class Lane:
         self.held = np.zeros(N_KEYS, dtype=np.int32)
         self.last_on = np.zeros(N_KEYS, dtype=np.int64)  # audio clock at the last note-on, 0 = never
         self.wanted = np.zeros(N_KEYS, dtype=np.int64)  # audio clock + 1 when a note waits for this pitch
+        self.velocity = np.zeros(N_KEYS, dtype=np.int64)  # each key's last note-on velocity, 0 = never
+        self.last_velocity = np.full(1, 100, dtype=np.int64)  # the last note-on velocity of any key
 
 
 def render_order(missing: list[int], held: np.ndarray, last_on: np.ndarray, wanted: np.ndarray,
-                 centre: int = 60) -> list[int]:
-    """Waiting notes first, then held keys, then recently played ones (newest first), then outward from them.
+                 centre: int = 60, needed: np.ndarray | None = None) -> list[int]:
+    """Waiting notes first, then held keys, then recently played ones (newest first), then outward from them; the
+    layers each key's velocity plays (`needed`: bool [layers, N_KEYS]) before the other layers. Notes are keys
+    layer * N_KEYS + pitch.
 
     Vectorised: this runs in the audio process, where Python loops would hold the GIL the callback needs."""
-    p = np.asarray(missing, dtype=np.int64)
-    if p.size == 0:
+    k = np.asarray(missing, dtype=np.int64)
+    if k.size == 0:
         return []
+    p, layer = k % N_KEYS, k // N_KEYS
     anchors = np.flatnonzero((held > 0) | (last_on > 0))
     if anchors.size == 0:
         anchors = np.array([centre])
     w, h, t = wanted[p], held[p], last_on[p]
     group = np.where(w > 0, 0, np.where(h > 0, 1, np.where(t > 0, 2, 3)))
+    if needed is not None:
+        group = group + 4 * ~needed[layer, p]
     distance = np.abs(p[:, None] - anchors[None, :]).min(1)
-    second = np.where(group == 0, w, np.where(group == 2, -t, np.where(group == 3, distance, 0)))
-    return p[np.lexsort((p, second, group))].tolist()
+    second = np.where(group % 4 == 0, w, np.where(group % 4 == 2, -t, np.where(group % 4 == 3, distance, 0)))
+    return k[np.lexsort((k, second, group))].tolist()
 
 
 class BankRenderer:
@@ -194,11 +289,16 @@ class BankRenderer:
         self.pmin, self.pmax = info.pitch_min, info.pitch_max
         self.layout = NoteLayout.for_model(info.sample_rate, model.note_samples,
                                            info.note_seconds - info.release_seconds, rate)
-        n_model = self.pmax - self.pmin + 1
-        self.pool = SlotPool(slots or (2 * n_model + polyphony + 16) * max(1, lanes), self.layout, shared=process)
+        self.layers = tuple(info.velocity_layers)
+        self.layer_lo, self.layer_hi, self.layer_w = layer_table(self.layers)
+        n_model, n_layers = self.pmax - self.pmin + 1, len(self.layers)
+        self.bank_notes = n_model * n_layers  # notes in a whole bank
+        voices = polyphony * (2 if n_layers > 1 else 1)  # a note between two layers plays both
+        self.pool = SlotPool(slots or (2 * self.bank_notes + voices + 16) * max(1, lanes), self.layout,
+                             shared=process)
         self._worker = None
         self._unlinked = False
-        self.lanes = [Lane() for _ in range(lanes)]
+        self.lanes = [Lane(n_layers) for _ in range(lanes)]
         self.blocks_per_second = 1.0
         self.error: str | None = None
         self.last_bank_seconds: float | None = None
@@ -242,11 +342,17 @@ class BankRenderer:
             self._unlinked = True
 
     def ready(self, lane: int = 0) -> int:
-        """How many of the model's pitches the newest bank of the lane has."""
+        """How many of the bank's notes (model pitches × layers; out of bank_notes) the newest bank of the lane has."""
         banks = self.lanes[lane].banks
         if not banks:
             return 0
-        return sum(1 for p in banks[-1].slot_of if self.pmin <= p <= self.pmax)
+        return sum(1 for k in banks[-1].slot_of if self.pmin <= k % N_KEYS <= self.pmax)
+
+    def layers_for(self, velocity: int) -> list[int]:
+        """The layers (indices) a note of this MIDI velocity plays: one, or the two it blends."""
+        v = min(max(int(velocity), 0), 127)
+        lo, hi = int(self.layer_lo[v]), int(self.layer_hi[v])
+        return [lo, hi] if self.layer_w[v] > 0 else [lo]
 
     def complete(self, lane: int = 0) -> bool:
         ln = self.lanes[lane]
@@ -287,13 +393,15 @@ class BankRenderer:
         while self.step(lane_only=lane):
             pass
 
-    def render_pitches(self, lane: int, pitches: list[int], batch: int = 16) -> None:
-        """Synchronously render just these pitches into the lane's newest bank (offline: only what a file plays)."""
+    def render_notes(self, lane: int, notes: list[tuple[int, int]], batch: int = 16) -> None:
+        """Synchronously render the layers that these (pitch, velocity) notes play into the lane's newest bank
+        (offline: only what a file plays)."""
         ln = self.lanes[lane]
         if not ln.banks or ln.banks[-1].generation != ln.generation:
             ln.banks.append(Bank(ln.target, ln.generation))
         bank = ln.banks[-1]
-        todo = [p for p in sorted(set(pitches)) if p not in bank.slot_of]
+        keys = {layer * N_KEYS + p for p, v in notes for layer in self.layers_for(v)}
+        todo = [k for k in sorted(keys) if k not in bank.slot_of]
         for i in range(0, len(todo), batch):
             self._render(ln, bank, todo[i:i + batch])
 
@@ -308,49 +416,74 @@ class BankRenderer:
             bank = ln.banks[-1]
             missing = self._missing(ln, bank)
             if not missing:
-                if bank.complete is None and all(p in bank.slot_of for p in range(self.pmin, self.pmax + 1)):
+                if bank.complete is None and self.ready(index) == self.bank_notes:
                     bank.complete = time.monotonic()
                     self.last_bank_seconds = bank.complete - bank.started
                     self._retire_old(ln)
                 continue
-            order = render_order(missing, ln.held, ln.last_on, ln.wanted, (self.pmin + self.pmax) // 2)
-            urgent = bool(ln.wanted[order[0]] or ln.held[order[0]])
+            order = render_order(missing, ln.held, ln.last_on, ln.wanted, (self.pmin + self.pmax) // 2,
+                                 self._needed(ln))
+            first = order[0] % N_KEYS
+            urgent = bool(ln.wanted[first] or ln.held[first])
             size = FIRST_BATCH if (not bank.slot_of or urgent) else BATCH
             self._render(ln, bank, order[:size])
             return True
         return False
 
     def _missing(self, ln: Lane, bank: Bank) -> list[int]:
-        """Model pitches the bank lacks, plus keys outside the range that are waited for, held or recent."""
+        """Notes (every layer) of the model pitches the bank lacks, plus of keys outside the range that are waited
+        for, held or recent."""
         now = int(self.pool.clock[0])
         recent = max(1, int(RECENT_SECONDS * self.blocks_per_second))
         keys = np.arange(N_KEYS)
         need = (keys >= self.pmin) & (keys <= self.pmax)
         need |= (ln.wanted > 0) | (ln.held > 0) | ((ln.last_on > 0) & (now - ln.last_on < recent))
+        need = np.tile(need, len(self.layers))
         if bank.slot_of:
             need[list(bank.slot_of)] = False
         return np.flatnonzero(need).tolist()
 
-    def _render(self, ln: Lane, bank: Bank, pitches: list[int]) -> None:
-        slots = [self._take_slot() for _ in pitches]
+    def _needed(self, ln: Lane) -> np.ndarray:
+        """bool [layers, N_KEYS]: the layers each key's last velocity (or the lane's last one) plays."""
+        v = np.where(ln.velocity > 0, ln.velocity, ln.last_velocity[0]).clip(0, 127)
+        needed = np.zeros((len(self.layers), N_KEYS), dtype=bool)
+        keys = np.arange(N_KEYS)
+        needed[self.layer_lo[v], keys] = True
+        blend = self.layer_w[v] > 0
+        needed[self.layer_hi[v][blend], keys[blend]] = True
+        return needed
+
+    def _render(self, ln: Lane, bank: Bank, keys: list[int]) -> None:
+        pitches = [k % N_KEYS for k in keys]
+        velocities = [self.layers[k // N_KEYS] for k in keys]
+        ends = [self._loop_end(bank, p) for p in pitches]
+        slots = [self._take_slot() for _ in keys]
         try:
             if self._worker is not None:
-                loops = self._worker.render(bank.z, pitches, slots)
+                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends)
             else:
-                loops = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, slots)
+                shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
+                                     ends)
         except Exception:
             self.pool.free.extend(slots)
             raise
-        for p, slot, (start, length) in zip(pitches, slots, loops):
-            self.pool.loop_start[slot] = start
-            self.pool.loop_len[slot] = length
-            bank.slot_of[p] = slot
+        for k, slot, shape in zip(keys, slots, shapes):
+            self.pool.store(slot, shape)
+            bank.slot_of[k] = slot
             if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
-                ln.slot_for[p] = slot
-            ln.wanted[p] = 0
+                ln.slot_for[k // N_KEYS, k % N_KEYS] = slot
+            ln.wanted[k % N_KEYS] = 0
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started
+
+    def _loop_end(self, bank: Bank, pitch: int) -> int:
+        """The loop end the bank's other layers of this pitch have (0: none rendered yet)."""
+        for layer in range(len(self.layers)):
+            slot = bank.slot_of.get(layer * N_KEYS + pitch)
+            if slot is not None:
+                return int(self.pool.loop_start[slot] + self.pool.loop_len[slot])
+        return 0
 
     def _take_slot(self) -> int:
         while True:
@@ -364,19 +497,20 @@ class BankRenderer:
                     raise RuntimeError("renderer stopped")
                 time.sleep(0.002)  # every spare slot is still sounding; voices end within their release
 
-    def _retire(self, ln: Lane, bank: Bank, pitch: int) -> None:
-        slot = bank.slot_of.pop(pitch)
-        if ln.slot_for[pitch] == slot:
-            newer = [b for b in ln.banks if b is not bank and pitch in b.slot_of]
-            ln.slot_for[pitch] = newer[-1].slot_of[pitch] if newer else -1
+    def _retire(self, ln: Lane, bank: Bank, key: int) -> None:
+        slot = bank.slot_of.pop(key)
+        layer, pitch = divmod(key, N_KEYS)
+        if ln.slot_for[layer, pitch] == slot:
+            newer = [b for b in ln.banks if b is not bank and key in b.slot_of]
+            ln.slot_for[layer, pitch] = newer[-1].slot_of[key] if newer else -1
         self.pool.retired.append((slot, int(self.pool.clock[0])))
 
     def _retire_old(self, ln: Lane) -> None:
         """Once the newest bank is complete, the older ones of its lane go, except keys only they still have."""
         newest = ln.banks[-1]
         for bank in ln.banks[:-1]:
-            for p in [p for p in bank.slot_of if p in newest.slot_of or self.pmin <= p <= self.pmax]:
-                self._retire(ln, bank, p)
+            for k in [k for k in bank.slot_of if k in newest.slot_of or self.pmin <= k % N_KEYS <= self.pmax]:
+                self._retire(ln, bank, k)
         ln.banks = [b for b in ln.banks if b is newest or b.slot_of]
 
     def _retire_oldest(self) -> bool:

@@ -15,7 +15,7 @@ class Engine:
     """Play G(z, pitch) live: `send()` MIDI bytes from any thread, `process()` from the audio callback."""
 
     def __init__(self, model: NoteModel, rate: int = 48000, block: int = 128, polyphony: int = 32,
-                 presets: list[Preset] | None = None, release: float = 0.3, channel: int | None = None,
+                 presets: list[Preset] | None = None, release: float | None = None, channel: int | None = None,
                  render_process: bool = True) -> None:
         self.model = model
         self.rate = rate
@@ -70,7 +70,8 @@ class Engine:
         self.voices.events.append((status, d1, d2))
         if status & 0xF0 == 0x90 and d2 > 0:
             lane = self.renderer.lanes[self.voices.lane_of[status & 0x0F]]
-            if lane.slot_for[d1] < 0:  # not rendered yet: ask for it now rather than let the renderer poll
+            if lane.slot_for[:, d1].max() < 0:  # not rendered yet: ask for it now rather than let the renderer poll
+                lane.velocity[d1] = d2  # so the layers this velocity plays come first
                 lane.wanted[d1] = max(int(lane.wanted[d1]), 1)
                 self.renderer.wake()
 
@@ -86,7 +87,7 @@ class Engine:
     # -- status ------------------------------------------------------------------------------------------------
     def status(self) -> dict:
         r, v = self.renderer, self.voices
-        return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.pmax - r.pmin + 1,
+        return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.bank_notes,
                 "provider": self.model.provider, "last_bank_s": r.last_bank_seconds,
                 "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
                 "dropped_notes": v.dropped_notes,

@@ -106,21 +106,22 @@ def preset_for_program(program: int, presets: list[Preset]) -> int:
     return best
 
 
-def notes_by_program(events: list[MidiEvent]) -> dict[tuple[int, int], set[int]]:
-    """(channel, program) → the pitches it plays. A channel with no program change plays program 0; drums are left
-    out."""
-    out: dict[tuple[int, int], set[int]] = {}
+def notes_by_program(events: list[MidiEvent]) -> dict[tuple[int, int], set[tuple[int, int]]]:
+    """(channel, program) → the (pitch, velocity) notes it plays. A channel with no program change plays program 0;
+    drums are left out."""
+    out: dict[tuple[int, int], set[tuple[int, int]]] = {}
     program = [0] * 16
     for e in events:
         ch = e.status & 0x0F
         if e.status & 0xF0 == 0xC0:
             program[ch] = e.d1
         elif e.status & 0xF0 == 0x90 and e.d2 > 0 and ch != DRUM_CHANNEL:
-            out.setdefault((ch, program[ch]), set()).add(e.d1)
+            out.setdefault((ch, program[ch]), set()).add((e.d1, e.d2))
     return out
 
 
-def channel_presets(played: dict[tuple[int, int], set[int]], presets: list[Preset]) -> dict[tuple[int, int], int]:
+def channel_presets(played: dict[tuple[int, int], set[tuple[int, int]]],
+                    presets: list[Preset]) -> dict[tuple[int, int], int]:
     """(channel, program) pairs a file uses (from notes_by_program) → preset index."""
     return {pair: preset_for_program(pair[1], presets) for pair in sorted(played)}
 
@@ -136,9 +137,10 @@ class RenderResult:
 
 def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
                 block: int = 256, progress: bool = False, channels: set[int] | None = None,
-                release: float = 0.3) -> RenderResult:
+                release: float | None = None) -> RenderResult:
     """Render a MIDI file to mono float32 audio at `rate` with the engine's voices; `channels` (0-15) renders
-    only those (a stem)."""
+    only those (a stem). Each note's velocity layers are rendered as the live bank would play them; `release`
+    None: the notes' own releases, seconds: one fixed fade."""
     events = read_midi(path)
     if channels is not None:
         events = [e for e in events if e.status & 0x0F in channels]
@@ -155,8 +157,8 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
             z, name = default_timbre(model.info.z_dim), "default timbre"
         renderer.set_timbre(z, lane)
         names.append(name)
-        pitches = {p for pair, ps in played.items() if mapping[pair] == index for p in ps}
-        renderer.render_pitches(lane, sorted(pitches))  # only what the file plays with this preset
+        notes = {note for pair, ps in played.items() if mapping[pair] == index for note in ps}
+        renderer.render_notes(lane, sorted(notes))  # only what the file plays with this preset
     voices = Voices(renderer, max_block=block, polyphony=64, release=release)
     for ch in range(16):
         voices.lane_of[ch] = lane_of_preset[mapping.get((ch, 0), used[0])]

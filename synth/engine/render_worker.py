@@ -1,7 +1,8 @@
 """A separate process that renders notes into the shared slot pool.
 
 Inference and the per-note numpy work (resampling, loop preparation) then never hold the audio process's GIL;
-the bank renderer's thread only sends a job (latent, pitches, slots) and waits for the loop points back.
+the bank renderer's thread only sends a job (latent, pitches, layer velocities, slots) and waits for each note's
+loop, tail and release (a NoteShape) back.
 The process runs niced, below the audio callback.
 """
 from __future__ import annotations
@@ -36,8 +37,10 @@ class RenderWorker:
             self.close()
             raise RenderError(message)
 
-    def render(self, z: np.ndarray, pitches: list[int], slots: list[int]) -> list[tuple[int, int]]:
-        self._conn.send((np.asarray(z, np.float32), list(pitches), list(slots)))
+    def render(self, z: np.ndarray, pitches: list[int], velocities: list[int], slots: list[int],
+               loop_ends: list[int]) -> list:
+        """Render the notes (pitch, layer velocity) into these slots (see bank.render_into); returns NoteShapes."""
+        self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots), list(loop_ends)))
         kind, value = self._conn.recv()
         if kind != "ok":
             raise RenderError(value)

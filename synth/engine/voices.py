@@ -5,8 +5,14 @@
 are mixed at once by vectorised gathers from the shared slot pool. Events reach it through `events`, a bounded
 deque that other threads append to (append/popleft are atomic under the GIL and never block).
 
-Per voice: linear interpolation at the pitch-bend rate, a held note loops its stored loop region, and a linear
-envelope makes every start and stop click-free (attack, release, a 5 ms fade when a voice is stolen or retriggered).
+A note plays the bank's layer nearest its velocity, or two voices (one note: same age, one of them `primary`)
+blend the two layers around it; each layer's gain follows the GM curve relative to the layer's own velocity, so
+the level stays continuous across layers. Per voice: linear interpolation at the pitch-bend rate, a held note
+loops its stored loop region (a percussive note's tail gain keeps it decaying at its own rate past the stored
+end, see synth.engine.bank), a linear envelope makes every start and stop click-free (attack, a 5 ms fade when a
+voice is stolen or retriggered), and a release follows the note's own release curve from where the voice is
+(the model's part after note-off), or a fixed fade for a model without one or when a release time is given.
+The release curve and tail decay are applied per block (their values at the block's ends, linear between).
 """
 from __future__ import annotations
 
@@ -16,23 +22,29 @@ from collections import deque
 import numpy as np
 
 from synth.engine.bank import BankRenderer
+from synth.engine.envelope import STEP_SECONDS
 
 HELD, SUSTAINED, RELEASED, KILLED = 0, 1, 2, 3
 EXTRA_VOICES = 16  # room for stolen voices to fade out while their replacements start
 MAX_PENDING = 64
+FALLBACK_RELEASE = 0.3  # seconds of linear fade for notes without a release curve
+NO_TAIL = 1e18  # tail_from of a voice that never decays by itself
 
 
-def velocity_gain(velocity: int) -> float:
-    """The General MIDI / DLS velocity curve: 40·log10(v/127) dB, i.e. (v/127)²."""
-    return (max(0, min(velocity, 127)) / 127.0) ** 2
+def velocity_gain(velocity: int, layer_velocity: int = 127) -> float:
+    """The General MIDI / DLS velocity curve, 40·log10(v/127) dB, i.e. (v/127)², here relative to the velocity a
+    layer was rendered at: (v/layer)²."""
+    return (max(0, min(velocity, 127)) / layer_velocity) ** 2
 
 
 class Voices:
     """Voice allocation, MIDI handling and mixing for one instrument (16 channels, one bank lane per channel)."""
 
     def __init__(self, renderer: BankRenderer, max_block: int = 1024, polyphony: int = 32,
-                 attack: float = 0.003, release: float = 0.3, bend_range: float = 2.0, gain: float = 0.5,
+                 attack: float = 0.003, release: float | None = None, bend_range: float = 2.0, gain: float = 0.5,
                  channel: int | None = None) -> None:
+        """`release`: None plays each note's own release (FALLBACK_RELEASE where it has none); seconds: a fixed
+        linear fade for every note."""
         self.renderer = renderer
         self.pool = renderer.pool
         self.lanes = renderer.lanes
@@ -42,11 +54,23 @@ class Voices:
         self.channel = channel  # None = omni
         self.gain = gain
         self.attack_rate = 1.0 / max(1.0, attack * self.rate)
-        self.release_rate = 1.0 / max(1.0, release * self.rate)
+        self.fixed_release = release is not None
+        self.release_rate = 1.0 / max(1.0, (FALLBACK_RELEASE if release is None else release) * self.rate)
+        self.curve_rate = 1.0 / (STEP_SECONDS * self.rate)  # release curve points per sample
         self.kill_rate = 1.0 / (0.005 * self.rate)
         self.events: deque[tuple[int, int, int]] = deque(maxlen=4096)
 
-        v = polyphony + EXTRA_VOICES
+        # Layer choice per MIDI velocity: the lower and upper layer, their gains when blended, and one layer's gain.
+        layers = np.asarray(renderer.layers, dtype=np.float64)
+        vel = np.arange(128, dtype=np.float64)
+        self.layer_lo, self.layer_hi = renderer.layer_lo, renderer.layer_hi
+        self.single_gain = (vel[None, :] / layers[:, None]) ** 2  # [layer, velocity]
+        w = renderer.layer_w
+        self.blend_lo = (1.0 - w) * self.single_gain[self.layer_lo, np.arange(128)]
+        self.blend_hi = np.where(w > 0, w * self.single_gain[self.layer_hi, np.arange(128)], 0.0)
+        self.layer_order = np.argsort(np.abs(layers[None, :] - vel[:, None]), axis=1, kind="stable")
+
+        v = (polyphony + EXTRA_VOICES) * (2 if len(layers) > 1 else 1)
         self.n = 0
         self.v_slot = np.zeros(v, dtype=np.int64)
         self.v_base = np.zeros(v, dtype=np.int64)
@@ -61,27 +85,53 @@ class Voices:
         self.v_state = np.zeros(v, dtype=np.int8)
         self.v_chan = np.zeros(v, dtype=np.int8)
         self.v_pitch = np.zeros(v, dtype=np.int16)
-        self.v_age = np.zeros(v, dtype=np.int64)
+        self.v_age = np.zeros(v, dtype=np.int64)  # note number: the voices of one note share it
+        self.v_primary = np.zeros(v, dtype=bool)  # the voice that stands for its note (polyphony, keys held)
+        self.v_upos = np.zeros(v, dtype=np.float64)  # position without loop wraps, for the tail decay
+        self.v_tail_from = np.zeros(v, dtype=np.float64)
+        self.v_tail_k = np.zeros(v, dtype=np.float64)
+        self.v_rel_base = np.zeros(v, dtype=np.int64)  # the slot's release curve in pool.release_flat
+        self.v_rel_pos = np.zeros(v, dtype=np.float64)  # position in the curve, in points
+        self.v_rel_rate = np.zeros(v, dtype=np.float64)  # points per sample: 0 until released along the curve
+        self.v_rel_end = np.zeros(v, dtype=np.float64)
         self._voice_arrays = (self.v_slot, self.v_base, self.v_pos, self.v_rate, self.v_loop_start, self.v_loop_end,
                               self.v_loop_len, self.v_gain, self.v_env, self.v_env_rate, self.v_state, self.v_chan,
-                              self.v_pitch, self.v_age)
+                              self.v_pitch, self.v_age, self.v_primary, self.v_upos, self.v_tail_from,
+                              self.v_tail_k, self.v_rel_base, self.v_rel_pos, self.v_rel_rate, self.v_rel_end)
         self._age = 0
 
-        shape = (v, max_block)
+        # Per-sample scratch, flat so that every block's [voices, frames] view is contiguous: numpy then needs no
+        # buffer of its own (a strided `out` or a mixed-type operation makes it allocate one, every block).
+        shape = v * max_block
         self._idx = np.zeros(shape, dtype=np.float64)
         self._tmp = np.zeros(shape, dtype=np.float64)
         self._floor = np.zeros(shape, dtype=np.float64)
+        self._w = np.zeros(shape, dtype=np.float64)
         self._i0 = np.zeros(shape, dtype=np.int64)
+        self._i1 = np.zeros(shape, dtype=np.int64)
         self._mask = np.zeros(shape, dtype=bool)
         self._s0 = np.zeros(shape, dtype=np.float32)
         self._s1 = np.zeros(shape, dtype=np.float32)
+        self._f32 = np.zeros(shape, dtype=np.float32)
         self._env = np.zeros(shape, dtype=np.float32)
+        self._ramps = np.zeros(shape, dtype=np.float64)
+        self._ramps1 = np.zeros(shape, dtype=np.float32)
+        self._ramp_b = -1
         self._vtmp = np.zeros(v, dtype=np.float64)
+        self._vtmp32 = np.zeros((2, v), dtype=np.float32)
+        self._q = np.zeros((2, v), dtype=np.float64)  # per voice, at the block's first and last sample
+        self._qf = np.zeros((2, v), dtype=np.float64)
+        self._qi = np.zeros((2, v), dtype=np.int64)
+        self._c0 = np.zeros((2, v), dtype=np.float32)
+        self._c1 = np.zeros((2, v), dtype=np.float32)
+        self._m = np.zeros((2, v), dtype=np.float64)
+        self._t = np.zeros((2, v), dtype=np.float64)
         self._ramp = np.arange(max_block, dtype=np.float64)
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
         self.mix = np.zeros(max_block, dtype=np.float32)
-        for scratch in (self._idx, self._tmp, self._floor, self._i0, self._mask, self._s0, self._s1, self._env):
+        for scratch in (self._idx, self._tmp, self._floor, self._w, self._i0, self._i1, self._mask, self._s0, self._s1,
+                        self._f32, self._env, self._ramps, self._ramps1):
             scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
 
         self.bend_ratio = np.ones(16, dtype=np.float64)
@@ -178,11 +228,12 @@ class Voices:
         clock = int(self.pool.clock[0]) + 1
         lane.held[pitch] += 1
         lane.last_on[pitch] = clock
-        slot = int(lane.slot_for[pitch])
-        if slot >= 0:
-            self._start(ch, pitch, velocity, slot)
+        lane.velocity[pitch] = velocity
+        lane.last_velocity[0] = velocity
+        i = self._start_note(ch, pitch, velocity)
+        if i >= 0:
             return
-        if self.n_pending == MAX_PENDING:
+        if i == -2 or self.n_pending == MAX_PENDING:
             self.dropped_notes += 1
             return
         k = self.n_pending
@@ -221,54 +272,102 @@ class Voices:
             arr[k] = arr[last]
         self.n_pending = last
 
-    def _start(self, ch: int, pitch: int, velocity: int, slot: int) -> int:
+    def _start_note(self, ch: int, pitch: int, velocity: int) -> int:
+        """Start a note on the layer(s) its velocity plays (the nearest rendered layer while those are missing).
+        Returns its primary voice, -1 when no layer of the key is rendered yet, -2 when there is no room."""
+        slot_for = self.lanes[self.lane_of[ch]].slot_for
+        v = min(max(velocity, 0), 127)
+        lo, hi = self.layer_lo[v], self.layer_hi[v]
+        first, second = int(slot_for[lo, pitch]), int(slot_for[hi, pitch]) if self.blend_hi[v] > 0 else -1
+        g1, g2 = self.blend_lo[v], self.blend_hi[v]
+        if first < 0 or second < 0:  # play one layer alone, at its own gain
+            if first < 0:
+                first, second = second, -1
+                lo = hi
+            second = -1
+            if first < 0:
+                for layer in self.layer_order[v]:
+                    first = int(slot_for[layer, pitch])
+                    if first >= 0:
+                        lo = layer
+                        break
+                else:
+                    return -1
+            g1 = self.single_gain[lo, v]
         sounding = 0
         for i in range(self.n):
-            if self.v_state[i] != KILLED:
+            if self.v_primary[i] and self.v_state[i] != KILLED:
                 sounding += 1
-        if sounding >= self.polyphony:  # steal: the oldest released voice, else the oldest voice
+        if sounding >= self.polyphony:  # steal: the oldest released note, else the oldest note
             best, best_key = -1, None
             for i in range(self.n):
-                if self.v_state[i] == KILLED:
+                if self.v_state[i] == KILLED or not self.v_primary[i]:
                     continue
                 key = (self.v_state[i] != RELEASED, self.v_age[i])
                 if best_key is None or key < best_key:
                     best, best_key = i, key
-            self._kill(best)
+            self._kill_note(best)
             self.stolen += 1
-        if self.n == len(self.v_slot):  # no room even for fading voices: drop the oldest fading one outright
+        need = 1 if second < 0 else 2
+        while self.n + need > len(self.v_slot):  # no room even for fading voices: drop the oldest fading one
             oldest = -1
             for i in range(self.n):
                 if self.v_state[i] == KILLED and (oldest < 0 or self.v_age[i] < self.v_age[oldest]):
                     oldest = i
+            if oldest < 0:
+                return -2
             self._free(oldest)
+        self._age += 1
+        primary = self._start(ch, pitch, g1, first, True)
+        if second >= 0:
+            self._start(ch, pitch, g2, second, False)
+        return primary
+
+    def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool) -> int:
         i = self.n
         self.n += 1
         self.v_slot[i] = slot
         self.v_base[i] = slot * self.pool.data.shape[1]
         self.v_pos[i] = 0.0
+        self.v_upos[i] = 0.0
         self.v_rate[i] = self.bend_ratio[ch]
         self.v_loop_start[i] = self.pool.loop_start[slot]
         self.v_loop_len[i] = self.pool.loop_len[slot]
         self.v_loop_end[i] = self.pool.loop_start[slot] + self.pool.loop_len[slot]
-        self.v_gain[i] = velocity_gain(velocity)
+        self.v_tail_k[i] = self.pool.tail_k[slot]
+        self.v_tail_from[i] = self.pool.tail_from[slot] if self.v_tail_k[i] > 0 else NO_TAIL
+        self.v_rel_base[i] = slot * self.pool.release.shape[1]
+        self.v_rel_pos[i] = 0.0
+        self.v_rel_rate[i] = 0.0
+        self.v_rel_end[i] = self.pool.release_end[slot]
+        self.v_gain[i] = gain
         self.v_env[i] = 0.0
         self.v_env_rate[i] = self.attack_rate
         self.v_state[i] = HELD
         self.v_chan[i] = ch
         self.v_pitch[i] = pitch
-        self._age += 1
         self.v_age[i] = self._age
+        self.v_primary[i] = primary
         self.pool.users[slot] += 1
         return i
 
     def _release(self, i: int) -> None:
         self.v_state[i] = RELEASED
-        self.v_env_rate[i] = -self.release_rate
+        if self.fixed_release or self.v_rel_end[i] == 0:
+            self.v_env_rate[i] = -self.release_rate
+        else:  # along the note's own release curve, from the level the voice has now
+            self.v_rel_rate[i] = self.curve_rate
 
     def _kill(self, i: int) -> None:
         self.v_state[i] = KILLED
         self.v_env_rate[i] = -self.kill_rate
+
+    def _kill_note(self, i: int) -> None:
+        """Fade out voice i and the other voice of its note."""
+        age = self.v_age[i]
+        for j in range(self.n):
+            if self.v_age[j] == age and self.v_state[j] != KILLED:
+                self._kill(j)
 
     def _free(self, i: int) -> None:
         self.pool.users[self.v_slot[i]] -= 1
@@ -283,16 +382,19 @@ class Voices:
         clock = int(self.pool.clock[0])
         while k < self.n_pending:
             ch, pitch = int(self.p_chan[k]), int(self.p_pitch[k])
-            slot = int(self.lanes[self.lane_of[ch]].slot_for[pitch])
-            if slot < 0:
+            i = self._start_note(ch, pitch, int(self.p_vel[k]))
+            if i == -1:
                 k += 1
                 continue
-            i = self._start(ch, pitch, int(self.p_vel[k]), slot)
-            if self.p_released[k]:
-                if self.sustain[ch]:
-                    self.v_state[i] = SUSTAINED
-                else:
-                    self._release(i)
+            if i == -2:
+                self.dropped_notes += 1
+            if self.p_released[k] and i >= 0:
+                for j in range(self.n):
+                    if self.v_age[j] == self.v_age[i]:
+                        if self.sustain[ch]:
+                            self.v_state[j] = SUSTAINED
+                        else:
+                            self._release(j)
             self.max_wait_blocks = max(self.max_wait_blocks, clock - int(self.p_since[k]) + 1)
             self._drop_pending(k)
 
@@ -315,36 +417,77 @@ class Voices:
         return mix
 
     def _mix_voices(self, n: int, b: int, mix: np.ndarray) -> None:
-        idx, tmp, fl, i0 = self._idx[:n, :b], self._tmp[:n, :b], self._floor[:n, :b], self._i0[:n, :b]
-        mask, s0, s1, env = self._mask[:n, :b], self._s0[:n, :b], self._s1[:n, :b], self._env[:n, :b]
-        start, length = self.v_loop_start[:n, None], self.v_loop_len[:n, None]
-        np.multiply(self.v_rate[:n, None], self._ramp[None, :b], out=idx)
-        np.add(idx, self.v_pos[:n, None], out=idx)
-        np.greater_equal(idx, self.v_loop_end[:n, None], out=mask)  # held notes loop their stored loop region
-        np.subtract(idx, start, out=tmp)
-        np.remainder(tmp, length, out=tmp)
-        np.add(tmp, start, out=tmp)
-        np.copyto(idx, tmp, where=mask)
+        # Every per-sample operation is on contiguous [n, b] views of one type; per-voice values are spread over the
+        # block with copyto first (numpy allocates a buffer for a broadcast, strided or mixed-type operation).
+        nb = n * b
+        idx, tmp, fl, w = (self._idx[:nb].reshape(n, b), self._tmp[:nb].reshape(n, b),
+                           self._floor[:nb].reshape(n, b), self._w[:nb].reshape(n, b))
+        i0, i1, mask = self._i0[:nb].reshape(n, b), self._i1[:nb].reshape(n, b), self._mask[:nb].reshape(n, b)
+        s0, s1, f32, env = (self._s0[:nb].reshape(n, b), self._s1[:nb].reshape(n, b), self._f32[:nb].reshape(n, b),
+                            self._env[:nb].reshape(n, b))
+        if b != self._ramp_b:  # sample index 0..b-1 and 1..b in every row, for this block size
+            np.copyto(self._ramps[:len(self.v_slot) * b].reshape(-1, b), self._ramp[None, :b])
+            np.copyto(self._ramps1[:len(self.v_slot) * b].reshape(-1, b), self._ramp1[None, :b])
+            self._ramp_b = b
+        ramp, ramp1 = self._ramps[:nb].reshape(n, b), self._ramps1[:nb].reshape(n, b)
+        np.copyto(w, self.v_rate[:n, None])
+        np.multiply(ramp, w, out=idx)
+        np.copyto(w, self.v_pos[:n, None])
+        np.add(idx, w, out=idx)
+        vt = self._vtmp[:n]
+        np.multiply(self.v_rate[:n], b, out=vt)
+        np.add(vt, self.v_pos[:n], out=vt)
+        if (vt >= self.v_loop_end[:n]).any():  # some voice reaches its loop end in this block: wrap into the loop
+            np.copyto(w, self.v_loop_end[:n, None])
+            np.greater_equal(idx, w, out=mask)
+            np.copyto(fl, self.v_loop_start[:n, None])
+            np.subtract(idx, fl, out=tmp)
+            np.copyto(w, self.v_loop_len[:n, None])
+            np.remainder(tmp, w, out=tmp)
+            np.add(tmp, fl, out=tmp)
+            np.copyto(idx, tmp, where=mask)
         np.floor(idx, out=fl)
         np.subtract(idx, fl, out=tmp)  # tmp = fractional position
         np.copyto(i0, fl, casting="unsafe")
-        np.add(i0, self.v_base[:n, None], out=i0)
-        np.take(self.pool.flat, i0, out=s0)
+        np.copyto(i1, self.v_base[:n, None])
+        np.add(i0, i1, out=i0)
+        np.take(self.pool.flat, i0, out=s0, mode="clip")  # indices are in range; "clip" takes no buffer
         np.add(i0, 1, out=i0)
-        np.take(self.pool.flat, i0, out=s1)
+        np.take(self.pool.flat, i0, out=s1, mode="clip")
         np.subtract(s1, s0, out=s1)
-        np.multiply(s1, tmp, out=s1, casting="same_kind")
+        np.copyto(f32, tmp, casting="same_kind")
+        np.multiply(s1, f32, out=s1)
         np.add(s0, s1, out=s0)
-        np.multiply(self.v_env_rate[:n, None], self._ramp1[None, :b], out=env)
-        np.add(env, self.v_env[:n, None], out=env)
-        np.clip(env, 0.0, 1.0, out=env)
-        np.multiply(env, self.v_gain[:n, None], out=env)
+        # Envelope: the linear attack/fade ramp, clipped to 0-1, times the release curve and tail decay (their
+        # values at the block's ends, linear between) and the voice's gain.
+        np.copyto(f32, self.v_env_rate[:n, None])
+        np.multiply(ramp1, f32, out=env)
+        np.copyto(f32, self.v_env[:n, None])
+        np.add(env, f32, out=env)
+        np.maximum(env, 0.0, out=env)
+        np.minimum(env, 1.0, out=env)
+        gain = self._block_gain(n, b)
+        if gain is not None:
+            m = self._vtmp32[:, :n]
+            np.copyto(m, gain, casting="same_kind")
+            np.multiply(m, self.v_gain[:n], out=m)
+            np.subtract(m[1], m[0], out=m[1])
+            np.multiply(m[1], 1.0 / b, out=m[1])
+            np.copyto(s1, m[1][:, None])
+            np.multiply(ramp1, s1, out=f32)
+            np.copyto(s1, m[0][:, None])
+            np.add(f32, s1, out=f32)
+        else:  # no release curve or tail decay under way: the voices' gains alone
+            np.copyto(f32, self.v_gain[:n, None])
+        np.multiply(env, f32, out=env)
         np.multiply(s0, env, out=s0)
         np.sum(s0, axis=0, out=mix)
-        # Advance each voice by the block: position (wrapped into its loop) and envelope.
-        vt = self._vtmp[:n]
+        # Advance each voice by the block: position (wrapped into its loop), release curve and envelope.
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(self.v_pos[:n], vt, out=self.v_pos[:n])
+        np.add(self.v_upos[:n], vt, out=self.v_upos[:n])
+        np.multiply(self.v_rel_rate[:n], b, out=vt)
+        np.add(self.v_rel_pos[:n], vt, out=self.v_rel_pos[:n])
         pos = self.v_pos
         for i in range(n):
             if pos[i] >= self.v_loop_end[i]:
@@ -355,9 +498,49 @@ class Voices:
         self.v_env[:n] = vt
         i = n - 1
         while i >= 0:
-            if self.v_env_rate[i] < 0 and self.v_env[i] <= 0.0:
+            if ((self.v_env_rate[i] < 0 and self.v_env[i] <= 0.0)
+                    or (self.v_rel_rate[i] > 0 and self.v_rel_pos[i] >= self.v_rel_end[i])):
                 self._free(i)
             i -= 1
+
+    def _block_gain(self, n: int, b: int) -> np.ndarray | None:
+        """[2, n]: each voice's release-curve gain times its tail decay at the first and the last sample of the
+        block; None while no voice is releasing along a curve or past the start of its tail decay (all 1)."""
+        q, qf, qi, c0, c1, m = (self._q[:, :n], self._qf[:, :n], self._qi[:, :n], self._c0[:, :n], self._c1[:, :n],
+                                self._m[:, :n])
+        t = self._t[:, :n]  # samples past the start of the tail decay
+        np.subtract(self.v_upos[:n], self.v_tail_from[:n], out=t[0])
+        np.multiply(self.v_rate[:n], b, out=t[1])
+        np.add(t[1], t[0], out=t[1])
+        tail = (t[1] > 0).any()
+        curve = self.v_rel_rate[:n].any()
+        if not (tail or curve):
+            return None
+        if curve:
+            np.copyto(q[0], self.v_rel_pos[:n])
+            np.multiply(self.v_rel_rate[:n], b, out=q[1])
+            np.add(q[1], q[0], out=q[1])
+            np.minimum(q, self.v_rel_end[:n], out=q)
+            np.floor(q, out=qf)
+            np.subtract(q, qf, out=q)  # q = fraction between curve points
+            np.copyto(qi, qf, casting="unsafe")
+            np.add(qi, self.v_rel_base[:n], out=qi)
+            flat = self.pool.release_flat
+            np.take(flat, qi, out=c0, mode="clip")
+            np.add(qi, 1, out=qi)
+            np.take(flat, qi, out=c1, mode="clip")  # at a curve's end the fraction is 0: c1 does not count
+            np.subtract(c1, c0, out=c1)
+            np.multiply(q, c1, out=m)
+            np.add(m, c0, out=m)
+        else:
+            m.fill(1.0)
+        if tail:
+            np.maximum(t, 0.0, out=t)
+            np.multiply(t, self.v_tail_k[:n], out=t)
+            np.negative(t, out=t)
+            np.exp(t, out=t)
+            np.multiply(m, t, out=m)
+        return m
 
     def _limit(self, mix: np.ndarray, b: int) -> None:
         """Master gain and a peak limiter: gain falls at once to keep the block under the ceiling, recovers in ~0.2 s;
@@ -396,8 +579,9 @@ class Voices:
 
     @property
     def sounding(self) -> int:
-        return int(np.count_nonzero(self.v_state[:self.n] != KILLED))
+        """Notes sounding (a note blending two layers counts once)."""
+        return int(np.count_nonzero((self.v_state[:self.n] != KILLED) & self.v_primary[:self.n]))
 
     def keys_held(self) -> list[int]:
-        return [int(self.v_pitch[i]) for i in range(self.n) if self.v_state[i] == HELD]
+        return [int(self.v_pitch[i]) for i in range(self.n) if self.v_state[i] == HELD and self.v_primary[i]]
 

@@ -301,7 +301,7 @@ def generated_notes(model_path: str | os.PathLike, per_pitch: int, seed: int = 0
 
 
 def preset_notes(model_path: str | os.PathLike, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One latent rendered at every pitch of the model (velocity 100)."""
+    """One latent rendered at every pitch of the model (at its top velocity layer)."""
     from synth.runtime.model import NoteModel
 
     m = NoteModel(model_path)

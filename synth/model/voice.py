@@ -81,6 +81,9 @@ class Generator(nn.Module):
         self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
         self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
         self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
+        with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
+            self.head.weight[-1].zero_()
+            self.head.bias[-1].zero_()
         assert cfg.coarse * 2 ** len(cfg.channels) == FRAMES, "coarse × 2^blocks must equal FRAMES"
 
     def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
@@ -99,7 +102,9 @@ class Generator(nn.Module):
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
-        f0_dev = self.cfg.max_vibrato * torch.tanh(out[..., -1])
+        # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials.
+        f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(out[..., -1:]).transpose(1, 2), 9, stride=1,
+                              padding=4, count_include_pad=False).transpose(1, 2)[..., 0]
         return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise)
 
 

@@ -1,13 +1,15 @@
 """Load a shipped ONNX note model with onnxruntime, check its contract, and render notes.
 
-Contract: inputs z float32[batch, Z] and pitch int64[batch] (MIDI numbers); output audio float32[batch, samples];
-metadata sample_rate, z_dim, pitch_min, pitch_max, note_seconds, release_seconds, training_data, metrics, version.
+Contract: inputs z float32[batch, Z], pitch int64[batch] (MIDI numbers) and optionally velocity float32[batch]
+(MIDI velocity / 127); output audio float32[batch, samples]; metadata sample_rate, z_dim, pitch_min, pitch_max,
+note_seconds, release_seconds, training_data, metrics, version, and optionally velocity_layers (a JSON list of
+MIDI velocities the note bank renders, e.g. [40, 80, 120]; default one layer at 127, the level older models play).
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ class ModelInfo:
     training_data: str
     metrics: dict
     version: str
+    velocity_layers: tuple[int, ...] = (127,)
 
 
 def choose_providers(available: list[str], wanted: str | None = None) -> list[str]:
@@ -119,8 +122,10 @@ class NoteModel:
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise ModelError(f"model file {self.path} is not a readable ONNX model ({first})") from None
         self.provider = self.session.get_providers()[0]
-        self.info = _parse_metadata(self.path, self.session.get_modelmeta().custom_metadata_map)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = _parse_metadata(self.path, meta)
         self._check_signature()
+        self.info = replace(self.info, velocity_layers=self._velocity_layers(meta))
         self._probe()
 
     def _probe(self) -> None:
@@ -146,16 +151,37 @@ class NoteModel:
         if set(ins) not in ({"z", "pitch"}, {"z", "pitch", "velocity"}):
             raise ModelError(f"{where} must take inputs 'z', 'pitch' (and optionally 'velocity'), "
                              f"not {', '.join(sorted(ins))}")
-        self.has_velocity = "velocity" in ins
         if len(outs) != 1 or outs[0].name != "audio":
             raise ModelError(f"{where} must have one output 'audio', not {', '.join(o.name for o in outs)}")
         z, pitch, audio = ins["z"], ins["pitch"], outs[0]
-        for arg, rank, dtype in ((z, 2, "tensor(float)"), (pitch, 1, "tensor(int64)"), (audio, 2, "tensor(float)")):
+        self.takes_velocity = "velocity" in ins
+        args = [(z, 2, "tensor(float)"), (pitch, 1, "tensor(int64)"), (audio, 2, "tensor(float)")]
+        if self.takes_velocity:
+            args.append((ins["velocity"], 1, "tensor(float)"))
+        for arg, rank, dtype in args:
             if len(arg.shape) != rank or arg.type != dtype:
                 raise ModelError(f"{where}: '{arg.name}' must be {dtype[7:-1]} of rank {rank}, "
                                  f"is {arg.type[7:-1]} {list(arg.shape)}")
         if isinstance(z.shape[1], int) and z.shape[1] != self.info.z_dim:
             raise ModelError(f"{where}: 'z' has {z.shape[1]} dimensions but its metadata says {self.info.z_dim}")
+
+    def _velocity_layers(self, meta: dict[str, str]) -> tuple[int, ...]:
+        """The metadata's velocity_layers, checked: rising MIDI velocities 1-127, several only with a velocity input."""
+        if "velocity_layers" not in meta:
+            return (127,)
+        where = f"model file {self.path}"
+        try:
+            layers = json.loads(meta["velocity_layers"])
+            ok = (isinstance(layers, list) and layers and all(type(v) is int and 1 <= v <= 127 for v in layers)
+                  and all(a < b for a, b in zip(layers, layers[1:])))
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            raise ModelError(f"{where}: velocity_layers must be a list of rising MIDI velocities 1-127, "
+                             f"is {meta['velocity_layers'][:60]!r}")
+        if len(layers) > 1 and not self.takes_velocity:
+            raise ModelError(f"{where} declares {len(layers)} velocity layers but has no 'velocity' input")
+        return tuple(layers)
 
     @property
     def note_samples(self) -> int:
@@ -163,17 +189,22 @@ class NoteModel:
 
     def render(self, z: np.ndarray, pitches: np.ndarray | list[int],
                velocities: np.ndarray | list[float] | None = None) -> np.ndarray:
-        """Render one note per row of z at the given MIDI pitches and velocities (0-1; ignored by a model without a
-        velocity input, 100/127 when not given)."""
+        """Render one note per row of z at the given MIDI pitches and velocities (0-1, MIDI velocity / 127; default
+        the top layer's). A model without a velocity input ignores them."""
         z = np.ascontiguousarray(np.atleast_2d(z), dtype=np.float32)
         pitch = np.asarray(pitches, dtype=np.int64).reshape(-1)
         if z.shape != (len(pitch), self.info.z_dim):
             raise ModelError(f"need one latent of size {self.info.z_dim} per pitch, got {z.shape} for {len(pitch)}")
         if pitch.size and (pitch.min() < self.info.pitch_min or pitch.max() > self.info.pitch_max):
             raise ModelError(f"pitch out of the model's range {self.info.pitch_min}-{self.info.pitch_max}")
-        feeds = {"z": z, "pitch": pitch}
-        if self.has_velocity:
-            vel = np.full(len(pitch), 100 / 127, np.float32) if velocities is None else \
-                np.asarray(velocities, np.float32).reshape(-1)
-            feeds["velocity"] = vel
-        return check_output(self.path, self.session.run(["audio"], feeds)[0], len(pitch), self.note_samples)
+        feed = {"z": z, "pitch": pitch}
+        if self.takes_velocity:
+            if velocities is None:
+                velocities = np.full(len(pitch), self.info.velocity_layers[-1] / 127.0)
+            velocity = np.asarray(velocities, dtype=np.float32).reshape(-1)
+            if velocity.shape != pitch.shape:
+                raise ModelError(f"need one velocity per pitch, got {velocity.size} for {len(pitch)}")
+            if not np.all((velocity >= 0) & (velocity <= 1)):
+                raise ModelError("velocities must be between 0 and 1 (MIDI velocity / 127)")
+            feed["velocity"] = velocity
+        return check_output(self.path, self.session.run(["audio"], feed)[0], len(pitch), self.note_samples)
