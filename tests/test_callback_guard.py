@@ -35,7 +35,15 @@ def corrupt_voice_on_jack(model_path: str, effects: str) -> None:
         while engine.voices.n == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert engine.voices.n == 1
-        engine.voices.v_base[0] = 1 << 40  # a corrupt voice: its next gather from the pool raises IndexError
+        # A corrupt voice: its mix raises (the pool reads clip their indices, so a bad offset alone no longer does).
+        broken, block_gain = [True], engine.voices._block_gain
+
+        def failing(n: int, b: int):
+            if broken[0]:
+                raise IndexError("index 1099511627776 is out of bounds for the note pool")
+            return block_gain(n, b)
+
+        engine.voices._block_gain = failing
         while out.failed_blocks == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         blocks = out.blocks
@@ -47,6 +55,7 @@ def corrupt_voice_on_jack(model_path: str, effects: str) -> None:
         assert len(problems) == 1 and "IndexError" in problems[0] and "the sound goes on" in problems[0], problems
         assert out.problems() == []  # each failure is reported once
         assert engine.voices.n == 0  # the bad voice was let go after failing twice
+        broken[0] = False
         engine.note_on(64)  # and the instrument plays again
         while engine.voices.n == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -63,7 +72,7 @@ def test_a_non_finite_note_is_played_as_silence_and_does_not_stick(tone_model):
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=256, polyphony=4, render_process=False)
     engine.renderer.render_all()
     lane = engine.renderer.lanes[0]
-    engine.renderer.pool.data[lane.slot_for[60], 5000] = np.nan  # as if a model had slipped NaN into the bank
+    engine.renderer.pool.data[lane.slot_for[0, 60], 5000] = np.nan  # as if a model had slipped NaN into the bank
     engine.note_on(60)
     engine.note_on(67)
     blocks = [engine.process(256).copy() for _ in range(40)]
