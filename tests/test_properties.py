@@ -17,7 +17,7 @@ MAX_BLOCK = 1024
 @pytest.fixture(scope="module")
 def engine(tone_model):
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, polyphony=8, render_process=False)
-    engine.renderer.render_pitches(0, list(range(128)))  # every key has a slot: transposed notes are mixed too
+    engine.renderer.render_notes(0, [(p, 127) for p in range(128)])  # every key has a slot: transposed notes too
     return engine
 
 

@@ -97,7 +97,7 @@ def test_training_reduces_the_spectral_loss_on_one_note(tiny_notes, tmp_path):
         with torch.no_grad():
             z, _ = encoder(MelFeatures()(real), pitch, vel)
             losses.append(float(spectral_loss(voice(z, pitch, vel), real)))
-    assert losses[1] < 0.8 * losses[0]
+    assert losses[1] < 0.8 * losses[0], losses
 
 
 def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):

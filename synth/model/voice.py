@@ -98,7 +98,7 @@ class Generator(nn.Module):
         for block in self.blocks:
             x = block(x, c)
         out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
-        level = exp_sigmoid(out[..., :1] - 5.0)
+        level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
