@@ -39,7 +39,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                            lr=a.lr, kl_weight=a.kl_weight, limit_notes=a.limit_notes, seed=a.seed,
                            max_minutes=a.minutes, max_steps=a.steps, device=a.device, threads=a.threads,
                            init_from=a.init_from)
-    print(json.dumps(train(cfg)))
+    sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
+    sys.stdout.flush()
 
 
 def cmd_export(a: argparse.Namespace) -> None:

@@ -1,6 +1,7 @@
 """The voice: harmonic-plus-noise synthesis, VAE training (resume, torchrun), ONNX export and re-export."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -147,7 +148,8 @@ def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_pat
                            "8", "--z-dim", "16", "--batch", "2", "--steps", "3", "--device", "cpu",
                            "--crop-frames", "32"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    finals = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    # Both processes print their result to one pipe, so two lines may interleave: read each object whole.
+    finals = [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", proc.stdout)]
     assert len(finals) == 2 and all(f["step"] == 3 for f in finals)
     assert all(f["replica_max_diff"] == 0.0 for f in finals)
     assert finals[0]["spectral"] != finals[1]["spectral"]               # different batches on each process
