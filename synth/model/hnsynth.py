@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 SAMPLE_RATE = 48000
 HOP = 240                       # 5 ms control rate
@@ -144,7 +143,3 @@ def spectral_loss(fake: torch.Tensor, real: torch.Tensor, sizes: tuple[int, ...]
 def smooth_frames(x: torch.Tensor) -> torch.Tensor:
     """Append the last frame once: the synth reads T+1 control frames for T frames of audio."""
     return torch.cat([x, x[:, -1:]], dim=1)
-
-
-def pad_to(x: torch.Tensor, samples: int) -> torch.Tensor:
-    return F.pad(x, (0, samples - x.shape[-1])) if x.shape[-1] < samples else x[..., :samples]

@@ -164,8 +164,3 @@ class Voice(nn.Module):
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         amplitudes, f0_dev, noise = self.generator(z, pitch, velocity)
         return self.synth(amplitudes, f0_dev, noise, pitch)
-
-    def crop(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, start: int,
-             frames: int) -> torch.Tensor:
-        """Audio of frames [start, start + frames) only: training synthesises crops, not whole notes."""
-        return self.synth(*self.generator(z, pitch, velocity), pitch, start, frames)
