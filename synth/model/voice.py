@@ -8,6 +8,7 @@ decay and release are learned per timbre. The encoder maps a real note's log-mel
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -84,6 +85,11 @@ class Generator(nn.Module):
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
             self.head.weight[-1].zero_()
             self.head.bias[-1].zero_()
+            # Harmonics start at a falling k^-2 slope, as instruments have: started flat (every harmonic as loud as
+            # the fundamental), they cost more than they earned and the network let the noise bands carry the notes.
+            k = torch.arange(1, HARMONICS + 1, dtype=torch.float32)
+            target = (0.5 * k ** -2.0) ** (1 / math.log(10.0))          # exp_sigmoid's sigmoid for that amplitude
+            self.head.bias[1:1 + HARMONICS] = torch.log(target / (1 - target))
         assert cfg.coarse * 2 ** len(cfg.channels) == FRAMES, "coarse × 2^blocks must equal FRAMES"
 
     def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
