@@ -46,8 +46,8 @@ def test_eval_command_prints_reference_and_generated_rows(tiny_notes, tiny_model
     assert 0.0 <= real["family_accuracy"] <= 1.0 and "family_accuracy" not in gen and "family acc" in proc.stdout
     for row in (real, gen):
         assert 0.0 <= row["pitch_accuracy"] <= 1.0 and 0.0 <= row["within_50_cents"] <= 1.0
-    # Real soundfont notes are in tune; an untrained generator is not.
-    assert real["within_50_cents"] > gen["within_50_cents"]
+    # The voice's f0 is exact from the pitch: even untrained, its notes are in tune, as the real ones are.
+    assert real["within_50_cents"] >= 0.9 and gen["within_50_cents"] >= 0.9
 
 
 def test_eval_without_data_is_one_clear_line(tmp_path):
