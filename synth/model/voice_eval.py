@@ -56,8 +56,8 @@ def checkpoint_renderer(path: str | os.PathLike) -> Renderer:
 
 
 def model_renderer(path: str | os.PathLike, latents: dict[int, np.ndarray]) -> Renderer:
-    """A model file's notes at one latent per family (family index → z), resampled to the note set's rate."""
-    from synth.engine.resample import resample
+    """A model file's notes at one latent per family (family index → z), at the note set's rate."""
+    from synth.model.evaluate import render_at_set_rate
     from synth.runtime.model import NoteModel
 
     model = NoteModel(path)
@@ -65,11 +65,7 @@ def model_renderer(path: str | os.PathLike, latents: dict[int, np.ndarray]) -> R
     def render(audio: np.ndarray, pitch: np.ndarray, velocity: np.ndarray, family: np.ndarray) -> np.ndarray:
         z = np.stack([latents[int(f)] for f in family]).astype(np.float32)
         p = np.clip(pitch, model.info.pitch_min, model.info.pitch_max)
-        out = np.concatenate([model.render(z[i:i + 16], p[i:i + 16], velocity[i:i + 16] / 127.0)
-                              for i in range(0, len(z), 16)])
-        if model.info.sample_rate != dataset.SAMPLE_RATE:
-            out = resample(out, int(round(out.shape[1] * dataset.SAMPLE_RATE / model.info.sample_rate)))
-        return out[:, :audio.shape[1]]
+        return render_at_set_rate(model, z, p, velocity / 127.0, batch=16)
     return render
 
 
