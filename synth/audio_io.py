@@ -73,15 +73,44 @@ def disk_full(error: BaseException, folder: Path) -> bool:
         return False
 
 
+BIT_DEPTHS = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}  # --bit-depth: 32 is 32-bit float
+
+
+def subtype_for(path: str | os.PathLike, bit_depth: int) -> str:
+    """libsndfile's subtype for a bit depth in this file's format; OutputError for a pair the format lacks."""
+    fmt = FORMATS.get(Path(path).suffix.lower(), "WAV")
+    if bit_depth not in BIT_DEPTHS:
+        raise OutputError(f"--bit-depth {bit_depth} is not one of 16, 24 or 32 (32-bit float)")
+    if fmt == "FLAC" and bit_depth == 32:
+        raise OutputError("FLAC holds 16 or 24 bits, not 32-bit float: use --bit-depth 16 or 24, or a .wav file")
+    if fmt == "OGG":
+        return "VORBIS"
+    return BIT_DEPTHS[bit_depth]
+
+
+def normalize_peak(audio: np.ndarray, dbfs: float) -> float:
+    """Scale `audio` in place so its peak is `dbfs` (e.g. -1.0); returns the gain applied in dB (0 for
+    silence)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak <= 0.0 or not np.isfinite(peak):
+        return 0.0
+    gain = 10 ** (dbfs / 20) / peak
+    audio *= gain
+    return 20 * float(np.log10(gain))
+
+
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
-    """Write float audio in [-1, 1] ([frames] or [frames, channels]) by extension, atomically (16-bit PCM unless
-    `subtype` says otherwise; .ogg is Vorbis)."""
+    """Write float audio ([frames] or [frames, channels]) by extension through soundfile (libsndfile),
+    atomically: 16-bit PCM unless `subtype` says otherwise (.ogg is Vorbis); PCM is clipped to [-1, 1], 32-bit
+    float keeps what lies beyond."""
     import soundfile as sf
 
     path = check_output(path)
-    data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     fmt = FORMATS[path.suffix.lower()]
     subtype = subtype or ("VORBIS" if fmt == "OGG" else "PCM_16")
+    data = np.asarray(audio, dtype=np.float32)
+    if subtype not in ("FLOAT", "DOUBLE"):
+        data = np.clip(data, -1.0, 1.0)
     tmp = part_path(path)
     try:
         sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
@@ -97,11 +126,6 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, su
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV, atomically."""
-    write_audio(path, audio, sample_rate)
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -131,11 +131,12 @@ def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
 def cmd_render(a: argparse.Namespace) -> None:
     import time
 
-    from synth.audio_io import check_output, write_audio
+    from synth.audio_io import check_output, normalize_peak, subtype_for, write_audio
     from synth.engine.offline import render_midi
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
     check_output(a.out)  # before any work: a render that cannot be written is not rendered
+    subtype = subtype_for(a.out, a.bit_depth)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed render removes its temp file
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
     presets = _load_presets(a, model.info.z_dim)
@@ -146,7 +147,8 @@ def cmd_render(a: argparse.Namespace) -> None:
         from synth.engine.effects import parse_chain
 
         chain = parse_chain(a.effects, a.rate)
-    result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels)
+    result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels,
+                         spread=a.spread, mod_target=a.mod_target, drums=getattr(a, "drums", None))
     audio = result.audio
     if chain is not None:
         from synth.engine.effects import EffectError, apply_offline
@@ -159,12 +161,19 @@ def cmd_render(a: argparse.Namespace) -> None:
         if clipping:
             print(f"warning: {clipping}", flush=True)
     elapsed = time.perf_counter() - t0
-    write_audio(a.out, audio, result.rate)
+    if getattr(a, "normalize", None) is not None:
+        print(f"normalized the peak to {a.normalize:g} dBFS ({normalize_peak(audio, a.normalize):+.1f} dB)")
+    write_audio(a.out, audio, result.rate, subtype)
     seconds = len(audio) / result.rate
-    print(f"wrote {a.out}: {seconds:.1f} s, {result.notes} notes, timbres {', '.join(result.presets)}; "
-          f"rendered in {elapsed:.1f} s ({seconds / elapsed:.0f}x real time, {model.provider})")
+    print(f"wrote {a.out}: {seconds:.1f} s stereo ({a.bit_depth}-bit{' float' if a.bit_depth == 32 else ''}; "
+          f"the MIDI file lasts {result.midi_seconds:.1f} s), {result.notes} notes, timbres "
+          f"{', '.join(result.presets)}; rendered in {elapsed:.1f} s ({seconds / elapsed:.0f}x real time, "
+          f"{model.provider})")
     if result.skipped_drums:
-        print(f"skipped {result.skipped_drums} drum notes on channel 10 (the model has no percussion)")
+        print(f"skipped {result.skipped_drums} drum notes on channel 10 (the model has no percussion; "
+              "--drums SOUNDFONT.sf2 plays them with FluidSynth)")
+    elif result.drum_notes:
+        print(f"drums: {result.drum_notes} notes on channel 10 played by FluidSynth from {a.drums}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -190,11 +199,14 @@ def cmd_play(a: argparse.Namespace) -> None:
         from synth.audio_io import check_output
         from synth.engine.recorder import TAKE_FORMATS
 
+        from synth.audio_io import subtype_for
+
         check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
+        subtype_for(a.record, a.bit_depth)
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
-                    channel=a.channel - 1 if a.channel else None)
+                    channel=a.channel - 1 if a.channel else None, spread=a.spread, mod_target=a.mod_target)
     chain = None
     if a.effects:
         from synth.engine.effects import parse_chain
@@ -204,7 +216,7 @@ def cmd_play(a: argparse.Namespace) -> None:
     if a.record:
         from synth.engine.recorder import Recorder
 
-        out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
+        out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite, bit_depth=a.bit_depth)
     midi, lost = None, False
     try:
         engine.start()
@@ -509,6 +521,13 @@ def _render_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--preset", help="play every channel with this preset")
     r.add_argument("--rate", type=opt.RATE, default=48000, help="output sample rate (8000-192000)")
     r.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
+    r.add_argument("--spread", type=opt.float_in(0.0, 1.0, "spread"), default=0.0,
+                   help="stereo spread 0-1: notes panned by key around the channel's pan (low left, high right)")
+    r.add_argument("--mod-target", metavar="PRESET",
+                   help="the preset the modulation wheel (CC1) and pressure morph towards (default: Synth Pad; "
+                        "Strings for the Synth Pad preset itself)")
+    r.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None,
+                   help="file sample format: 16 or 24-bit PCM, or 32-bit float (WAV only)")
 
 
 EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with parameters, e.g. "
@@ -593,8 +612,12 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     r.add_argument("--channels", type=opt.MIDI_CHANNELS,
                    help="render only these MIDI channels (1-16), e.g. 2,3: a stem")
     r.add_argument("--effects", help=EFFECTS_HELP)
+    r.add_argument("--drums", metavar="SOUNDFONT", help="play channel 10 with FluidSynth from this .sf2 and mix it "
+                                                        "in (default: skip drums and count them)")
+    r.add_argument("--normalize", type=opt.float_in(-60.0, 0.0, "dBFS"), metavar="DBFS",
+                   help="scale the render so its peak is at this level, e.g. -1")
     _render_options(r)
-    r.set_defaults(func=cmd_render)
+    r.set_defaults(func=cmd_render, bit_depth=16)
 
     pl = sub.add_parser("play", help="play live: MIDI in, audio out (Ctrl-C stops)")
     _render_options(pl)
@@ -616,6 +639,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
                                                        "sound card")
     pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    pl.set_defaults(bit_depth=24)
     pl.add_argument("--exit-on-server-loss", action="store_true",
                     help="when the audio server goes away, save the take and exit with code 3 (default: under JACK, "
                          "wait for it and start again, recording into a new take)")
@@ -685,7 +709,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     d = sub.add_parser("demo", help="render the bundled demo piece with the default model and presets")
     d.add_argument("-o", "--out", default="demo.wav")
     _render_options(d)
-    d.set_defaults(func=cmd_demo)
+    d.set_defaults(func=cmd_demo, bit_depth=16)
     if extra is not None:
         extra(sub)
     return p

@@ -122,7 +122,7 @@ def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
         track.append(mido.Message.from_bytes(msg, time=tick - now))
         now = tick
     song.save(tmp_path / "phrase.mid")
-    offline = render_midi(tmp_path / "phrase.mid", NoteModel(model_path), [], rate=RATE, release=0.05).audio
+    offline = render_midi(tmp_path / "phrase.mid", NoteModel(model_path), [], rate=RATE, release=0.05).audio[:, 0]
     live_on, off_on = phrase_onsets(recorded, len(PHRASE)), phrase_onsets(offline, len(PHRASE))
     error = (live_on - live_on[0]) - (off_on - off_on[0])
     print("onset error against the offline render, ms:", np.round(error * 1000, 1))

@@ -24,7 +24,7 @@ def make_voices(model, z=None, polyphony=8, **kw):
 
 def run(voices, seconds):
     blocks = int(seconds * RATE / BLOCK)
-    return np.concatenate([voices.process(BLOCK).copy() for _ in range(blocks)])
+    return np.concatenate([voices.process(BLOCK)[:, 0].copy() for _ in range(blocks)])  # centred: left = mono
 
 
 def freq(x, lo=20.0, hi=5000.0):

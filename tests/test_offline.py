@@ -30,7 +30,7 @@ def test_demo_piece_onsets_and_pitches_match_the_file(tone_model, channel):
     """Each channel rendered alone (a stem) with a 20 ms release: every note of the piece is preceded by silence,
     so its onset is the first sample that sounds, and its pitch is the spectral peak just after."""
     model = NoteModel(tone_model, provider="cpu")
-    audio = render_midi(DEMO_MIDI, model, [], rate=RATE, channels={channel}, release=0.02).audio
+    audio = render_midi(DEMO_MIDI, model, [], rate=RATE, channels={channel}, release=0.02).audio[:, 0]
     notes = note_ons(DEMO_MIDI, channel)
     assert len(notes) >= 16
     for t in sorted({t for t, _ in notes}):
@@ -50,7 +50,7 @@ def test_tempo_change_is_honoured():
 
 
 def test_sustain_pedal_holds_the_chords(demo_render):
-    audio = demo_render.audio
+    audio = demo_render.audio[:, 0]
     # The first chord's keys are let go after one beat (0.6 s) but the pedal holds them to beat 3.9 (2.34 s).
     level = lambda t: np.abs(audio[int(t * RATE):int((t + 0.05) * RATE)]).max()
     from tests.audio_checks import band_amplitude, hz

@@ -48,7 +48,7 @@ step = st.one_of(st.tuples(st.just("bytes"), st.lists(chunk, max_size=8).map(lam
 def play(engine: Engine, outdata: np.ndarray, frames: int) -> None:
     """What AudioOutput's callback does with a block, into a stereo device buffer."""
     out = outdata[:frames]
-    out[:] = engine.process(frames)[:, None]
+    out[:] = engine.process(frames)
     assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
 
 

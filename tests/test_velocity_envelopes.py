@@ -37,7 +37,7 @@ def voices_for(model, max_block=BLOCK, **kw):
 
 
 def run(v, seconds):
-    return np.concatenate([v.process(BLOCK).copy() for _ in range(int(seconds * RATE / BLOCK))])
+    return np.concatenate([v.process(BLOCK)[:, 0].copy() for _ in range(int(seconds * RATE / BLOCK))])  # centred: left = mono
 
 
 def amplitude(x, f, start, stop):
@@ -266,7 +266,7 @@ def test_offline_render_agrees_with_live_voices(models, tmp_path):
     offline = render_midi(tmp_path / "v.mid", model, [], rate=RATE, block=BLOCK).audio
 
     v = voices_for(model)
-    live, cursor = np.zeros(len(offline), np.float32), 0
+    live, cursor = np.zeros((len(offline), 2), np.float32), 0
     for t, kind, p, vel in events:
         at = int(round(t * RATE))
         while cursor < at:

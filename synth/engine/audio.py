@@ -168,7 +168,11 @@ class AudioOutput:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         t0 = self._perf()
         try:
-            outdata[:] = self.engine.process(frames)[:, None]
+            block = self.engine.process(frames)  # [frames, 2]
+            if self.channels == 2:
+                outdata[:] = block
+            else:  # a mono device: the left side (the whole signal while nothing is panned)
+                outdata[:, 0] = block[:, 0]
             recorder = self.recorder
             if recorder is not None:
                 recorder.push(outdata)
@@ -219,9 +223,7 @@ class AudioOutput:
         while not self._stop.is_set():
             try:
                 while ring.available() < self.fx_frames:
-                    mono = self.engine.process(block)
-                    stereo[0] = mono
-                    stereo[1] = mono
+                    stereo[:] = self.engine.process(block).T
                     wet = self.effects.process(stereo)
                     if wet.shape[1] == 0:
                         continue

@@ -1,5 +1,8 @@
 """The instrument as one object: model, note bank renderer, voices, presets and the timbre, with the small API
-the command line and the GUI drive (thread-safe: every call only queues an event or starts a bank)."""
+the command line and the GUI drive (thread-safe: every call only queues an event or starts a bank).
+
+The bank has two lanes: lane 0 plays the timbre, lane 1 the modulation wheel's morph target (see
+synth.engine.voices), rendered only once a wheel, pressure or aftertouch message first asks for it."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +10,7 @@ import numpy as np
 from synth.engine.bank import BankRenderer
 from synth.engine.latent import Preset, default_timbre
 from synth.engine.midi_bytes import checked_message
+from synth.engine.offline import morph_target
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
 
@@ -16,18 +20,29 @@ class Engine:
 
     def __init__(self, model: NoteModel, rate: int = 48000, block: int = 128, polyphony: int = 32,
                  presets: list[Preset] | None = None, release: float | None = None, channel: int | None = None,
-                 render_process: bool = True) -> None:
+                 render_process: bool = True, spread: float = 0.0, mod_target: str | None = None) -> None:
+        """`spread`: key-tracked stereo spread (0-1); `mod_target`: the preset CC1 and pressure morph towards
+        (default: offline.morph_target's choice for the current preset; ValueError for an unknown name)."""
         self.model = model
         self.rate = rate
         self.presets = list(presets or [])
-        self.renderer = BankRenderer(model, rate, polyphony=polyphony, process=render_process)
+        info = model.info
+        bank_notes = (info.pitch_max - info.pitch_min + 1) * len(info.velocity_layers)
+        voices = polyphony * (2 if len(info.velocity_layers) > 1 else 1)
+        # lane 0 as one lane would have it, plus one bank and its voices for the morph lane
+        slots = 3 * bank_notes + 2 * voices + 16
+        self.renderer = BankRenderer(model, rate, lanes=2, polyphony=polyphony, slots=slots, process=render_process)
         self.renderer.blocks_per_second = rate / block
         self.voices = Voices(self.renderer, max_block=max(block, 1024), polyphony=polyphony, release=release,
-                             channel=channel)
+                             channel=channel, spread=spread)
+        self.mod_target = mod_target
+        self.morph_index: int | None = None  # the preset lane 1 plays
+        self.morph_started = False  # lane 1 has been asked to render
         self.bad_midi = 0  # messages refused by send()
         self.preset_index: int | None = 0 if self.presets else None
         self.z = self.presets[0].z if self.presets else default_timbre(model.info.z_dim)
         self.renderer.set_timbre(self.z)
+        self._choose_morph()
 
     def start(self) -> None:
         """Start rendering the bank in the background."""
@@ -53,6 +68,21 @@ class Engine:
         if self.presets:
             self.preset_index = index % len(self.presets)
             self.set_timbre(self.presets[self.preset_index].z)
+            self._choose_morph()
+
+    def _choose_morph(self) -> None:
+        """Point the morph lane at the target for the current preset (rendered now if the wheel was used)."""
+        target = morph_target(self.preset_index or 0, self.presets, self.mod_target)
+        self.voices.morph_lane_of[:] = -1 if target is None else 1
+        if target != self.morph_index:
+            self.morph_index = target
+            if self.morph_started and target is not None:
+                self.renderer.set_timbre(self.presets[target].z, 1)
+
+    @property
+    def morph_name(self) -> str | None:
+        """The preset the modulation wheel morphs towards (None without presets)."""
+        return None if self.morph_index is None else self.presets[self.morph_index].name
 
     # -- events ------------------------------------------------------------------------------------------------
     def send(self, status: int, d1: int = 0, d2: int = 0) -> None:
@@ -67,6 +97,11 @@ class Engine:
             if self.voices.channel is None or status & 0x0F == self.voices.channel:
                 self.select_preset(d1)
             return
+        kind = status & 0xF0
+        if (not self.morph_started and self.morph_index is not None
+                and ((kind == 0xB0 and d1 == 1 and d2 > 0) or (kind == 0xD0 and d1 > 0) or (kind == 0xA0 and d2 > 0))):
+            self.morph_started = True  # the first touch of a morph controller: render the target's bank
+            self.renderer.set_timbre(self.presets[self.morph_index].z, 1)
         self.voices.events.append((status, d1, d2))
         if status & 0xF0 == 0x90 and d2 > 0:
             lane = self.renderer.lanes[self.voices.lane_of[status & 0x0F]]
@@ -94,4 +129,5 @@ class Engine:
                 "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
                 "limited_blocks": v.limited_blocks, "bad_midi": self.bad_midi,
                 "nonfinite_blocks": v.nonfinite_blocks, "render_error": r.error,
-                "preset": self.presets[self.preset_index].name if self.preset_index is not None else None}
+                "preset": self.presets[self.preset_index].name if self.preset_index is not None else None,
+                "mod_target": self.morph_name}

@@ -2,7 +2,9 @@
 
 Tempo changes come from mido's merged, seconds-timed iteration; events land at their exact sample. Each MIDI
 channel plays the preset of its GM program's family (or the nearest family that has a preset); channel 10 is
-General MIDI percussion, which the model does not have, so its notes are skipped and counted.
+General MIDI percussion, which the model does not have: its notes are skipped and counted, or, given a SoundFont,
+played by FluidSynth and mixed in (synth.engine.drums). The render is stereo and lasts at least to the file's
+end of track (so it lines up with the MIDI in a DAW), longer while releases ring.
 """
 from __future__ import annotations
 
@@ -35,8 +37,18 @@ class MidiEvent:
     d2: int
 
 
+CHANNEL_TYPES = ("note_on", "note_off", "control_change", "pitchwheel", "program_change", "aftertouch",
+                 "polytouch")
+
+
 def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
     """Channel messages of a MIDI file with absolute times in seconds (tempo map applied)."""
+    return read_midi_file(path)[0]
+
+
+def read_midi_file(path: str | os.PathLike) -> tuple[list[MidiEvent], float]:
+    """Channel messages of a MIDI file with absolute times in seconds (tempo map applied), and the file's length:
+    the time of its last event of any kind, end of track included."""
     import mido
 
     path = Path(path)
@@ -48,16 +60,16 @@ def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
         events, now = [], 0.0
         for msg in mid:
             now += msg.time
-            if msg.type in ("note_on", "note_off", "control_change", "pitchwheel", "program_change"):
+            if msg.type in CHANNEL_TYPES:
                 raw = msg.bytes()
                 events.append(MidiEvent(now, raw[0], raw[1], raw[2] if len(raw) > 2 else 0))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
         reason = str(e) or ("it ends too early" if isinstance(e, EOFError) else type(e).__name__)
         raise MidiFileError(f"{path} is not a readable MIDI file ({reason})") from None
-    if events and events[-1].seconds > MAX_RENDER_SECONDS:
-        raise MidiFileError(f"{path} lasts {_duration(events[-1].seconds)}; a render holds the whole piece in memory, "
+    if now > MAX_RENDER_SECONDS:
+        raise MidiFileError(f"{path} lasts {_duration(now)}; a render holds the whole piece in memory, "
                             f"so pieces are limited to {_duration(MAX_RENDER_SECONDS)}")
-    return events
+    return events, now
 
 
 def _duration(seconds: float) -> str:
@@ -106,6 +118,38 @@ def preset_for_program(program: int, presets: list[Preset]) -> int:
     return best
 
 
+MORPH_TARGETS = ("synth_pad", "strings")  # CC1's default: bloom into a pad (a pad into strings)
+
+
+def morph_target(index: int, presets: list[Preset], name: str | None = None) -> int | None:
+    """The preset CC1 morphs preset `index` towards: the one named `name`, else the first preset of the families
+    in MORPH_TARGETS that is not `index` itself (the wheel swells any sound into a slow, wide pad, as a keyboard
+    player layers one in); None without presets."""
+    if not presets:
+        return None
+    if name:
+        for i, p in enumerate(presets):
+            if p.name.lower() == name.lower():
+                return i
+        raise ValueError(f"no preset named '{name}' to morph to (have: {', '.join(p.name for p in presets)})")
+    for family in MORPH_TARGETS:
+        for i, p in enumerate(presets):
+            if p.family == family and i != index:
+                return i
+    return next((i for i in range(len(presets)) if i != index), None)
+
+
+def morphing_channels(events: list[MidiEvent]) -> set[int]:
+    """Channels that send a morph controller above 0 (CC1, channel pressure or polyphonic aftertouch)."""
+    out = set()
+    for e in events:
+        kind = e.status & 0xF0
+        if ((kind == 0xB0 and e.d1 == 1 and e.d2 > 0) or (kind == 0xD0 and e.d1 > 0)
+                or (kind == 0xA0 and e.d2 > 0)):
+            out.add(e.status & 0x0F)
+    return out
+
+
 def notes_by_program(events: list[MidiEvent]) -> dict[tuple[int, int], set[tuple[int, int]]]:
     """(channel, program) → the (pitch, velocity) notes it plays. A channel with no program change plays program 0;
     drums are left out."""
@@ -128,27 +172,36 @@ def channel_presets(played: dict[tuple[int, int], set[tuple[int, int]]],
 
 @dataclass
 class RenderResult:
-    audio: np.ndarray
+    audio: np.ndarray  # [frames, 2] float32
     rate: int
     notes: int
     skipped_drums: int
     presets: list[str]
+    drum_notes: int = 0  # drum notes FluidSynth played
+    midi_seconds: float = 0.0  # the MIDI file's length (end of track)
 
 
 def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
                 block: int = 256, progress: bool = False, channels: set[int] | None = None,
-                release: float | None = None) -> RenderResult:
-    """Render a MIDI file to mono float32 audio at `rate` with the engine's voices; `channels` (0-15) renders
-    only those (a stem). Each note's velocity layers are rendered as the live bank would play them; `release`
-    None: the notes' own releases, seconds: one fixed fade."""
-    events = read_midi(path)
+                release: float | None = None, spread: float = 0.0, mod_target: str | None = None,
+                drums: str | os.PathLike | None = None) -> RenderResult:
+    """Render a MIDI file to stereo float32 audio [frames, 2] at `rate` with the engine's voices; `channels`
+    (0-15) renders only those (a stem). Each note's velocity layers are rendered as the live bank would play
+    them; `release` None: the notes' own releases, seconds: one fixed fade. Channel controllers (volume,
+    expression, pan, modulation morph towards `mod_target` or morph_target's default, pressure) act as live;
+    `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in."""
+    events, midi_seconds = read_midi_file(path)
     if channels is not None:
         events = [e for e in events if e.status & 0x0F in channels]
     played = notes_by_program(events)
     mapping = channel_presets(played, presets)
     used = sorted(set(mapping.values())) or [0]
-    lane_of_preset = {p: i for i, p in enumerate(used)}
-    renderer = BankRenderer(model, rate, lanes=len(used))
+    morphing = morphing_channels(events) - {DRUM_CHANNEL}
+    target_of = {p: morph_target(p, presets, mod_target) for p in used}
+    lanes = sorted(set(used) | {t for pair, p in mapping.items() if pair[0] in morphing
+                                for t in [target_of[p]] if t is not None})
+    lane_of_preset = {p: i for i, p in enumerate(lanes)}
+    renderer = BankRenderer(model, rate, lanes=len(lanes))
     names = []
     for index, lane in lane_of_preset.items():
         if presets:
@@ -157,14 +210,23 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
             z, name = default_timbre(model.info.z_dim), "default timbre"
         renderer.set_timbre(z, lane)
         names.append(name)
-        notes = {note for pair, ps in played.items() if mapping[pair] == index for note in ps}
+        notes = {note for pair, ps in played.items()
+                 if mapping[pair] == index or (pair[0] in morphing and target_of[mapping[pair]] == index)
+                 for note in ps}
         renderer.render_notes(lane, sorted(notes))  # only what the file plays with this preset
-    voices = Voices(renderer, max_block=block, polyphony=64, release=release)
+    voices = Voices(renderer, max_block=block, polyphony=64, release=release, spread=spread)
+
+    def choose(ch: int, preset: int) -> None:
+        voices.lane_of[ch] = lane_of_preset[preset]
+        target = target_of.get(preset)
+        voices.morph_lane_of[ch] = lane_of_preset[target] if ch in morphing and target in lane_of_preset else -1
+
     for ch in range(16):
-        voices.lane_of[ch] = lane_of_preset[mapping.get((ch, 0), used[0])]
+        choose(ch, mapping.get((ch, 0), used[0]))
     end = int(round((events[-1].seconds if events else 0.0) * rate))
-    out = np.zeros(end + int(TAIL_SECONDS * rate), dtype=np.float32)
-    cursor, notes, drums = 0, 0, 0
+    out = np.zeros((end + int(TAIL_SECONDS * rate), 2), dtype=np.float32)
+    cursor, notes, drums_skipped = 0, 0, 0
+    drum_events = []
 
     def advance(until: int) -> None:
         nonlocal cursor
@@ -181,10 +243,13 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
         advance(int(round(e.seconds * rate)))
         ch, kind = e.status & 0x0F, e.status & 0xF0
         if ch == DRUM_CHANNEL:
-            drums += kind == 0x90 and e.d2 > 0
+            if drums is not None:
+                drum_events.append(e)
+            else:
+                drums_skipped += kind == 0x90 and e.d2 > 0
             continue
         if kind == 0xC0:
-            voices.lane_of[ch] = lane_of_preset[mapping.get((ch, e.d1), used[0])]
+            choose(ch, mapping.get((ch, e.d1), used[0]))
             continue
         notes += kind == 0x90 and e.d2 > 0
         voices.handle(e.status, e.d1, e.d2)
@@ -195,5 +260,15 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
                 voices.handle(0xB0 | ch, 64, 0)
                 voices.handle(0xB0 | ch, 123, 0)
         advance(min(cursor + block, limit))
-    return RenderResult(out[:cursor].copy(), rate, notes, drums, names)
+    length = max(cursor, int(round(midi_seconds * rate)))
+    audio = out[:length].copy() if length <= limit else np.concatenate([out, np.zeros((length - limit, 2),
+                                                                                      np.float32)])
+    drum_notes = 0
+    if drums is not None:
+        from synth.engine.drums import render_drums
 
+        kit, drum_notes = render_drums(drum_events, drums, rate, length)
+        if len(kit) > len(audio):
+            audio = np.concatenate([audio, np.zeros((len(kit) - len(audio), 2), np.float32)])
+        audio[:len(kit)] += kit
+    return RenderResult(audio, rate, notes, drums_skipped, names, drum_notes, midi_seconds)

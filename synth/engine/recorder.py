@@ -1,7 +1,7 @@
 """Record what the instrument plays to WAV or FLAC: the audio side copies blocks into a ring, a writer thread
 drains it four times a second into a hidden part file of this take's own, and `close()` finalises it into place.
 
-The part file is always a 24-bit WAV whose header libsndfile rewrites after every write, so it is a valid file
+The part file is a WAV (24-bit, or the take's bit depth) whose header libsndfile rewrites after every write, so it is a valid file
 at any moment: after a crash `recover()` (`gansynth-live recover FILE.part`) turns it into the take. A full disk
 stops the writing at once (`error` says so) and the take keeps what was written."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.audio_io import OutputError, check_output, disk_full, final_name, part_path
+from synth.audio_io import OutputError, check_output, disk_full, final_name, part_path, subtype_for
 from synth.engine.realtime import promote_thread
 from synth.engine.ring import Ring
 
@@ -26,14 +26,16 @@ class Recorder:
     """A running recording; `push()` from the audio side, `close()` once at the end (idempotent)."""
 
     def __init__(self, path: str | os.PathLike, rate: int, channels: int, overwrite: bool = False,
-                 buffer_seconds: float = 20.0) -> None:
+                 buffer_seconds: float = 20.0, bit_depth: int = 24) -> None:
+        """`bit_depth`: 16 or 24-bit PCM, or 32 (32-bit float, WAV only)."""
         import soundfile as sf
 
         self.path = check_output(path, TAKE_FORMATS, overwrite, what="record to")
+        self.subtype = subtype_for(self.path, bit_depth)
         self.part = part_path(self.path)
         try:
             self.file = sf.SoundFile(self.part, "w", samplerate=rate, channels=channels, format="WAV",
-                                     subtype=SUBTYPE)
+                                     subtype=self.subtype)
         except (sf.LibsndfileError, OSError) as e:
             self.part.unlink(missing_ok=True)
             raise OutputError(f"cannot record to {self.path}: {e}") from None
@@ -63,7 +65,7 @@ class Recorder:
         if self.error is not None:
             return  # the disk failed: keep emptying the ring so the audio side never notices
         try:
-            self.file.write(np.clip(chunk, -1.0, 1.0))
+            self.file.write(chunk if self.subtype == "FLOAT" else np.clip(chunk, -1.0, 1.0))
             self.frames += n
         except Exception as e:  # noqa: BLE001 - libsndfile reports a full disk only as "System error"
             try:
@@ -109,22 +111,27 @@ class Recorder:
         if self.path.suffix.lower() == ".wav":
             os.replace(self.part, self.path)
         else:
-            finalise(self.part, self.path)
+            finalise(self.part, self.path, subtype=self.subtype)
         return self.path
 
 
-def finalise(part: Path, path: Path, block: int = 1 << 16) -> float:
-    """Copy a part file's audio into `path` (format by extension, 24-bit) through a temp file, then remove the
-    part; returns the seconds copied. On failure the part stays and OutputError says how to recover it."""
+def finalise(part: Path, path: Path, block: int = 1 << 16, subtype: str | None = None) -> float:
+    """Copy a part file's audio into `path` (format by extension; the part's own sample format unless `subtype`,
+    and never float in FLAC) through a temp file, then remove the part; returns the seconds copied. On failure the
+    part stays and OutputError says how to recover it."""
     import soundfile as sf
 
     fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
     tmp = part_path(path)
     try:
-        with sf.SoundFile(part) as src, sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=src.channels,
-                                                     format=fmt, subtype=SUBTYPE) as dst:
-            for chunk in src.blocks(block, dtype="float32", always_2d=True):
-                dst.write(chunk)
+        with sf.SoundFile(part) as src:
+            kind = subtype or src.subtype
+            if fmt == "FLAC" and kind not in ("PCM_16", "PCM_24"):
+                kind = SUBTYPE
+            with sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=src.channels, format=fmt,
+                              subtype=kind) as dst:
+                for chunk in src.blocks(block, dtype="float32", always_2d=True):
+                    dst.write(chunk)
             seconds = src.frames / src.samplerate
         os.replace(tmp, path)
     except BaseException as e:

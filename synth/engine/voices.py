@@ -1,4 +1,4 @@
-"""Voices: the polyphonic player that turns MIDI events and the note bank into a mono block of samples.
+"""Voices: the polyphonic player that turns MIDI events and the note bank into a stereo block of samples.
 
 `process()` is what the audio callback runs. It allocates no sample buffers (every array is made in
 `__init__` and used through views), takes no lock, and its work grows only with voices × block size: all voices
@@ -13,6 +13,21 @@ end, see synth.engine.bank), a linear envelope makes every start and stop click-
 voice is stolen or retriggered), and a release follows the note's own release curve from where the voice is
 (the model's part after note-off), or a fixed fade for a model without one or when a release time is given.
 The release curve and tail decay are applied per block (their values at the block's ends, linear between).
+
+Channel messages (the same code live and offline, so `render` and `play` agree):
+- CC7 volume and CC11 expression follow the GM curve, 40·log10(v/127) dB each, referenced so that GM's default
+  volume 100 with full expression plays at unity (the level a keyboard that sends neither always had).
+- CC10 pan is constant-power (L² + R² constant), centre at unity on both sides, so a centred mix is the old mono
+  signal on each channel; `spread` adds a key-tracked pan per note (low keys left, high keys right) for width.
+- CC1 modulation wheel morphs the timbre: each note also plays on the channel's morph lane (a second bank, of the
+  morph target's latent) and the wheel crossfades the two. Both notes have the same pitch, start on the same
+  sample and, from a harmonic model, the same partial phases, so the crossfade interpolates the partials'
+  amplitudes — a spectral morph, not two sounds side by side. Channel pressure adds to the wheel (press into
+  the key to push the sound towards the target) and polyphonic aftertouch does so for its key alone.
+  The morph voices start only once a channel has moved the wheel or sent pressure, so a player who never
+  touches them pays nothing.
+- Every gain that follows a controller is smoothed (a 5 ms one-pole per block, linear within the block): no
+  zipper noise.
 """
 from __future__ import annotations
 
@@ -29,6 +44,25 @@ EXTRA_VOICES = 16  # room for stolen voices to fade out while their replacements
 MAX_PENDING = 64
 FALLBACK_RELEASE = 0.3  # seconds of linear fade for notes without a release curve
 NO_TAIL = 1e18  # tail_from of a voice that never decays by itself
+VOLUME_REF = 100  # GM's default CC7: plays at unity
+SMOOTH_SECONDS = 0.005  # time constant of controller smoothing
+SQRT2 = math.sqrt(2.0)
+
+
+def controller_gain(volume: int, expression: int) -> float:
+    """CC7 × CC11 on the GM curve (each 40·log10(v/127) dB), unity at volume 100 and expression 127."""
+    return (volume / VOLUME_REF) ** 2 * (expression / 127.0) ** 2
+
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """Constant-power (left, right) gains for a pan position -1 (left) … +1 (right); both 1 at the centre."""
+    theta = (min(max(pan, -1.0), 1.0) + 1.0) * math.pi / 4
+    return SQRT2 * math.cos(theta), SQRT2 * math.sin(theta)
+
+
+def pan_position(cc10: int) -> float:
+    """A CC10 value as a pan position: 0 hard left, 64 centre, 127 hard right."""
+    return max(-1.0, (cc10 - 64) / 63.0)
 
 
 def velocity_gain(velocity: int, layer_velocity: int = 127) -> float:
@@ -42,9 +76,10 @@ class Voices:
 
     def __init__(self, renderer: BankRenderer, max_block: int = 1024, polyphony: int = 32,
                  attack: float = 0.003, release: float | None = None, bend_range: float = 2.0, gain: float = 0.5,
-                 channel: int | None = None) -> None:
+                 channel: int | None = None, spread: float = 0.0) -> None:
         """`release`: None plays each note's own release (FALLBACK_RELEASE where it has none); seconds: a fixed
-        linear fade for every note."""
+        linear fade for every note. `spread` (0-1): key-tracked pan, ±spread from the channel's pan over ±3
+        octaves around middle C."""
         self.renderer = renderer
         self.pool = renderer.pool
         self.lanes = renderer.lanes
@@ -70,7 +105,9 @@ class Voices:
         self.blend_hi = np.where(w > 0, w * self.single_gain[self.layer_hi, np.arange(128)], 0.0)
         self.layer_order = np.argsort(np.abs(layers[None, :] - vel[:, None]), axis=1, kind="stable")
 
-        v = (polyphony + EXTRA_VOICES) * (2 if len(layers) > 1 else 1)
+        self.spread = float(spread)
+        # a note plays up to two layers, on its own lane and on its channel's morph lane
+        v = (polyphony + EXTRA_VOICES) * (2 if len(layers) > 1 else 1) * 2
         self.n = 0
         self.v_slot = np.zeros(v, dtype=np.int64)
         self.v_base = np.zeros(v, dtype=np.int64)
@@ -83,7 +120,7 @@ class Voices:
         self.v_env = np.zeros(v, dtype=np.float32)
         self.v_env_rate = np.zeros(v, dtype=np.float32)
         self.v_state = np.zeros(v, dtype=np.int8)
-        self.v_chan = np.zeros(v, dtype=np.int8)
+        self.v_chan = np.zeros(v, dtype=np.int64)
         self.v_pitch = np.zeros(v, dtype=np.int16)
         self.v_age = np.zeros(v, dtype=np.int64)  # note number: the voices of one note share it
         self.v_primary = np.zeros(v, dtype=bool)  # the voice that stands for its note (polyphony, keys held)
@@ -94,10 +131,17 @@ class Voices:
         self.v_rel_pos = np.zeros(v, dtype=np.float64)  # position in the curve, in points
         self.v_rel_rate = np.zeros(v, dtype=np.float64)  # points per sample: 0 until released along the curve
         self.v_rel_end = np.zeros(v, dtype=np.float64)
+        self.v_side = np.zeros(v, dtype=np.float64)  # 0: the note's own lane, 1: its channel's morph lane
+        self.v_paired = np.zeros(v, dtype=np.float64)  # 1 when the note also plays on the morph lane
+        self.v_pan = np.zeros(v, dtype=np.float64)  # key-tracked pan offset (spread)
+        self.v_touch = np.zeros(v, dtype=np.float64)  # polyphonic aftertouch, 0-1
+        self.v_left = np.zeros(v, dtype=np.float32)  # the channel gains the voice had at the end of the last block
+        self.v_right = np.zeros(v, dtype=np.float32)
         self._voice_arrays = (self.v_slot, self.v_base, self.v_pos, self.v_rate, self.v_loop_start, self.v_loop_end,
                               self.v_loop_len, self.v_gain, self.v_env, self.v_env_rate, self.v_state, self.v_chan,
                               self.v_pitch, self.v_age, self.v_primary, self.v_upos, self.v_tail_from,
-                              self.v_tail_k, self.v_rel_base, self.v_rel_pos, self.v_rel_rate, self.v_rel_end)
+                              self.v_tail_k, self.v_rel_base, self.v_rel_pos, self.v_rel_rate, self.v_rel_end,
+                              self.v_side, self.v_paired, self.v_pan, self.v_touch, self.v_left, self.v_right)
         self._age = 0
 
         # Per-sample scratch, flat so that every block's [voices, frames] view is contiguous: numpy then needs no
@@ -129,7 +173,15 @@ class Voices:
         self._ramp = np.arange(max_block, dtype=np.float64)
         self._ramp1 = np.arange(1, max_block + 1, dtype=np.float32)
         self._gbuf = np.zeros(max_block, dtype=np.float32)
-        self.mix = np.zeros(max_block, dtype=np.float32)
+        self._abuf = np.zeros((2, max_block), dtype=np.float32)
+        self._lr0 = np.zeros((2, v), dtype=np.float32)  # channel gains per voice at the block's start and end
+        self._lr1 = np.zeros((2, v), dtype=np.float32)
+        self._lrd = np.zeros((2, v), dtype=np.float32)
+        self._cv = np.zeros((4, v), dtype=np.float64)  # per-voice scratch for the channel gains
+        self._mix2 = np.zeros((2, max_block), dtype=np.float32)  # planar stereo mix
+        self._mix2b = np.zeros((2, max_block), dtype=np.float32)
+        self._frac2 = np.zeros((2, max_block), dtype=np.float32)  # 1/b … 1 on both rows
+        self.mix = np.zeros((max_block, 2), dtype=np.float32)  # the block handed out, interleaved stereo
         for scratch in (self._idx, self._tmp, self._floor, self._w, self._i0, self._i1, self._mask, self._s0, self._s1,
                         self._f32, self._env, self._ramps, self._ramps1):
             scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
@@ -140,6 +192,16 @@ class Voices:
         self.sustain = np.zeros(16, dtype=bool)
         self.rpn = np.full((16, 2), 127, dtype=np.int16)
         self.lane_of = np.zeros(16, dtype=np.int64)  # which bank lane each MIDI channel plays
+        self.morph_lane_of = np.full(16, -1, dtype=np.int64)  # the lane CC1 morphs each channel towards; -1: none
+        self.volume = np.full(16, VOLUME_REF, dtype=np.float64)  # CC7
+        self.expression = np.full(16, 127, dtype=np.float64)  # CC11
+        self.pan = np.full(16, 64, dtype=np.float64)  # CC10
+        self.modulation = np.zeros(16, dtype=np.float64)  # CC1
+        self.pressure = np.zeros(16, dtype=np.float64)  # channel pressure
+        self.morphing = np.zeros(16, dtype=bool)  # the channel has moved the wheel or pressed: notes get morph voices
+        self.smooth_k = math.exp(-1.0 / (SMOOTH_SECONDS * self.rate))  # one-pole coefficient per sample
+        self._controls_moved = False  # a controller changed: recompute the voices' channel gains
+        self._settling = False  # the voices' channel gains are still gliding to their targets
 
         self.p_pitch = np.zeros(MAX_PENDING, dtype=np.int16)
         self.p_chan = np.zeros(MAX_PENDING, dtype=np.int8)
@@ -173,9 +235,35 @@ class Voices:
             self._apply_bend(ch)
         elif kind == 0xB0:
             self._control(ch, d1, d2)
+        elif kind == 0xD0:
+            self.pressure[ch] = d1
+            self._touched(ch, d1)
+        elif kind == 0xA0:
+            for i in range(self.n):
+                if self.v_chan[i] == ch and self.v_pitch[i] == d1:
+                    self.v_touch[i] = d2 / 127.0
+            self._touched(ch, d2)
+
+    def _touched(self, ch: int, value: int) -> None:
+        """A controller that moves voices' gains changed; a morph controller above 0 turns the channel's morph on."""
+        self._controls_moved = True
+        if value > 0 and self.morph_lane_of[ch] >= 0:
+            self.morphing[ch] = True
 
     def _control(self, ch: int, cc: int, value: int) -> None:
-        if cc == 64:
+        if cc == 7:
+            self.volume[ch] = value
+            self._controls_moved = True
+        elif cc == 11:
+            self.expression[ch] = value
+            self._controls_moved = True
+        elif cc == 10:
+            self.pan[ch] = value
+            self._controls_moved = True
+        elif cc == 1:
+            self.modulation[ch] = value
+            self._touched(ch, value)
+        elif cc == 64:
             down = value >= 64
             if self.sustain[ch] and not down:
                 for i in range(self.n):
@@ -197,7 +285,14 @@ class Voices:
                     self._kill(i)
             self._forget_pending(ch)
             self.lanes[self.lane_of[ch]].held[:] = 0
-        elif cc == 121:  # reset all controllers
+        elif cc == 121:  # reset all controllers (GM RP-015: not volume or pan)
+            self.expression[ch] = 127
+            self.modulation[ch] = 0
+            self.pressure[ch] = 0
+            for i in range(self.n):
+                if self.v_chan[i] == ch:
+                    self.v_touch[i] = 0.0
+            self._controls_moved = True
             self.bend_value[ch] = 0
             self._apply_bend(ch)
             self._control(ch, 64, 0)
@@ -272,11 +367,11 @@ class Voices:
             arr[k] = arr[last]
         self.n_pending = last
 
-    def _start_note(self, ch: int, pitch: int, velocity: int) -> int:
-        """Start a note on the layer(s) its velocity plays (the nearest rendered layer while those are missing).
-        Returns its primary voice, -1 when no layer of the key is rendered yet, -2 when there is no room."""
-        slot_for = self.lanes[self.lane_of[ch]].slot_for
-        v = min(max(velocity, 0), 127)
+    def _layer_slots(self, lane: int, pitch: int, v: int) -> tuple[int, int, float, float] | None:
+        """The slots (second -1 when one layer plays) and gains for a note of velocity `v` on `lane`: the two
+        layers around the velocity, or the nearest rendered layer alone while those are missing; None when no
+        layer of the key is rendered on that lane yet."""
+        slot_for = self.lanes[lane].slot_for
         lo, hi = self.layer_lo[v], self.layer_hi[v]
         first, second = int(slot_for[lo, pitch]), int(slot_for[hi, pitch]) if self.blend_hi[v] > 0 else -1
         g1, g2 = self.blend_lo[v], self.blend_hi[v]
@@ -292,8 +387,21 @@ class Voices:
                         lo = layer
                         break
                 else:
-                    return -1
+                    return None
             g1 = self.single_gain[lo, v]
+        return first, second, g1, g2
+
+    def _start_note(self, ch: int, pitch: int, velocity: int) -> int:
+        """Start a note on the layer(s) its velocity plays (the nearest rendered layer while those are missing),
+        and on the channel's morph lane too once the channel morphs (where that lane has the key rendered).
+        Returns its primary voice, -1 when no layer of the key is rendered yet, -2 when there is no room."""
+        v = min(max(velocity, 0), 127)
+        own = self._layer_slots(int(self.lane_of[ch]), pitch, v)
+        if own is None:
+            return -1
+        morph = None
+        if self.morphing[ch] and self.morph_lane_of[ch] >= 0:
+            morph = self._layer_slots(int(self.morph_lane_of[ch]), pitch, v)
         sounding = 0
         for i in range(self.n):
             if self.v_primary[i] and self.v_state[i] != KILLED:
@@ -308,7 +416,7 @@ class Voices:
                     best, best_key = i, key
             self._kill_note(best)
             self.stolen += 1
-        need = 1 if second < 0 else 2
+        need = (1 if own[1] < 0 else 2) + (0 if morph is None else 1 if morph[1] < 0 else 2)
         while self.n + need > len(self.v_slot):  # no room even for fading voices: drop the oldest fading one
             oldest = -1
             for i in range(self.n):
@@ -318,12 +426,19 @@ class Voices:
                 return -2
             self._free(oldest)
         self._age += 1
-        primary = self._start(ch, pitch, g1, first, True)
-        if second >= 0:
-            self._start(ch, pitch, g2, second, False)
+        paired = morph is not None
+        pan = self.spread * min(max((pitch - 60) / 36.0, -1.0), 1.0)
+        primary = self._start(ch, pitch, own[2], own[0], True, 0.0, paired, pan)
+        if own[1] >= 0:
+            self._start(ch, pitch, own[3], own[1], False, 0.0, paired, pan)
+        if morph is not None:
+            self._start(ch, pitch, morph[2], morph[0], False, 1.0, paired, pan)
+            if morph[1] >= 0:
+                self._start(ch, pitch, morph[3], morph[1], False, 1.0, paired, pan)
         return primary
 
-    def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool) -> int:
+    def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool, side: float = 0.0,
+               paired: bool = False, pan: float = 0.0) -> int:
         i = self.n
         self.n += 1
         self.v_slot[i] = slot
@@ -348,8 +463,23 @@ class Voices:
         self.v_pitch[i] = pitch
         self.v_age[i] = self._age
         self.v_primary[i] = primary
+        self.v_side[i] = side
+        self.v_paired[i] = 1.0 if paired else 0.0
+        self.v_pan[i] = pan
+        self.v_touch[i] = 0.0
+        self.v_left[i], self.v_right[i] = self._channel_gains(i)  # no glide at a note's start: the attack fades in
         self.pool.users[slot] += 1
         return i
+
+    def _channel_gains(self, i: int) -> tuple[float, float]:
+        """Voice i's (left, right) gain from its channel's controllers now: volume × expression × morph weight,
+        panned. The same formula as `_channel_targets`, for one voice."""
+        ch = int(self.v_chan[i])
+        amp = controller_gain(int(self.volume[ch]), int(self.expression[ch]))
+        m = min(max((self.modulation[ch] + self.pressure[ch]) / 127.0 + self.v_touch[i], 0.0), 1.0)
+        w = m if self.v_side[i] else 1.0 - m * self.v_paired[i]
+        left, right = pan_gains(pan_position(int(self.pan[ch])) + self.v_pan[i])
+        return amp * w * left, amp * w * right
 
     def _release(self, i: int) -> None:
         self.v_state[i] = RELEASED
@@ -400,23 +530,27 @@ class Voices:
 
     # -- audio -----------------------------------------------------------------------------------------------
     def process(self, frames: int) -> np.ndarray:
-        """Apply queued events, mix every voice for `frames` samples and return the mono block (a view of `mix`)."""
+        """Apply queued events, mix every voice for `frames` samples and return the stereo block, [frames, 2]
+        (a view of `mix`)."""
         while self.events:
             self.handle(*self.events.popleft())
         if self.n_pending:
             self._start_pending()
-        mix = self.mix[:frames]
+        mix2 = self._mix2.reshape(-1)[:2 * frames].reshape(2, frames)
         n = self.n
         if n == 0:
-            mix.fill(0.0)
+            mix2.fill(0.0)
+            self._controls_moved = self._settling = False
         else:
-            self._mix_voices(n, frames, mix)
-        self._limit(mix, frames)
+            self._mix_voices(n, frames, mix2)
+        self._limit(mix2, frames)
+        mix = self.mix[:frames]
+        np.copyto(mix, mix2.T)
         self.pool.clock[0] += 1
         self.last_block = frames
         return mix
 
-    def _mix_voices(self, n: int, b: int, mix: np.ndarray) -> None:
+    def _mix_voices(self, n: int, b: int, mix2: np.ndarray) -> None:
         # Every per-sample operation is on contiguous [n, b] views of one type; per-voice values are spread over the
         # block with copyto first (numpy allocates a buffer for a broadcast, strided or mixed-type operation).
         nb = n * b
@@ -481,7 +615,7 @@ class Voices:
             np.copyto(f32, self.v_gain[:n, None])
         np.multiply(env, f32, out=env)
         np.multiply(s0, env, out=s0)
-        np.sum(s0, axis=0, out=mix)
+        self._pan_mix(n, b, s0, mix2)
         # Advance each voice by the block: position (wrapped into its loop), release curve and envelope.
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(self.v_pos[:n], vt, out=self.v_pos[:n])
@@ -502,6 +636,77 @@ class Voices:
                     or (self.v_rel_rate[i] > 0 and self.v_rel_pos[i] >= self.v_rel_end[i])):
                 self._free(i)
             i -= 1
+
+    def _pan_mix(self, n: int, b: int, s0: np.ndarray, mix2: np.ndarray) -> None:
+        """Sum the voices [n, b] into the planar stereo block [2, b] with each voice's channel gains (volume,
+        expression, morph weight, pan), gliding from the last block's to the smoothed targets linearly over the
+        block: one [2, n] × [n, b] product, two while a controller moves."""
+        p0 = self._lr0.reshape(-1)[:2 * n].reshape(2, n)
+        np.copyto(p0[0], self.v_left[:n])
+        np.copyto(p0[1], self.v_right[:n])
+        np.dot(p0, s0, out=mix2)
+        if not (self._controls_moved or self._settling):
+            return
+        self._controls_moved = False
+        p1 = self._lr1.reshape(-1)[:2 * n].reshape(2, n)
+        self._channel_targets(n, p1)
+        d = self._lrd.reshape(-1)[:2 * n].reshape(2, n)
+        np.subtract(p0, p1, out=d)
+        np.multiply(d, self.smooth_k ** b, out=d)  # one-pole towards the target, evaluated at the block's end
+        self._settling = bool(np.abs(d).max() > 1e-5)
+        if self._settling:
+            np.add(p1, d, out=p1)
+        np.copyto(self.v_left[:n], p1[0])
+        np.copyto(self.v_right[:n], p1[1])
+        np.subtract(p1, p0, out=d)
+        ramp = self._mix2b.reshape(-1)[:2 * b].reshape(2, b)
+        np.dot(d, s0, out=ramp)
+        frac = self._frac2.reshape(-1)[:2 * b].reshape(2, b)
+        np.multiply(self._ramp1[:b], 1.0 / b, out=frac[0])
+        np.copyto(frac[1], frac[0])
+        np.multiply(ramp, frac, out=ramp)
+        np.add(mix2, ramp, out=mix2)
+
+    def _channel_targets(self, n: int, out: np.ndarray) -> None:
+        """[2, n] (float32): every voice's (left, right) gain from its channel's controllers now, as
+        `_channel_gains` computes it for one voice, without allocating."""
+        c = self.v_chan[:n]
+        amp, m, w, t = self._cv[0, :n], self._cv[1, :n], self._cv[2, :n], self._cv[3, :n]
+        np.take(self.volume, c, out=amp)
+        np.multiply(amp, 1.0 / VOLUME_REF, out=amp)
+        np.square(amp, out=amp)
+        np.take(self.expression, c, out=m)
+        np.multiply(m, 1.0 / 127.0, out=m)
+        np.square(m, out=m)
+        np.multiply(amp, m, out=amp)
+        np.take(self.modulation, c, out=m)  # morph amount: wheel + channel pressure + the key's aftertouch
+        np.take(self.pressure, c, out=t)
+        np.add(m, t, out=m)
+        np.multiply(m, 1.0 / 127.0, out=m)
+        np.add(m, self.v_touch[:n], out=m)
+        np.clip(m, 0.0, 1.0, out=m)
+        np.multiply(m, self.v_paired[:n], out=w)  # own lane: 1 - m where the note is paired, else 1
+        np.subtract(1.0, w, out=w)
+        np.subtract(m, w, out=t)  # morph lane: m
+        np.multiply(t, self.v_side[:n], out=t)
+        np.add(w, t, out=w)
+        np.multiply(amp, w, out=amp)
+        np.take(self.pan, c, out=t)  # pan: CC10 plus the key's spread, constant power
+        np.subtract(t, 64.0, out=t)
+        np.multiply(t, 1.0 / 63.0, out=t)
+        np.maximum(t, -1.0, out=t)
+        np.add(t, self.v_pan[:n], out=t)
+        np.clip(t, -1.0, 1.0, out=t)
+        np.add(t, 1.0, out=t)
+        np.multiply(t, math.pi / 4, out=t)
+        np.cos(t, out=m)
+        np.multiply(m, amp, out=m)
+        np.multiply(m, SQRT2, out=m)
+        np.copyto(out[0], m, casting="same_kind")
+        np.sin(t, out=m)
+        np.multiply(m, amp, out=m)
+        np.multiply(m, SQRT2, out=m)
+        np.copyto(out[1], m, casting="same_kind")
 
     def _block_gain(self, n: int, b: int) -> np.ndarray | None:
         """[2, n]: each voice's release-curve gain times its tail decay at the first and the last sample of the
@@ -542,15 +747,16 @@ class Voices:
             np.multiply(m, t, out=m)
         return m
 
-    def _limit(self, mix: np.ndarray, b: int) -> None:
-        """Master gain and a peak limiter: gain falls at once to keep the block under the ceiling, recovers in ~0.2 s;
-        the ramp between blocks is clipped at the ceiling where it would overshoot."""
-        np.multiply(mix, self.gain, out=mix)
-        g = self._gbuf[:b]
-        np.abs(mix, out=g)
-        peak = float(g.max())
+    def _limit(self, mix2: np.ndarray, b: int) -> None:
+        """Master gain and a peak limiter on the planar stereo block (both sides alike): gain falls at once to keep
+        the block under the ceiling, recovers in ~0.2 s; the ramp between blocks is clipped at the ceiling where
+        it would overshoot."""
+        np.multiply(mix2, self.gain, out=mix2)
+        a = self._abuf.reshape(-1)[:2 * b].reshape(2, b)
+        np.abs(mix2, out=a)
+        peak = float(a.max())
         if not math.isfinite(peak):  # NaN or Inf would reach the device and stick in limit_gain: play silence
-            mix.fill(0.0)
+            mix2.fill(0.0)
             self.nonfinite_blocks += 1
             return
         target = 1.0 if peak <= self.limit_ceiling else self.limit_ceiling / peak
@@ -562,10 +768,12 @@ class Voices:
             g1 = min(target, g0 + (1.0 - g0) * (1.0 - math.exp(-b / (0.2 * self.rate))))
         if g0 == 1.0 and g1 == 1.0:
             return
+        g = self._gbuf[:b]
         np.multiply(self._ramp1[:b], (g1 - g0) / b, out=g)
         np.add(g, g0, out=g)
-        np.multiply(mix, g, out=mix)
-        np.clip(mix, -self.limit_ceiling, self.limit_ceiling, out=mix)
+        np.multiply(mix2[0], g, out=mix2[0])
+        np.multiply(mix2[1], g, out=mix2[1])
+        np.clip(mix2, -self.limit_ceiling, self.limit_ceiling, out=mix2)
         self.limit_gain = g1
 
     def reset(self) -> None:
