@@ -1,0 +1,118 @@
+"""`render` as a studio expects it: stereo files through libsndfile at 16/24-bit or 32-bit float, WAV or FLAC,
+lasting to the MIDI file's end of track, optional peak normalisation; GM drums skipped and counted in one line,
+or played by FluidSynth and mixed in at their samples."""
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from synth.engine.offline import read_midi_file, render_midi
+from synth.runtime.model import NoteModel
+
+RATE = 48000
+GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")  # Debian fluid-soundfont-gm (the Makefile installs it)
+HITS = [(0.2503, 36), (0.5011, 38), (0.7519, 42), (1.0027, 36), (1.2601, 38), (1.5007, 46), (1.7717, 36),
+        (2.0093, 38)]
+
+
+def song(path, hits=HITS, tail=5.0):
+    """A melodic note on channel 1 and drum hits on channel 10, at 120 bpm (960 ticks a second), whose end of
+    track comes `tail` seconds after its last event."""
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    events = [(0.0, mido.Message("note_on", channel=0, note=60, velocity=100)),
+              (1.0, mido.Message("note_off", channel=0, note=60, velocity=0))]
+    for t, key in hits:
+        events += [(t, mido.Message("note_on", channel=9, note=key, velocity=110)),
+                   (t + 0.05, mido.Message("note_off", channel=9, note=key, velocity=0))]
+    now = 0
+    for t, msg in sorted(events, key=lambda e: e[0]):
+        tick = round(t * 960)
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=round(tail * 960)))
+    mid.save(path)
+    return path
+
+
+def render(tone_model, midi, out, *args):
+    return subprocess.run([sys.executable, "-m", "synth", "render", str(midi), "-o", str(out), "--model",
+                           str(tone_model), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name,args,subtype", [("a.wav", [], "PCM_16"), ("b.wav", ["--bit-depth", "24"], "PCM_24"),
+                                               ("c.wav", ["--bit-depth", "32"], "FLOAT"),
+                                               ("d.flac", ["--bit-depth", "24"], "PCM_24")])
+def test_render_writes_stereo_files_as_long_as_the_midi(tone_model, tmp_path, name, args, subtype):
+    midi = song(tmp_path / "s.mid")
+    _, length = read_midi_file(midi)
+    assert length == pytest.approx(2.0093 + 0.05 + 5.0, abs=0.002)  # last note-off, then 5 s to the end
+    proc = render(tone_model, midi, tmp_path / name, *args)
+    assert proc.returncode == 0, proc.stderr
+    info = sf.info(str(tmp_path / name))
+    assert info.channels == 2 and info.subtype == subtype and info.samplerate == RATE
+    assert info.frames >= length * RATE
+    skipped = [line for line in proc.stdout.splitlines() if "drum" in line]
+    assert skipped == [f"skipped {len(HITS)} drum notes on channel 10 (the model has no percussion; --drums "
+                       "SOUNDFONT.sf2 plays them with FluidSynth)"]
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_normalize_and_bad_bit_depths(tone_model, tmp_path):
+    midi = song(tmp_path / "s.mid", hits=[])
+    proc = render(tone_model, midi, tmp_path / "n.wav", "--bit-depth", "32", "--normalize", "-1")
+    assert proc.returncode == 0, proc.stderr
+    audio, _ = sf.read(str(tmp_path / "n.wav"), dtype="float32")
+    assert np.abs(audio).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+    proc = render(tone_model, midi, tmp_path / "f.flac", "--bit-depth", "32")
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("gansynth-live:")]
+    assert proc.returncode != 0 and lines == ["gansynth-live: FLAC holds 16 or 24 bits, not 32-bit float: use "
+                                              "--bit-depth 16 or 24, or a .wav file"]
+    assert not (tmp_path / "f.flac").exists()
+    proc = render(tone_model, midi, tmp_path / "x.wav", "--drums", str(tmp_path / "none.sf2"))
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("gansynth-live:")]
+    assert proc.returncode != 0 and len(lines) == 1 and "SoundFont" in lines[0] and "not found" in lines[0]
+
+
+def fluidsynth_hit(key, velocity, frames):
+    """FluidSynth alone: one drum hit of the GM kit from frame 0, as pyfluidsynth renders it."""
+    import fluidsynth
+
+    fs = fluidsynth.Synth(gain=0.2, samplerate=float(RATE))
+    try:
+        sfid = fs.sfload(str(GM_SOUNDFONT))
+        fs.program_select(9, sfid, 128, 0)
+        fs.noteon(9, key, velocity)
+        return fs.get_samples(frames).reshape(-1, 2)[:, 0].astype(np.float64)
+    finally:
+        fs.delete()
+
+
+def test_drums_play_with_fluidsynth_aligned_to_their_samples(tone_model, tmp_path):
+    """Each hit of the drum track lies where FluidSynth alone, starting the hit at its exact MIDI sample, puts it:
+    within 1 ms (the cross-correlation peak of 30 ms of the hit)."""
+    assert GM_SOUNDFONT.is_file(), "fluid-soundfont-gm is not installed (the Makefile's APT_PKGS has it)"
+    midi = song(tmp_path / "s.mid")
+    result = render_midi(midi, NoteModel(tone_model, provider="cpu"), [], rate=RATE, channels={9},
+                         drums=GM_SOUNDFONT)
+    assert result.drum_notes == len(HITS) and result.skipped_drums == 0
+    left = result.audio[:, 0].astype(np.float64)
+    n = int(0.03 * RATE)
+    lags = []
+    for t, key in HITS:
+        ref = fluidsynth_hit(key, 110, n)
+        at = int(round(t * RATE))
+        search = 96  # look 2 ms either side
+        seg = left[at - search:at + search + n]
+        corr = np.correlate(seg, ref, mode="valid")
+        lags.append((int(np.argmax(corr)) - search) / RATE)
+    print("drum hit offsets against FluidSynth alone, ms:", np.round(np.array(lags) * 1000, 3))
+    assert np.max(np.abs(lags)) <= 0.001, lags
+    # and the melodic channel still plays with the drums
+    both = render_midi(midi, NoteModel(tone_model, provider="cpu"), [], rate=RATE, drums=GM_SOUNDFONT)
+    assert both.notes == 1 and np.abs(both.audio[int(0.1 * RATE):int(0.2 * RATE)]).max() > 0.05
