@@ -415,6 +415,16 @@ def cmd_bench(a: argparse.Namespace) -> None:
         print(f"wrote {a.json}")
 
 
+def cmd_levels(a: argparse.Namespace) -> None:
+    from synth.engine.levels import channel_levels, format_levels
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
+    presets = _load_presets(a, model.info.z_dim)
+    for path in a.midi:
+        print(format_levels(Path(path).name, channel_levels(path, model, presets, a.soundfont, a.rate)), flush=True)
+
+
 def _named_preset(presets: list, name: str):
     found = [p for p in presets if p.name.lower() == name.lower()]
     if not found:
@@ -705,6 +715,15 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
                     help="after the soak, measure the machine's own floor: as long with a client that writes silence")
     bn.add_argument("--json", help="also write the numbers as JSON")
     bn.set_defaults(func=cmd_bench)
+
+    lv = sub.add_parser("levels", help="per-channel levels of GM files, ours beside FluidSynth's (each channel solo)")
+    lv.add_argument("midi", nargs="+", help="General MIDI files")
+    lv.add_argument("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2", help="FluidSynth's SoundFont")
+    lv.add_argument("--model", help="ONNX model (default: the shipped one)")
+    lv.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
+    lv.add_argument("--rate", type=opt.RATE, default=48000)
+    lv.add_argument("--provider", help="onnxruntime provider (default: best present)")
+    lv.set_defaults(func=cmd_levels)
 
     d = sub.add_parser("demo", help="render the bundled demo piece with the default model and presets")
     d.add_argument("-o", "--out", default="demo.wav")

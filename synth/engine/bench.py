@@ -55,30 +55,41 @@ def bench_bank(model: NoteModel, rate: int, trials: int = 5) -> dict:
 
 
 def full_bank(model: NoteModel, rate: int) -> BankRenderer:
-    """A renderer holding one whole bank of a random timbre, for the benches that play from it."""
-    renderer = BankRenderer(model, rate, polyphony=32)
-    renderer.set_timbre(np.random.default_rng(1).standard_normal(model.info.z_dim).astype(np.float32))
-    renderer.render_all()
+    """A renderer holding one whole bank of a random timbre on lane 0, and another on lane 1 (the modulation
+    wheel's morph target), for the benches that play from it."""
+    renderer = BankRenderer(model, rate, lanes=2, polyphony=32)
+    rng = np.random.default_rng(1)
+    for lane in (0, 1):
+        renderer.set_timbre(rng.standard_normal(model.info.z_dim).astype(np.float32), lane)
+        renderer.render_all(lane)
     return renderer
 
 
 def bench_callback(renderer: BankRenderer, block: int, blocks: int = 3000) -> dict:
-    """Voices.process cost per block with 1, 8 and 32 voices held (pitch bent, so every voice interpolates)."""
+    """Voices.process cost per block with 1, 8 and 32 notes held (pitch bent, so every voice interpolates); and
+    32 notes morphing (each also on the morph lane: 64 voices) while a controller moves every block, so the
+    channel gains glide (`voices_32_morph`)."""
     rate = renderer.layout.rate
     period_us = block / rate * 1e6
     out = {"block": block, "rate": rate, "period_us": period_us}
-    for count in (1, 8, 32):
+    for count, morph in ((1, False), (8, False), (32, False), (32, True)):
         v = Voices(renderer, max_block=block, polyphony=32)
         v.handle(0xE0, 0x00, 0x50)
+        if morph:
+            v.morph_lane_of[:] = 1
+            v.handle(0xB0, 1, 64)
         for k in range(count):
             v.handle(0x90, 30 + (3 * k) % 50, 100)
         times = np.empty(blocks)
         for i in range(blocks):
+            if morph:
+                v.events.append((0xB0, 7 if i % 2 else 10, 40 + i % 80))
             t0 = time.perf_counter()
             v.process(block)
             times[i] = time.perf_counter() - t0
         p50, p99 = np.percentile(times[100:] * 1e6, [50, 99])
-        out[f"voices_{count}"] = {"p50_us": float(p50), "p99_us": float(p99), "p99_share": float(p99 / period_us)}
+        out[f"voices_{count}" + ("_morph" if morph else "")] = {
+            "p50_us": float(p50), "p99_us": float(p99), "p99_share": float(p99 / period_us), "mixed": v.n}
     return out
 
 
@@ -235,9 +246,12 @@ def format_report(r: dict) -> str:
                      f"{b['full_bank_s_max']:.2f} s max ({b['notes_per_second']:.0f} notes/s)")
     if "callback" in r:
         c = r["callback"]
-        for n in (1, 8, 32):
-            v = c[f"voices_{n}"]
-            lines.append(f"callback, {n:2d} voices, {c['block']} frames @ {c['rate']} Hz: p50 {v['p50_us']:.0f} us, "
+        for key in ("voices_1", "voices_8", "voices_32", "voices_32_morph"):
+            if key not in c:
+                continue
+            v, n = c[key], int(key.split("_")[1])
+            what = f"{n:2d} voices" + (f" morphing ({v['mixed']} mixed, a controller moving)" if "morph" in key else "")
+            lines.append(f"callback, {what}, {c['block']} frames @ {c['rate']} Hz: p50 {v['p50_us']:.0f} us, "
                          f"p99 {v['p99_us']:.0f} us = {100 * v['p99_share']:.1f}% "
                          f"of the {c['period_us']:.0f} us period")
     if "note_latency" in r:

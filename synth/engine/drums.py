@@ -25,44 +25,48 @@ class DrumError(ValueError):
     """A SoundFont or FluidSynth that cannot play the drums, in one line."""
 
 
-class DrumKit:
-    """A FluidSynth synthesizer playing one SoundFont's GM drum kit; `send` MIDI, `render` float stereo."""
+class FluidPlayer:
+    """A FluidSynth synthesizer in General MIDI mode playing one SoundFont (channel 10 is its drum kit); `send`
+    channel messages, `render` float stereo. `effects` False turns FluidSynth's reverb and chorus off."""
 
-    def __init__(self, soundfont: str | os.PathLike, rate: int, gain: float = DRUM_GAIN) -> None:
+    def __init__(self, soundfont: str | os.PathLike, rate: int, gain: float = DRUM_GAIN, effects: bool = True) -> None:
         path = Path(soundfont)
         if not path.is_file():
-            raise DrumError(f"--drums: SoundFont {path} not found")
+            raise DrumError(f"SoundFont {path} not found")
         try:
             import fluidsynth
         except (ImportError, OSError) as e:  # pyfluidsynth missing, or libfluidsynth not installed
             raise DrumError(f"--drums needs FluidSynth (pip install pyfluidsynth; Debian: libfluidsynth3): {e}") \
                 from None
-        self._fl = fluidsynth
-        self.synth = fluidsynth.Synth(gain=gain, samplerate=float(rate))
-        self.synth.setting("synth.verbose", 0)
-        sfid = self.synth.sfload(str(path))
-        if sfid < 0:
+        options = {} if effects else {"synth.reverb.active": 0, "synth.chorus.active": 0}
+        self.synth = fluidsynth.Synth(gain=gain, samplerate=float(rate), **options)
+        if self.synth.sfload(str(path)) < 0:
             self.synth.delete()
-            raise DrumError(f"--drums: {path} is not a SoundFont FluidSynth can read")
-        self.synth.program_select(DRUM_CHANNEL, sfid, 128, 0)  # GM: channel 10 plays bank 128
+            raise DrumError(f"{path} is not a SoundFont FluidSynth can read")
+        for ch in range(16):  # GM: every channel starts on program 0 (channel 10 on the drum kit, bank 128)
+            self.synth.program_change(ch, 0)
+        self._pressure = fluidsynth._fl.fluid_synth_channel_pressure
+        self._pressure.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._write = fluidsynth._fl.fluid_synth_write_float
         self._write.restype = ctypes.c_int
         self._write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                                 ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 
     def send(self, status: int, d1: int, d2: int) -> None:
-        """One channel message (any channel number is played on channel 10)."""
-        kind, s = status & 0xF0, self.synth
-        if kind == 0x90:
-            s.noteon(DRUM_CHANNEL, d1, d2) if d2 > 0 else s.noteoff(DRUM_CHANNEL, d1)
-        elif kind == 0x80:
-            s.noteoff(DRUM_CHANNEL, d1)
+        """One channel message."""
+        kind, ch, s = status & 0xF0, status & 0x0F, self.synth
+        if kind == 0x90 and d2 > 0:
+            s.noteon(ch, d1, d2)
+        elif kind in (0x80, 0x90):
+            s.noteoff(ch, d1)
         elif kind == 0xB0:
-            s.cc(DRUM_CHANNEL, d1, d2)
+            s.cc(ch, d1, d2)
         elif kind == 0xE0:
-            s.pitch_bend(DRUM_CHANNEL, ((d2 << 7) | d1) - 8192)
+            s.pitch_bend(ch, ((d2 << 7) | d1) - 8192)
         elif kind == 0xC0:
-            s.program_change(DRUM_CHANNEL, d1)
+            s.program_change(ch, d1)
+        elif kind == 0xD0:
+            self._pressure(s.synth, ch, d1)
 
     def render(self, out: np.ndarray) -> None:
         """Fill `out` ([frames, 2] float32, C-contiguous) with the next frames."""
@@ -75,10 +79,15 @@ class DrumKit:
         self.synth.delete()
 
 
-def render_drums(events: list, soundfont: str | os.PathLike, rate: int, frames: int) -> tuple[np.ndarray, int]:
-    """The drum channel's events (objects with seconds, status, d1, d2) played by FluidSynth: [≥ frames, 2]
-    float32, running on past `frames` while the kit still sounds (up to RING_OUT_SECONDS), and the notes played."""
-    kit = DrumKit(soundfont, rate)
+def render_drums(events: list, soundfont: str | os.PathLike, rate: int, frames: int, gain: float = DRUM_GAIN,
+                 effects: bool = True) -> tuple[np.ndarray, int]:
+    """Events (objects with seconds, status, d1, d2; for --drums those of channel 10) played by FluidSynth:
+    [≥ frames, 2] float32, running on past `frames` while it still sounds (up to RING_OUT_SECONDS), and the
+    notes played."""
+    try:
+        kit = FluidPlayer(soundfont, rate, gain, effects)
+    except DrumError as e:
+        raise DrumError(f"--drums: {e}") from None
     try:
         out = np.zeros((frames + int(RING_OUT_SECONDS * rate) + FLUID_BLOCK, 2), dtype=np.float32)
         cursor, notes = 0, 0
