@@ -18,6 +18,8 @@ MAX_BLOCK = 1024
 def engine(tone_model):
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, polyphony=8, render_process=False)
     engine.renderer.render_notes(0, [(p, 127) for p in range(128)])  # every key has a slot: transposed notes too
+    engine.renderer.set_timbre(np.ones(8, np.float32), 1)
+    engine.renderer.render_notes(1, [(p, 127) for p in range(48, 73)])  # the morph lane has some keys, not all
     return engine
 
 
@@ -29,6 +31,7 @@ def fresh_voices(engine: Engine) -> None:
         lane.last_on[:] = 0
     engine.renderer.pool.users[:] = 0
     engine.voices = Voices(engine.renderer, max_block=MAX_BLOCK, polyphony=8)
+    engine.voices.morph_lane_of[:] = 1  # lane 1 (the morph target) may hold notes or not: both must be safe
 
 
 channel_message = st.builds(
@@ -38,7 +41,8 @@ channel_message = st.builds(
 controllers = st.sampled_from([  # the controllers the voices act on, at their extremes
     [0xB0, 101, 0, 0xB0, 100, 0, 0xB0, 6, 127, 0xB0, 38, 99],  # bend range 127.99 semitones
     [0xE0, 127, 127], [0xE0, 0, 0], [0xB0, 64, 127], [0xB0, 64, 0], [0xB0, 123, 0], [0xB0, 120, 0],
-    [0xB0, 121, 0]])
+    [0xB0, 121, 0], [0xB0, 7, 0], [0xB0, 7, 127], [0xB0, 11, 0], [0xB0, 10, 0], [0xB0, 10, 127],
+    [0xB0, 1, 127], [0xD0, 127], [0xA0, 60, 127]])
 junk = st.lists(st.integers(0, 255), min_size=1, max_size=6)
 chunk = st.one_of(channel_message, channel_message, controllers, junk)
 step = st.one_of(st.tuples(st.just("bytes"), st.lists(chunk, max_size=8).map(lambda cs: sum(cs, []))),

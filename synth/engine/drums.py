@@ -91,14 +91,14 @@ def render_drums(events: list, soundfont: str | os.PathLike, rate: int, frames: 
     try:
         out = np.zeros((frames + int(RING_OUT_SECONDS * rate) + FLUID_BLOCK, 2), dtype=np.float32)
         cursor, notes = 0, 0
-        for e in events:
-            at = int(round(e.seconds * rate))
+        for ev in events:
+            at = int(round(ev.seconds * rate))
             at = min(int(round(at / FLUID_BLOCK)) * FLUID_BLOCK, len(out))  # the nearest block boundary
             if at > cursor:
                 kit.render(out[cursor:at])
                 cursor = at
-            kit.send(e.status, e.d1, e.d2)
-            notes += e.status & 0xF0 == 0x90 and e.d2 > 0
+            kit.send(ev.status, ev.d1, ev.d2)
+            notes += ev.status & 0xF0 == 0x90 and ev.d2 > 0
         while cursor < len(out):  # to the end of the piece, then until the kit is silent
             n = min(FLUID_BLOCK * 16, len(out) - cursor)
             kit.render(out[cursor:cursor + n])

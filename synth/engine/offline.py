@@ -210,10 +210,10 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
             z, name = default_timbre(model.info.z_dim), "default timbre"
         renderer.set_timbre(z, lane)
         names.append(name)
-        notes = {note for pair, ps in played.items()
-                 if mapping[pair] == index or (pair[0] in morphing and target_of[mapping[pair]] == index)
-                 for note in ps}
-        renderer.render_notes(lane, sorted(notes))  # only what the file plays with this preset
+        wanted = {note for pair, ps in played.items()
+                  if mapping[pair] == index or (pair[0] in morphing and target_of[mapping[pair]] == index)
+                  for note in ps}
+        renderer.render_notes(lane, sorted(wanted))  # only what the file plays with this preset
     voices = Voices(renderer, max_block=block, polyphony=64, release=release, spread=spread)
 
     def choose(ch: int, preset: int) -> None:
