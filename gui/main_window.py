@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGr
 from gui.effects_panel import EffectsPanel
 from gui.instrument import Devices, Instrument
 from gui.keyboard import Keyboard, computer_key_pitch
+from gui.meters import LevelMeter, Scope
 from gui.morph_pad import MorphPad
 from gui.session import MASTER_DB, Session, load_session, save_session
 from synth.engine.latent import PresetError, PresetExists
@@ -116,8 +117,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.effects, "Effects")
         self.tabs.addTab(self._devices_tab(), "Devices")
         self.tabs.addTab(self._learn_tab(), "MIDI learn")
+        self.meter = LevelMeter()
+        self.scope = Scope(self.inst.devices.rate)
         right = QVBoxLayout()
         right.addWidget(status_box)
+        right.addWidget(self.meter)
+        right.addWidget(self.scope)
         right.addLayout(master)
         right.addWidget(self.tabs, 1)
 
@@ -421,6 +426,8 @@ class MainWindow(QMainWindow):
             self._told_recording = st["recording_error"]
             self.report(st["recording_error"])
         self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed)
+        self.meter.set_levels(st.get("meter"))
+        self.scope.set_frames(st["meter"]["scope"] if st.get("meter") else None)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------
     def keyPressEvent(self, e: QKeyEvent) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from synth.engine.effects import EffectsChain
 from synth.engine.engine import Engine
+from synth.engine.meter import Meter
 from synth.engine.recorder import Recorder
 from synth.engine.realtime import promote_thread
 from synth.engine.ring import Ring
@@ -134,6 +135,7 @@ class AudioOutput:
         self.channels = channels
         self.effects = effects
         self.recorder: Recorder | None = None  # set before start() to record what plays
+        self.meter = Meter(max_block=max(block, 1024))  # what plays, for a window's meter and scope
         self.underruns = 0
         self.late_blocks = 0  # staged mode: blocks the producer had not made in time (also counted as underruns)
         self.blocks = 0
@@ -173,6 +175,7 @@ class AudioOutput:
                 outdata[:] = block
             else:  # a mono device: the left side (the whole signal while nothing is panned)
                 outdata[:, 0] = block[:, 0]
+            self.meter.push(block)
             recorder = self.recorder
             if recorder is not None:
                 recorder.push(outdata)
@@ -229,6 +232,7 @@ class AudioOutput:
                         continue
                     frames = wet.T if self.channels == 2 else wet.mean(axis=0)[:, None]
                     ring.write(frames)
+                    self.meter.push(np.ascontiguousarray(wet.T, dtype=np.float32))
                     if self.recorder is not None:
                         self.recorder.push(frames)
                 self._failed_in_a_row = False

@@ -125,6 +125,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         st["midi"] = midi.port_name if midi else None
         st["recording_s"] = audio.recorder.seconds if audio and audio.recorder else None
         st["recording_error"] = audio.recorder.error if audio and audio.recorder else None
+        st["meter"] = audio.meter.read() if audio and not lost else None
         return st
 
     def chain_view() -> list[dict]:

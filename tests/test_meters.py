@@ -1,0 +1,101 @@
+"""The output's pictures: the engine-side meter (peak, RMS, clip, scope ring) fed by the audio side without
+allocating, and the window's meter and scope widgets, which follow a test tone's level and hold the clip light."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gui.meters import CLIP_HOLD_S, LevelMeter, Scope
+from synth.engine.meter import SCOPE_FRAMES, Meter
+
+RATE = 48000
+
+
+def tone(amplitude, seconds=0.5, f=441.0, left=1.0, right=1.0):
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = amplitude * np.sin(2 * np.pi * f * t)
+    return np.stack([left * x, right * x], axis=1).astype(np.float32)
+
+
+def feed(meter, audio, block=128):
+    for i in range(0, len(audio), block):
+        meter.push(audio[i:i + block])
+
+
+def test_meter_reads_peak_rms_and_clip_per_side():
+    m = Meter(max_block=1024)
+    feed(m, tone(0.5, right=0.25))
+    r = m.read()
+    assert r["peak_db"][0] == pytest.approx(20 * math.log10(0.5), abs=0.01)
+    assert r["rms_db"][0] == pytest.approx(20 * math.log10(0.5 / math.sqrt(2)), abs=0.01)
+    assert r["rms_db"][1] == pytest.approx(20 * math.log10(0.125 / math.sqrt(2)), abs=0.01)
+    assert r["clipped"] == [False, False]
+    assert np.asarray(r["scope"]).shape == (SCOPE_FRAMES, 2)
+    assert m.read()["peak_db"] == [-120.0, -120.0]  # a read resets: nothing played since
+    feed(m, tone(0.99, seconds=0.01, right=0.1))
+    assert m.read()["clipped"] == [True, False]
+
+
+def test_scope_ring_keeps_the_latest_frames_in_order():
+    m = Meter(max_block=256)
+    ramp = np.stack([np.arange(5000), -np.arange(5000)], axis=1).astype(np.float32)
+    feed(m, ramp, block=300)  # blocks larger than the meter's scratch are split
+    scope = np.asarray(m.read()["scope"])
+    assert np.array_equal(scope[:, 0], np.arange(5000 - SCOPE_FRAMES, 5000))
+
+
+def test_push_allocates_no_buffers():
+    m = Meter(max_block=1024)
+    block = tone(0.3, seconds=1024 / RATE)
+    m.push(block)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(200):
+            m.push(block)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 2048  # one block's copy would be 8 KB
+
+
+def test_meter_widget_follows_a_test_tone_and_holds_the_clip_light(qtbot):
+    now = [100.0]
+    widget = LevelMeter(clock=lambda: now[0])
+    qtbot.addWidget(widget)
+    m = Meter()
+    for level_db in (-40.0, -20.0, -6.0):
+        amplitude = 10 ** (level_db / 20) * math.sqrt(2)  # a sine whose RMS is level_db
+        feed(m, tone(amplitude, seconds=0.1))
+        now[0] += 0.1
+        widget.set_levels(m.read())
+        for side in (0, 1):
+            assert widget.rms_db[side] == pytest.approx(level_db, abs=1.0)
+            assert widget.fraction(widget.rms_db[side]) == pytest.approx(1 + level_db / 60, abs=1 / 60)
+    assert not widget.clipped(0)
+    feed(m, tone(1.0, seconds=0.02, right=0.5))
+    widget.set_levels(m.read())
+    assert widget.clipped(0) and not widget.clipped(1)
+    feed(m, tone(0.1, seconds=0.1))
+    now[0] += CLIP_HOLD_S - 0.1
+    widget.set_levels(m.read())
+    assert widget.clipped(0)  # still held
+    now[0] += 0.2
+    widget.set_levels(m.read())
+    assert not widget.clipped(0)
+    widget.set_levels(None)  # no audio: the bars fall to the floor
+    assert widget.rms_db == [-60.0, -60.0]
+    widget.repaint()
+
+
+def test_scope_shows_the_tone_and_its_spectrum_peak(qtbot):
+    scope = Scope(RATE)
+    qtbot.addWidget(scope)
+    m = Meter()
+    feed(m, tone(0.5, seconds=0.1, f=1000.0))
+    scope.set_frames(m.read()["scope"])
+    assert scope.freqs[np.argmax(scope.spectrum_db)] == pytest.approx(1000.0, abs=RATE / SCOPE_FRAMES)
+    assert np.max(scope.spectrum_db) == pytest.approx(20 * math.log10(0.5), abs=1.5)
+    scope.repaint()
