@@ -20,6 +20,7 @@ from gui.instrument import Devices, Instrument
 from gui.keyboard import Keyboard, computer_key_pitch
 from gui.meters import LevelMeter, Scope
 from gui.morph_pad import MorphPad
+from gui.timbre_map import family_grid, map_image, map_labels
 from gui.session import MASTER_DB, Session, load_session, save_session
 from synth.engine.latent import PresetError, PresetExists
 
@@ -216,6 +217,7 @@ class MainWindow(QMainWindow):
             box.blockSignals(False)
             self.inst.corners[i] = self.inst.presets[names.index(wanted)]
         self.pad.names = [c.name for c in self.inst.corners]
+        self.paint_map()
         self.snap.setChecked(s.snap)
         self.gain.setValue(int(round(s.master_db)))
         self.velocity.setValue(s.velocity)
@@ -263,8 +265,16 @@ class MainWindow(QMainWindow):
         self.missing_corners.pop(corner, None)
         self.inst.set_corner(corner, preset)
         self.pad.names[corner] = preset.name
-        self.pad.update()
+        self.paint_map()
         self.schedule_save()
+
+    def paint_map(self) -> None:
+        """Paint the pad's background with the timbre map of the current corners (cached per corner set)."""
+        if self.inst.presets:
+            grid = family_grid([c.z for c in self.inst.corners], self.inst.presets)
+            self.pad.background = map_image(grid, self.inst.presets)
+            self.pad.labels = map_labels(grid, self.inst.presets)
+        self.pad.update()
 
     def on_snap(self, on: bool) -> None:
         self.pad.snap = on

@@ -19,6 +19,8 @@ class MorphPad(QWidget):
         self.snap = False
         self.names = ["", "", "", ""]
         self.ready, self.total = 0, 61
+        self.background = None  # QImage: the timbre map (gui.timbre_map), stretched over the pad
+        self.labels: list[tuple[str, float, float]] = []  # (name, x, y) written over the map
         self.setMinimumSize(320, 320)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(False)
@@ -70,6 +72,14 @@ class MorphPad(QWidget):
         grad.setColorAt(0, QColor("#24324a"))
         grad.setColorAt(1, QColor("#1b3a34"))
         p.fillRect(a, grad)
+        if self.background is not None:
+            p.setOpacity(0.85)
+            p.drawImage(a, self.background)
+            p.setOpacity(1.0)
+            p.setPen(QColor("#f0f0f0"))
+            for name, lx, ly in self.labels:
+                p.drawText(QRectF(a.left() + lx * a.width() - 60, a.top() + ly * a.height() - 9, 120, 18),
+                           Qt.AlignmentFlag.AlignCenter, name)
         p.setPen(QPen(QColor("#3d4b63"), 1))
         if self.snap:
             for i in range(1, GRID):

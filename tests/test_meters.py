@@ -99,3 +99,39 @@ def test_scope_shows_the_tone_and_its_spectrum_peak(qtbot):
     assert scope.freqs[np.argmax(scope.spectrum_db)] == pytest.approx(1000.0, abs=RATE / SCOPE_FRAMES)
     assert np.max(scope.spectrum_db) == pytest.approx(20 * math.log10(0.5), abs=1.5)
     scope.repaint()
+
+
+def test_pad_shows_the_cached_timbre_map_of_its_corners(qtbot, tone_model, tmp_path):
+    """The pad's background is the cached family grid of the corners: each cell coloured by the family of the
+    preset nearest the latent it plays, a corner's own preset at each corner, names where regions are large."""
+    from gui.instrument import Instrument
+    from gui.main_window import MainWindow
+    from gui.timbre_map import family_colour, family_grid
+    from synth.engine.latent import Preset, save_preset
+    from synth.runtime.model import NoteModel
+
+    rng = np.random.default_rng(3)
+    families = ["piano", "brass", "strings", "synth_pad", "pipe"]
+    for i, family in enumerate(families):
+        save_preset(Preset(f"P{i} {family}", rng.standard_normal(8).astype(np.float32), family), tmp_path / "presets")
+    inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets")
+    win = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False)
+    qtbot.addWidget(win)
+    try:
+        corners = [c.z for c in inst.corners]
+        grid = family_grid(corners, inst.presets)
+        assert family_grid(corners, inst.presets) is grid  # cached
+        image = win.pad.background
+        assert image is not None and (image.width(), image.height()) == grid.shape[::-1]
+        for row in range(grid.shape[0]):
+            for col in range(grid.shape[1]):
+                assert image.pixelColor(col, row) == family_colour(inst.presets[int(grid[row, col])])
+        names = [p.name for p in inst.presets]
+        for corner, (row, col) in enumerate([(0, 0), (0, -1), (-1, 0), (-1, -1)]):
+            assert inst.presets[int(grid[row, col])].name == inst.corners[corner].name
+        assert {label[0] for label in win.pad.labels} <= set(names) and win.pad.labels
+        win.corner_boxes[0].setCurrentIndex(4)  # a new corner: a new map
+        assert win.pad.background is not image and int(family_grid([c.z for c in inst.corners],
+                                                                   inst.presets)[0, 0]) == 4
+    finally:
+        win.close()
