@@ -39,7 +39,7 @@ def run(a: argparse.Namespace) -> None:
     pulse.start(200)
     win.show()
     if a.screenshot:
-        settle(win, lambda: screenshot(win, a.screenshot, app))
+        settle(win, lambda: play_then_screenshot(win, a.screenshot, app))
     if a.drag_bench:
         bench = DragBench(win, a.drag_bench, app)
         settle(win, bench.start)
@@ -60,6 +60,19 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
     timer.timeout.connect(check)
     timer.start(100)
+
+
+def play_then_screenshot(win: MainWindow, path: str, app: QApplication) -> None:
+    """Hold a chord for a second so the meter, scope and keyboard show it, then take the screenshot."""
+    for pitch in CHORD[:4]:
+        win.inst.note_on(pitch, 100)
+        win.keyboard.set_external(set(CHORD[:4]))
+
+    def shoot() -> None:
+        win.refresh_status()
+        screenshot(win, path, app)
+
+    QTimer.singleShot(1000, shoot)
 
 
 def screenshot(win: MainWindow, path: str, app: QApplication) -> None:

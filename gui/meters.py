@@ -81,8 +81,8 @@ class LevelMeter(QWidget):
 
 
 class Scope(QWidget):
-    """The latest output frames as a waveform (left + right over two), beside their spectrum (dB over log
-    frequency, Hann-windowed)."""
+    """The latest output frames as a waveform (left + right over two, scaled to its own peak, which is printed),
+    beside their spectrum (dB over log frequency, Hann-windowed)."""
 
     def __init__(self, rate: int = 48000) -> None:
         super().__init__()
@@ -112,10 +112,12 @@ class Scope(QWidget):
         w, h = self.width(), self.height()
         half = w // 2 - 3
         p.fillRect(0, 0, w, h, QColor(20, 22, 26))
+        scale = 1.0
         if len(self.wave):
             n = len(self.wave)
+            scale = max(float(np.abs(self.wave).max()), 0.01)  # the waveform fills the height: its peak says how loud
             xs = np.linspace(0, half, n)
-            ys = h / 2 - np.clip(self.wave, -1, 1) * (h / 2 - 2)
+            ys = h / 2 - np.clip(self.wave / scale, -1, 1) * (h / 2 - 2)
             p.setPen(QPen(QColor(90, 200, 255), 1))
             p.drawPolyline(QPolygonF([QPointF(float(a), float(b)) for a, b in zip(xs[::2], ys[::2])]))
         if len(self.spectrum_db) > 1:
@@ -128,6 +130,6 @@ class Scope(QWidget):
         p.setPen(QColor(60, 60, 60))
         p.drawLine(half + 3, 0, half + 3, h)
         p.setPen(Qt.GlobalColor.gray)
-        p.drawText(4, 12, "scope")
+        p.drawText(4, 12, f"scope (±{scale:.2f})" if len(self.wave) else "scope")
         p.drawText(half + 9, 12, "spectrum")
         p.end()
