@@ -291,3 +291,17 @@ def test_controllers_from_a_jack_client_match_the_curves_and_the_offline_render(
     for a, b in zip(live, rows):
         assert np.allclose(a[:2], b[:2], atol=0.2) or a[1] < -40 and b[1] < -40
         assert abs(a[2] - b[2]) < 0.003
+
+
+def test_data_entry_after_an_nrpn_leaves_the_bend_range_alone(model):
+    """RPN 0 sets the bend range; once a file selects an NRPN (CC99/98), its data entry must not."""
+    v = two_lane_voices(model)
+    for cc, value in ((101, 0), (100, 0), (6, 12), (38, 0)):
+        v.handle(0xB0, cc, value)
+    assert v.bend_range[0] == 12
+    for cc, value in ((99, 1), (98, 8), (6, 64)):  # e.g. a GS/XG vibrato NRPN
+        v.handle(0xB0, cc, value)
+    assert v.bend_range[0] == 12
+    for cc, value in ((101, 0), (100, 0), (6, 2)):
+        v.handle(0xB0, cc, value)
+    assert v.bend_range[0] == 2

@@ -300,6 +300,8 @@ class Voices:
             self.rpn[ch, 0] = value
         elif cc == 100:
             self.rpn[ch, 1] = value
+        elif cc in (98, 99):  # an NRPN is selected: data entry from now on is for it (ignored), not for an RPN
+            self.rpn[ch] = 127
         elif cc in (6, 38) and self.rpn[ch, 0] == 0 and self.rpn[ch, 1] == 0:  # RPN 0: pitch bend sensitivity
             semis, cents = math.modf(self.bend_range[ch])
             if cc == 6:
