@@ -64,9 +64,8 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
 def play_then_screenshot(win: MainWindow, path: str, app: QApplication) -> None:
     """Hold a chord for a second so the meter, scope and keyboard show it, then take the screenshot."""
-    for pitch in CHORD[:4]:
-        win.inst.note_on(pitch, 100)
-        win.keyboard.set_external(set(CHORD[:4]))
+    for pitch, velocity in zip(CHORD[:4], (127, 100, 70, 40)):
+        win.inst.note_on(pitch, velocity)
 
     def shoot() -> None:
         win.refresh_status()

@@ -30,6 +30,7 @@ class Keyboard(QWidget):
         self.fixed_velocity: int | None = None
         self.pressed: set[int] = set()      # by mouse or computer keys
         self.external: set[int] = set()     # held through MIDI
+        self.velocities: dict[int, int] = {}  # each lit key's velocity: the brighter, the harder it was struck
         self._mouse_pitch: int | None = None
         self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -63,6 +64,7 @@ class Keyboard(QWidget):
     def press(self, pitch: int, velocity: int) -> None:
         if pitch not in self.pressed:
             self.pressed.add(pitch)
+            self.velocities[pitch] = velocity
             self.note_on.emit(pitch, velocity)
             self.update()
 
@@ -72,10 +74,24 @@ class Keyboard(QWidget):
             self.note_off.emit(pitch)
             self.update()
 
-    def set_external(self, pitches: set[int]) -> None:
-        if pitches != self.external:
+    def set_external(self, pitches: set[int], velocities: dict[int, int] | None = None) -> None:
+        """The keys MIDI holds, with their velocities if known (a key without one lights fully)."""
+        velocities = velocities or {}
+        changed = any(self.velocities.get(k) != v for k, v in velocities.items())
+        self.velocities.update(velocities)
+        if pitches != self.external or changed:
             self.external = pitches
             self.update()
+
+    def key_colour(self, pitch: int, black: bool) -> QColor:
+        """A key's fill: its own colour when up; lit, the lit colour in proportion to its velocity (a quarter at
+        velocity 1, full at 127)."""
+        up, lit = (QColor("#1d1d1d"), QColor("#3aa58a")) if black else (QColor("#f4f4f4"), QColor("#7ee0c3"))
+        if pitch not in self.pressed and pitch not in self.external:
+            return up
+        w = 0.25 + 0.75 * min(max(self.velocities.get(pitch, 127), 1), 127) / 127
+        return QColor(round(up.red() + (lit.red() - up.red()) * w), round(up.green() + (lit.green() - up.green()) * w),
+                      round(up.blue() + (lit.blue() - up.blue()) * w))
 
     def mousePressEvent(self, e: QMouseEvent) -> None:
         pitch = self.pitch_at(e.position().x(), e.position().y())
@@ -97,10 +113,9 @@ class Keyboard(QWidget):
 
     def paintEvent(self, e: QPaintEvent) -> None:
         p = QPainter(self)
-        lit = self.pressed | self.external
         for pitch in self._white_keys():
             p.setPen(QColor("#555"))
-            p.setBrush(QColor("#7ee0c3") if pitch in lit else QColor("#f4f4f4"))
+            p.setBrush(self.key_colour(pitch, False))
             p.drawRect(self.key_rect(pitch))
             if pitch % 12 == 0:
                 r = self.key_rect(pitch)
@@ -109,6 +124,6 @@ class Keyboard(QWidget):
         for pitch in range(LOW, HIGH + 1):
             if pitch % 12 in BLACK:
                 p.setPen(QColor("#111"))
-                p.setBrush(QColor("#3aa58a") if pitch in lit else QColor("#1d1d1d"))
+                p.setBrush(self.key_colour(pitch, True))
                 p.drawRect(self.key_rect(pitch))
         p.end()

@@ -435,7 +435,7 @@ class MainWindow(QMainWindow):
         if st.get("recording_error") and st["recording_error"] != getattr(self, "_told_recording", None):
             self._told_recording = st["recording_error"]
             self.report(st["recording_error"])
-        self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed)
+        self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed, st.get("key_velocities"))
         self.meter.set_levels(st.get("meter"))
         self.scope.set_frames(st["meter"]["scope"] if st.get("meter") else None)
 

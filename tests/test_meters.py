@@ -135,3 +135,27 @@ def test_pad_shows_the_cached_timbre_map_of_its_corners(qtbot, tone_model, tmp_p
                                                                    inst.presets)[0, 0]) == 4
     finally:
         win.close()
+
+
+def test_keys_light_with_their_velocity(qtbot, tone_model, tmp_path):
+    """A key MIDI holds lights in proportion to how hard it was struck, as the engine's status reports it."""
+    from gui.keyboard import Keyboard
+    from synth.engine.engine import Engine
+    from synth.runtime.model import NoteModel
+
+    kb = Keyboard()
+    qtbot.addWidget(kb)
+    kb.set_external({60, 64, 67}, {60: 127, 64: 64, 67: 1})
+    soft, mid, hard = kb.key_colour(67, False), kb.key_colour(64, False), kb.key_colour(60, False)
+    assert hard.name() == "#7ee0c3" and kb.key_colour(62, False).name() == "#f4f4f4"
+    assert hard.red() < mid.red() < soft.red() < 0xf4  # white key: the harder, the further from white
+    # the engine's status says which keys are held and how hard they were struck (the window shows that)
+    engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, render_process=False)
+    engine.renderer.render_notes(0, [(60, 127), (64, 127)])
+    engine.note_on(60, 30)
+    engine.note_on(64, 120)
+    engine.process(128)
+    st = engine.status()
+    assert st["key_velocities"] == {60: 30, 64: 120}
+    kb.set_external(set(st["key_velocities"]), st["key_velocities"])
+    assert kb.key_colour(64, False).red() < kb.key_colour(60, False).red()

@@ -130,4 +130,5 @@ class Engine:
                 "limited_blocks": v.limited_blocks, "bad_midi": self.bad_midi,
                 "nonfinite_blocks": v.nonfinite_blocks, "render_error": r.error,
                 "preset": self.presets[self.preset_index].name if self.preset_index is not None else None,
-                "mod_target": self.morph_name}
+                "mod_target": self.morph_name,
+                "key_velocities": {k: int(self.renderer.lanes[0].velocity[k]) for k in v.keys_held()}}
