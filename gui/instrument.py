@@ -168,6 +168,11 @@ class Instrument:
         if self.sound:
             self.sound.set_timbre(z)
 
+    def set_mod_target(self, name: str) -> None:
+        """The preset the modulation wheel and pressure morph towards (SoundProcessError if it is refused)."""
+        if self.sound is not None:
+            self.sound.call("mod_target", name)
+
     def set_corner(self, corner: int, preset: Preset) -> None:
         self.corners[corner] = preset
         self.move(*self.position)

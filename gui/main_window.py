@@ -75,8 +75,12 @@ class MainWindow(QMainWindow):
         random_btn.clicked.connect(lambda: self.on_random())
         save_btn = QPushButton("Save current as preset…")
         save_btn.clicked.connect(lambda: self.save_current_preset())
+        self.mod_box = QComboBox()
+        self.mod_box.addItems([p.name for p in self.inst.presets])
+        self.mod_box.setToolTip("the preset the modulation wheel (CC1) and key pressure morph each note towards")
+        self.mod_box.currentTextChanged.connect(self.on_mod_target)
         actions = QHBoxLayout()
-        for w in (random_btn, save_btn, self.snap):
+        for w in (random_btn, save_btn, self.snap, QLabel("Mod wheel →"), self.mod_box):
             actions.addWidget(w)
         left = QVBoxLayout()
         left.addLayout(corners)
@@ -268,6 +272,19 @@ class MainWindow(QMainWindow):
         self.paint_map()
         self.schedule_save()
 
+    def on_mod_target(self, name: str) -> None:
+        try:
+            self.inst.set_mod_target(name)
+        except ValueError as e:  # SoundProcessError: said in the status bar, the old target plays on
+            self.report(str(e))
+
+    def show_mod_target(self, name: str | None) -> None:
+        """Show the sound process's morph target in the box without sending it back."""
+        if name and name != self.mod_box.currentText():
+            self.mod_box.blockSignals(True)
+            self.mod_box.setCurrentText(name)
+            self.mod_box.blockSignals(False)
+
     def paint_map(self) -> None:
         """Paint the pad's background with the timbre map of the current corners (cached per corner set)."""
         if self.inst.presets:
@@ -437,6 +454,7 @@ class MainWindow(QMainWindow):
             self.report(st["recording_error"])
         self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed, st.get("key_velocities"))
         self.meter.set_levels(st.get("meter"))
+        self.show_mod_target(st.get("mod_target"))
         self.scope.set_frames(st["meter"]["scope"] if st.get("meter") else None)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------

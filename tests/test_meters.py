@@ -159,3 +159,34 @@ def test_keys_light_with_their_velocity(qtbot, tone_model, tmp_path):
     assert st["key_velocities"] == {60: 30, 64: 120}
     kb.set_external(set(st["key_velocities"]), st["key_velocities"])
     assert kb.key_colour(64, False).red() < kb.key_colour(60, False).red()
+
+
+def test_mod_wheel_target_is_shown_and_changed_in_the_window(qtbot, tone_model, tmp_path):
+    """The window shows which preset the wheel morphs to (the sound process's default: the Synth Pad family)
+    and changing it there changes what the sound process morphs towards."""
+    import time
+
+    from gui.instrument import Instrument
+    from gui.main_window import MainWindow
+    from synth.engine.latent import Preset, save_preset
+    from synth.runtime.model import NoteModel
+
+    rng = np.random.default_rng(5)
+    for name, family in (("Alpha", "piano"), ("Beta", "synth_pad"), ("Gamma", "strings")):
+        save_preset(Preset(name, rng.standard_normal(8).astype(np.float32), family), tmp_path / "presets")
+    inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets")
+    win = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False)
+    qtbot.addWidget(win)
+    try:
+        deadline = time.monotonic() + 30
+        while win.mod_box.currentText() != "Beta" and time.monotonic() < deadline:
+            win.refresh_status()
+            qtbot.wait(50)
+        assert win.mod_box.currentText() == "Beta" and inst.status()["mod_target"] == "Beta"
+        win.mod_box.setCurrentText("Gamma")
+        assert inst.status()["mod_target"] == "Gamma"
+        with pytest.raises(ValueError, match="no preset named 'Nope' to morph to"):
+            inst.set_mod_target("Nope")
+        assert inst.status()["mod_target"] == "Gamma"
+    finally:
+        win.close()

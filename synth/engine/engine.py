@@ -70,6 +70,13 @@ class Engine:
             self.set_timbre(self.presets[self.preset_index].z)
             self._choose_morph()
 
+    def set_mod_target(self, name: str | None) -> None:
+        """Morph the modulation wheel and pressure towards the preset named `name` (None: the default choice);
+        ValueError naming the presets for an unknown one, and the target stays as it was."""
+        morph_target(self.preset_index or 0, self.presets, name)  # raises for an unknown name
+        self.mod_target = name
+        self._choose_morph()
+
     def _choose_morph(self) -> None:
         """Point the morph lane at the target for the current preset (rendered now if the wheel was used)."""
         target = morph_target(self.preset_index or 0, self.presets, self.mod_target)

@@ -45,7 +45,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
 
     try:
         model = NoteModel(config["model"], provider=config.get("provider"), threads=live_threads())
-        presets = [Preset(name, np.asarray(z, np.float32)) for name, z in config.get("presets", [])]
+        presets = [Preset(name, np.asarray(z, np.float32), *family) for name, z, *family in config.get("presets", [])]
         rate, block = config["rate"], config["block"]
         engine = Engine(model, rate=rate, block=block, presets=presets)
         engine.voices.gain = config.get("gain", engine.voices.gain)
@@ -165,7 +165,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
         "status": status, "chain": chain_view, "chain_save": chain.to_list,
         "add_builtin": add_builtin, "add_plugin": add_plugin,
         "remove": chain.remove, "move": chain.move, "set_bypass": chain.set_bypass, "set": chain.set,
-        "record_start": record_start, "record_stop": record_stop,
+        "record_start": record_start, "record_stop": record_stop, "mod_target": engine.set_mod_target,
     }
     watcher = threading.Thread(target=watch, name="audio-watch", daemon=True)
     if audio is not None:
@@ -215,7 +215,7 @@ class SoundProcess:
         self._commands, child_commands = ctx.Pipe()
         self._events, child_events = ctx.Pipe(duplex=False)
         config = {"model": str(model), "rate": rate, "block": block, "gain": gain, "effects": effects or [],
-                  "presets": [(p.name, np.asarray(p.z).tolist()) for p in presets or []],
+                  "presets": [(p.name, np.asarray(p.z).tolist(), p.family) for p in presets or []],
                   "z": None if z is None else np.asarray(z).tolist(), "audio": audio, "midi": midi,
                   "audio_out": audio_out, "host_api": host_api, "midi_in": midi_in, "midi_api": midi_api,
                   "provider": provider}
