@@ -2,8 +2,8 @@
 drains it four times a second into a hidden part file of this take's own, and `close()` finalises it into place.
 
 The part file is a WAV (24-bit, or the take's bit depth) whose header libsndfile rewrites after every write, so it
-is a valid file at any moment: after a crash `recover()` (`gansynth-live recover FILE.part`) turns it into the take. A full disk
-stops the writing at once (`error` says so) and the take keeps what was written."""
+is a valid file at any moment: after a crash `recover()` (`gansynth-live recover FILE.part`) turns it into the
+take. A full disk stops the writing at once (`error` says so) and the take keeps what was written."""
 from __future__ import annotations
 
 import os
