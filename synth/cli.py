@@ -206,7 +206,8 @@ def cmd_play(a: argparse.Namespace) -> None:
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
     presets = _load_presets(a, model.info.z_dim)
     engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
-                    channel=a.channel - 1 if a.channel else None, spread=a.spread, mod_target=a.mod_target)
+                    channel=a.channel - 1 if a.channel else None, spread=a.spread, mod_target=a.mod_target,
+                    drums=a.drums)
     chain = None
     if a.effects:
         from synth.engine.effects import parse_chain
@@ -649,6 +650,8 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
                                                        "sound card")
     pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
     pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    pl.add_argument("--drums", metavar="SOUNDFONT", help="play channel 10 with FluidSynth from this .sf2 (default: "
+                                                         "channel 10 plays the timbre like the others)")
     pl.set_defaults(bit_depth=24)
     pl.add_argument("--exit-on-server-loss", action="store_true",
                     help="when the audio server goes away, save the take and exit with code 3 (default: under JACK, "

@@ -116,3 +116,58 @@ def test_drums_play_with_fluidsynth_aligned_to_their_samples(tone_model, tmp_pat
     # and the melodic channel still plays with the drums
     both = render_midi(midi, NoteModel(tone_model, provider="cpu"), [], rate=RATE, drums=GM_SOUNDFONT)
     assert both.notes == 1 and np.abs(both.audio[int(0.1 * RATE):int(0.2 * RATE)]).max() > 0.05
+
+
+def test_live_drums_sound_in_the_block_after_their_note_on(tone_model):
+    """`play --drums`: channel 10 goes to FluidSynth inside the engine's block (not to the voices), and a hit
+    starts in the next block at the same frame as the voices' notes do, with FluidSynth alone's waveform."""
+    from synth.engine.engine import Engine
+
+    engine = Engine(NoteModel(tone_model, provider="cpu"), rate=RATE, block=128, render_process=False,
+                    drums=str(GM_SOUNDFONT))
+    try:
+        for _ in range(4):
+            engine.process(128)
+        engine.send(0x99, 38, 110)
+        out = np.concatenate([engine.process(128).copy() for _ in range(12)])
+        assert engine.voices.n == 0 and not engine.voices.events  # the voices never saw it
+        ref = fluidsynth_hit(38, 110, len(out))
+        corr = np.correlate(out[:, 0].astype(np.float64), ref[:256], mode="valid")
+        assert int(np.argmax(corr)) == 0  # starts at frame 0 of the first block after the note-on
+        assert np.corrcoef(out[:1024, 0], ref[:1024])[0, 1] > 0.95  # FluidSynth's own hit (its reverb on top)
+    finally:
+        engine.stop()
+    with pytest.raises(ValueError, match="not found"):
+        Engine(NoteModel(tone_model, provider="cpu"), rate=RATE, render_process=False, drums="/nonexistent.sf2")
+
+
+def test_live_drums_allocate_no_buffers(tone_model):
+    """Playing FluidSynth's drums adds no buffer to the engine's block: what the engine allocates per block with
+    drums (Python objects only) grows by less than one drum block's copy over the engine without them."""
+    import tracemalloc
+
+    from synth.engine.engine import Engine
+
+    peaks = []
+    for drums in (None, str(GM_SOUNDFONT)):
+        engine = Engine(NoteModel(tone_model, provider="cpu"), rate=RATE, block=1024, render_process=False,
+                        drums=drums)
+        try:
+            engine.renderer.render_notes(0, [(60, 127)] + [(k, 127) for k in range(38, 46)])
+            engine.note_on(60)
+            for _ in range(2):
+                engine.process(1024)
+            tracemalloc.start()
+            try:
+                base, _ = tracemalloc.get_traced_memory()
+                tracemalloc.reset_peak()
+                for k in range(100):
+                    engine.send(0x99, 38 + k % 8, 100)
+                    engine.process(1024)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        finally:
+            engine.stop()
+        peaks.append(peak - base)
+    assert peaks[0] < 16384 and peaks[1] - peaks[0] < 4096, peaks  # a drum block's copy: 1024 × 2 × 4 = 8 KB

@@ -5,6 +5,8 @@ The bank has two lanes: lane 0 plays the timbre, lane 1 the modulation wheel's m
 synth.engine.voices), rendered only once a wheel, pressure or aftertouch message first asks for it."""
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from synth.engine.bank import BankRenderer
@@ -20,9 +22,12 @@ class Engine:
 
     def __init__(self, model: NoteModel, rate: int = 48000, block: int = 128, polyphony: int = 32,
                  presets: list[Preset] | None = None, release: float | None = None, channel: int | None = None,
-                 render_process: bool = True, spread: float = 0.0, mod_target: str | None = None) -> None:
+                 render_process: bool = True, spread: float = 0.0, mod_target: str | None = None,
+                 drums: str | None = None) -> None:
         """`spread`: key-tracked stereo spread (0-1); `mod_target`: the preset CC1 and pressure morph towards
-        (default: offline.morph_target's choice for the current preset; ValueError for an unknown name)."""
+        (default: offline.morph_target's choice for the current preset; ValueError for an unknown name);
+        `drums`: a SoundFont whose GM kit FluidSynth plays channel 10 with, mixed into every block (DrumError
+        if it cannot be loaded); without it channel 10 plays the timbre like any other."""
         self.model = model
         self.rate = rate
         self.presets = list(presets or [])
@@ -38,6 +43,14 @@ class Engine:
         self.mod_target = mod_target
         self.morph_index: int | None = None  # the preset lane 1 plays
         self.morph_started = False  # lane 1 has been asked to render
+        self.drums = None
+        if drums is not None:
+            from synth.engine.drums import DRUM_CHANNEL, FluidPlayer
+
+            self.drums = FluidPlayer(drums, rate)
+            self.drum_events: deque[tuple[int, int, int]] = deque(maxlen=4096)
+            self._drum_block = np.zeros((max(block, 1024), 2), dtype=np.float32)
+            self.voices.skip_channel = DRUM_CHANNEL
         self.bad_midi = 0  # messages refused by send()
         self.preset_index: int | None = 0 if self.presets else None
         self.z = self.presets[0].z if self.presets else default_timbre(model.info.z_dim)
@@ -50,6 +63,9 @@ class Engine:
 
     def stop(self) -> None:
         self.renderer.stop()
+        if self.drums is not None:
+            self.drums.close()
+            self.drums = None
 
     # -- timbre ------------------------------------------------------------------------------------------------
     def set_timbre(self, z: np.ndarray) -> None:
@@ -109,6 +125,9 @@ class Engine:
                 and ((kind == 0xB0 and d1 == 1 and d2 > 0) or (kind == 0xD0 and d1 > 0) or (kind == 0xA0 and d2 > 0))):
             self.morph_started = True  # the first touch of a morph controller: render the target's bank
             self.renderer.set_timbre(self.presets[self.morph_index].z, 1)
+        if self.drums is not None and status & 0x0F == self.voices.skip_channel:
+            self.drum_events.append((status, d1, d2))  # played by FluidSynth in the next block
+            return
         self.voices.events.append((status, d1, d2))
         if status & 0xF0 == 0x90 and d2 > 0:
             lane = self.renderer.lanes[self.voices.lane_of[status & 0x0F]]
@@ -124,7 +143,17 @@ class Engine:
         self.send(0x80 | channel, pitch, 0)
 
     def process(self, frames: int) -> np.ndarray:
-        return self.voices.process(frames)
+        """The next block, [frames, 2]: the voices, plus FluidSynth's drums when it plays channel 10 (their
+        events applied at the block's start, as the voices' are; FluidSynth writes into a preallocated block)."""
+        block = self.voices.process(frames)
+        if self.drums is not None:
+            while self.drum_events:
+                self.drums.send(*self.drum_events.popleft())
+            kit = self._drum_block[:frames]
+            self.drums.render(kit)
+            np.add(block, kit, out=block)
+            np.clip(block, -1.0, 1.0, out=block)
+        return block
 
     # -- status ------------------------------------------------------------------------------------------------
     def status(self) -> dict:

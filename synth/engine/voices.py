@@ -87,6 +87,7 @@ class Voices:
         self.max_block = max_block
         self.polyphony = polyphony
         self.channel = channel  # None = omni
+        self.skip_channel = -1  # a channel another instrument plays (channel 10 when FluidSynth plays the drums)
         self.gain = gain
         self.attack_rate = 1.0 / max(1.0, attack * self.rate)
         self.fixed_release = release is not None
@@ -224,7 +225,7 @@ class Voices:
     def handle(self, status: int, d1: int = 0, d2: int = 0) -> None:
         """Apply one MIDI channel message (already parsed into status and two data bytes)."""
         kind, ch = status & 0xF0, status & 0x0F
-        if self.channel is not None and ch != self.channel:
+        if (self.channel is not None and ch != self.channel) or ch == self.skip_channel:
             return
         if kind == 0x90 and d2 > 0:
             self.note_on(ch, d1, d2)
