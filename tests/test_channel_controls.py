@@ -72,7 +72,7 @@ def test_volume_expression_and_pan_follow_the_gm_curves(model):
     f = hz(60)
     ref = run(v, 0.3)
     l0, r0 = amplitude(ref[:, 0], f, 0.1, 0.3), amplitude(ref[:, 1], f, 0.1, 0.3)
-    assert l0 > 0.05 and l0 == pytest.approx(r0, rel=1e-5)  # centred: both sides carry the old mono signal
+    assert l0 > 0.01 and l0 == pytest.approx(r0, rel=1e-5)  # centred: both sides carry the old mono signal
     for cc, value, want_l, want_r in [(7, 64, 40 * math.log10(64 / 100), None), (7, 127, 40 * math.log10(1.27), None),
                                       (7, 100, 0.0, None), (11, 90, 40 * math.log10(90 / 127), None),
                                       (11, 127, 0.0, None), (10, 0, None, None), (10, 96, None, None),
@@ -106,7 +106,8 @@ def test_controller_changes_glide_without_a_step(model):
 
 def test_modulation_wheel_morphs_the_partials_and_keeps_the_level(model):
     """Both timbres' notes start together with the same partial phases, so the wheel interpolates the partials:
-    the second partial goes 0 → 0.1 of the fundamental in proportion to CC1, the fundamental stays put."""
+    the second partial goes 0 → 0.1 of the fundamental in proportion to CC1, the fundamental stays within 0.2 dB
+    (the bank brings both timbres to one loudness, so the bright one's fundamental is a little lower)."""
     v = two_lane_voices(model)
     v.handle(0xB0, 1, 1)  # touch the wheel: notes from now on carry their morph voices
     v.handle(0xB0, 1, 0)
@@ -120,7 +121,7 @@ def test_modulation_wheel_morphs_the_partials_and_keeps_the_level(model):
         ratios.append(h2 / h1)
         fundamentals.append(h1)
     assert np.allclose(ratios, [0.1 * m / 127 for m in (0, 32, 64, 127)], atol=0.002), ratios
-    assert max(fundamentals) / min(fundamentals) < 1.01
+    assert 20 * math.log10(max(fundamentals) / min(fundamentals)) < 0.2
     assert v.sounding == 1 and v.n == 2  # one note, two voices
 
 
