@@ -209,7 +209,7 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
         else:
             z, name = default_timbre(model.info.z_dim), "default timbre"
         renderer.set_timbre(z, lane)
-        names.append(name)
+        names.append(name if index in used else f"{name} (morph target)")
         wanted = {note for pair, ps in played.items()
                   if mapping[pair] == index or (pair[0] in morphing and target_of[mapping[pair]] == index)
                   for note in ps}
