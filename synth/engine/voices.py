@@ -178,6 +178,7 @@ class Voices:
         self._lr0 = np.zeros((2, v), dtype=np.float32)  # channel gains per voice at the block's start and end
         self._lr1 = np.zeros((2, v), dtype=np.float32)
         self._lrd = np.zeros((2, v), dtype=np.float32)
+        self._lrg = np.zeros((2, v), dtype=np.float32)
         self._cv = np.zeros((4, v), dtype=np.float64)  # per-voice scratch for the channel gains
         self._mix2 = np.zeros((2, max_block), dtype=np.float32)  # planar stereo mix
         self._mix2b = np.zeros((2, max_block), dtype=np.float32)
@@ -656,7 +657,9 @@ class Voices:
         d = self._lrd.reshape(-1)[:2 * n].reshape(2, n)
         np.subtract(p0, p1, out=d)
         np.multiply(d, self.smooth_k ** b, out=d)  # one-pole towards the target, evaluated at the block's end
-        self._settling = bool(np.abs(d).max() > 1e-5)
+        gap = self._lrg.reshape(-1)[:2 * n].reshape(2, n)
+        np.abs(d, out=gap)
+        self._settling = bool(gap.max() > 1e-5)
         if self._settling:
             np.add(p1, d, out=p1)
         np.copyto(self.v_left[:n], p1[0])
