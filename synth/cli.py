@@ -464,7 +464,14 @@ def cmd_presets_pictures(a: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for preset in _load_presets(a, NoteModel(model).info.z_dim):
         path = out / preset_filename(preset.name).replace(".json", ".png")
-        spectrogram_picture(model, preset, path)
+        real, name = None, ""
+        if a.data:  # the real instrument under ours: the program it was encoded from, else its family's first
+            from synth.model.dataset import FAMILIES, real_notes
+
+            program = preset.extra.get("gm_program", 8 * FAMILIES.index(preset.family) if preset.family else None)
+            if program is not None:
+                real, name = real_notes(Path(a.data), int(program), [36, 48, 60, 72, 84]), f"GM {program}"
+        spectrogram_picture(model, preset, path, real=real, real_name=name)
         print(f"wrote {path}")
 
 
@@ -701,6 +708,7 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     pp.add_argument("--model", help="ONNX model (default: the shipped one)")
     pp.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
     pp.add_argument("--out", required=True, help="folder for the PNG files")
+    pp.add_argument("--data", help="note set: draw the real notes of the preset's instrument under ours")
     pp.set_defaults(func=cmd_presets_pictures)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")
