@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth.engine.drums import render_drums
+from synth.engine.drums import FluidPlayer, render_drums
 from synth.engine.latent import Preset
 from synth.engine.offline import DRUM_CHANNEL, read_midi_file, render_midi
 from synth.runtime.model import NoteModel
@@ -37,6 +37,7 @@ def rms_db(audio: np.ndarray, frames: int) -> float:
 def channel_levels(path: str | os.PathLike, model: NoteModel, presets: list[Preset], soundfont: str | os.PathLike,
                    rate: int = 48000) -> list[ChannelLevel]:
     """Ours and FluidSynth's RMS level of each melodic channel of a GM file, each rendered solo."""
+    FluidPlayer(soundfont, rate).close()  # a SoundFont that cannot be played is said once, before any work
     events, seconds = read_midi_file(path)
     frames = max(1, int(round(seconds * rate)))
     out = []
