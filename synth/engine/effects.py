@@ -99,8 +99,8 @@ def load_plugin(path: str, state: str | None = None, loader: Callable[[str], obj
     from synth.engine.plugin_host import HostedPlugin, load_vst
 
     p = Path(path)
-    if not p.exists():
-        raise EffectError(f"no plugin at {path}")
+    if not str(path).strip() or not p.exists():  # Path("") is the current folder, which exists
+        raise EffectError(f"no plugin at {path or '(no path given)'}")
     if p.suffix.lower() not in PLUGIN_SUFFIXES:
         raise EffectError(f"{p.name} is not a VST3 (.vst3) or Audio Unit (.component) plugin")
     try:
@@ -291,13 +291,15 @@ def parse_chain(spec: str, rate: int) -> EffectsChain:
     return chain
 
 
-def apply_offline(chain: EffectsChain, mono: np.ndarray, tail_seconds: float = 4.0) -> np.ndarray:
-    """A whole mono render through the chain from a clean state → stereo [frames, 2], with the effects' tails
-    kept until they fall below -90 dB (at most `tail_seconds`)."""
-    x = np.zeros((2, len(mono) + int(tail_seconds * chain.rate)), dtype=np.float32)
-    x[:, :len(mono)] = mono
+def apply_offline(chain: EffectsChain, audio: np.ndarray, tail_seconds: float = 4.0) -> np.ndarray:
+    """A whole render ([frames, 2] stereo, or [frames] mono played on both sides) through the chain from a clean
+    state → stereo [frames, 2], with the effects' tails kept until they fall below -90 dB (at most
+    `tail_seconds`)."""
+    n = len(audio)
+    x = np.zeros((2, n + int(tail_seconds * chain.rate)), dtype=np.float32)
+    x[:, :n] = audio.T if audio.ndim == 2 else audio
     chain.reset()
     y = chain.process(x, reset=True, timeout=60 + x.shape[1] / chain.rate)
     loud = np.flatnonzero(np.abs(y).max(axis=0) > 10 ** (-90 / 20))
-    end = max(len(mono), int(loud[-1]) + 1 if len(loud) else 0)
+    end = max(n, int(loud[-1]) + 1 if len(loud) else 0)
     return np.ascontiguousarray(y[:, :end].T)
