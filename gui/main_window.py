@@ -80,8 +80,10 @@ class MainWindow(QMainWindow):
         self.mod_box.setToolTip("the preset the modulation wheel (CC1) and key pressure morph each note towards")
         self.mod_box.currentTextChanged.connect(self.on_mod_target)
         actions = QHBoxLayout()
-        for w in (random_btn, save_btn, self.snap, QLabel("Mod wheel →"), self.mod_box):
+        for w in (random_btn, save_btn, self.snap):
             actions.addWidget(w)
+        corners.addWidget(QLabel("Mod wheel →"), 2, 0)
+        corners.addWidget(self.mod_box, 2, 1)
         left = QVBoxLayout()
         left.addLayout(corners)
         left.addWidget(self.pad, 1)
