@@ -131,6 +131,8 @@ def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
 def cmd_render(a: argparse.Namespace) -> None:
     import time
 
+    import numpy as np
+
     from synth.audio_io import check_output, normalize_peak, subtype_for, write_audio
     from synth.engine.offline import render_midi
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
@@ -162,7 +164,21 @@ def cmd_render(a: argparse.Namespace) -> None:
             print(f"warning: {clipping}", flush=True)
     elapsed = time.perf_counter() - t0
     if getattr(a, "normalize", None) is not None:
-        print(f"normalized the peak to {a.normalize:g} dBFS ({normalize_peak(audio, a.normalize):+.1f} dB)")
+        level, unit = a.normalize
+        if unit == "LUFS":
+            from synth.engine.levels import integrated_lufs
+
+            before = integrated_lufs(audio, result.rate)
+            if before == float("-inf"):
+                print("not normalized: the render is silent")
+            else:
+                audio *= 10 ** ((level - before) / 20)
+                peak = float(np.abs(audio).max())
+                print(f"normalized the loudness from {before:.1f} to {level:g} LUFS ({level - before:+.1f} dB)"
+                      + (f"; its peak is at {20 * np.log10(peak):+.1f} dBFS, so a PCM file clips there (choose a "
+                         "lower target or --bit-depth 32)" if peak > 1.0 and subtype != "FLOAT" else ""))
+        else:
+            print(f"normalized the peak to {level:g} dBFS ({normalize_peak(audio, level):+.1f} dB)")
     write_audio(a.out, audio, result.rate, subtype)
     seconds = len(audio) / result.rate
     print(f"wrote {a.out}: {seconds:.1f} s stereo ({a.bit_depth}-bit{' float' if a.bit_depth == 32 else ''}; "
@@ -174,6 +190,14 @@ def cmd_render(a: argparse.Namespace) -> None:
               "--drums SOUNDFONT.sf2 plays them with FluidSynth)")
     elif result.drum_notes:
         print(f"drums: {result.drum_notes} notes on channel 10 played by FluidSynth from {a.drums}")
+
+
+def _normalize_target(text: str) -> tuple[float, str]:
+    """`--normalize`: '-1' (peak dBFS, -60 to 0) or '-16LUFS' (integrated loudness, -70 to 0)."""
+    unit = "LUFS" if text.strip().upper().endswith("LUFS") else "dBFS"
+    number = text.strip()[:-4] if unit == "LUFS" else text
+    value = opt.float_in(-70.0 if unit == "LUFS" else -60.0, 0.0, unit)(number.strip())
+    return value, unit
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -632,8 +656,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     r.add_argument("--effects", help=EFFECTS_HELP)
     r.add_argument("--drums", metavar="SOUNDFONT", help="play channel 10 with FluidSynth from this .sf2 and mix it "
                                                         "in (default: skip drums and count them)")
-    r.add_argument("--normalize", type=opt.float_in(-60.0, 0.0, "dBFS"), metavar="DBFS",
-                   help="scale the render so its peak is at this level, e.g. -1")
+    r.add_argument("--normalize", type=_normalize_target, metavar="DBFS|LUFS",
+                   help="scale the render so its peak is at this level (e.g. -1), or its integrated loudness "
+                        "(BS.1770) is at this target (e.g. --normalize=-16LUFS)")
     _render_options(r)
     r.set_defaults(func=cmd_render, bit_depth=16)
 

@@ -69,6 +69,12 @@ def test_normalize_and_bad_bit_depths(tone_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     audio, _ = sf.read(str(tmp_path / "n.wav"), dtype="float32")
     assert np.abs(audio).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+    proc = render(tone_model, midi, tmp_path / "l.wav", "--bit-depth", "32", "--normalize=-20LUFS")
+    assert proc.returncode == 0 and "to -20 LUFS" in proc.stdout, proc.stderr
+    from synth.engine.levels import integrated_lufs
+
+    audio, _ = sf.read(str(tmp_path / "l.wav"), dtype="float32")
+    assert integrated_lufs(audio, RATE) == pytest.approx(-20.0, abs=0.05)
     proc = render(tone_model, midi, tmp_path / "f.flac", "--bit-depth", "32")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("gansynth-live:")]
     assert proc.returncode != 0 and lines == ["gansynth-live: FLAC holds 16 or 24 bits, not 32-bit float: use "
@@ -171,3 +177,16 @@ def test_live_drums_allocate_no_buffers(tone_model):
             engine.stop()
         peaks.append(peak - base)
     assert peaks[0] < 16384 and peaks[1] - peaks[0] < 4096, peaks  # a drum block's copy: 1024 × 2 × 4 = 8 KB
+
+
+def test_integrated_loudness_reads_the_bs1770_reference():
+    """BS.1770's reference: a 997 Hz sine at 0 dBFS in one channel reads -3.01 LUFS; in both, 0."""
+    from synth.engine.levels import integrated_lufs
+
+    t = np.arange(5 * RATE) / RATE
+    x = np.sin(2 * np.pi * 997 * t)
+    assert integrated_lufs(x, RATE) == pytest.approx(-3.01, abs=0.02)
+    assert integrated_lufs(np.stack([x, x], axis=1), RATE) == pytest.approx(0.0, abs=0.02)
+    quiet_then_loud = np.concatenate([0.001 * x, 0.5 * x])  # the gates leave the near-silent half out (ungated:
+    assert integrated_lufs(quiet_then_loud, RATE) == pytest.approx(-3.01 + 20 * np.log10(0.5), abs=0.2)  # -12)
+    assert integrated_lufs(np.zeros(RATE), RATE) == float("-inf")
