@@ -87,9 +87,9 @@ class Scope(QWidget):
     def __init__(self, rate: int = 48000) -> None:
         super().__init__()
         self.rate = rate
-        self.wave = np.zeros(0, dtype=np.float32)
-        self.spectrum_db = np.zeros(0, dtype=np.float64)
-        self.freqs = np.zeros(0, dtype=np.float64)
+        self.wave: np.ndarray = np.zeros(0, dtype=np.float32)
+        self.spectrum_db: np.ndarray = np.zeros(0, dtype=np.float64)
+        self.freqs: np.ndarray = np.zeros(0, dtype=np.float64)
         self.setMinimumHeight(90)
         self.setToolTip("the output: waveform (left) and spectrum, 20 Hz to 20 kHz (right)")
 
