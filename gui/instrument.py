@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.engine.latent import PRESETS_DIR, Preset, morph, save_preset, scan_presets
+from synth.core.timbre import PRESETS_DIR, Preset, morph, save_preset, scan_presets
 from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessError
 from synth.runtime.model import NoteModel
 

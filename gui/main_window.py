@@ -20,7 +20,7 @@ from gui.instrument import Devices, Instrument
 from gui.keyboard import Keyboard, computer_key_pitch
 from gui.morph_pad import MorphPad
 from gui.session import MASTER_DB, Session, load_session, save_session
-from synth.engine.latent import PresetError, PresetExists
+from synth.core.timbre import PresetError, PresetExists
 
 CORNERS = ("Top left", "Top right", "Bottom left", "Bottom right")
 

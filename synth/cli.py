@@ -109,7 +109,7 @@ def _sound_row(a: argparse.Namespace, presets: list) -> dict:
 
 
 def _load_presets(a: argparse.Namespace, z_dim: int) -> list:
-    from synth.engine.latent import PRESETS_DIR, PresetError, scan_presets
+    from synth.core.timbre import PRESETS_DIR, PresetError, scan_presets
 
     presets, problems = scan_presets(z_dim, a.presets or PRESETS_DIR)
     if problems and not presets:
@@ -432,7 +432,7 @@ def cmd_presets_curve(a: argparse.Namespace) -> None:
 
 
 def cmd_presets_pictures(a: argparse.Namespace) -> None:
-    from synth.engine.latent import preset_filename
+    from synth.core.timbre import preset_filename
     from synth.model.timbre_map import spectrogram_picture
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
@@ -470,7 +470,7 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
     """Save the presets both classifiers accept (by `firmness`: the family's probability at and 4° around the
     latent); with --replace-weaker, replace only a preset of the name that is less firm when measured again on
     this model (and keep the other, also where the search found nothing, with its scores brought up to date)."""
-    from synth.engine.latent import PresetError, load_preset, preset_filename, save_preset
+    from synth.core.timbre import PresetError, load_preset, preset_filename, save_preset
     from synth.model.timbre_map import recheck
     from synth.runtime.model import DEFAULT_MODEL
 
@@ -495,7 +495,7 @@ def _write_found(a: argparse.Namespace, found: list) -> None:
 
 
 def cmd_presets_list(a: argparse.Namespace) -> None:
-    from synth.engine.latent import PRESETS_DIR, load_presets
+    from synth.core.timbre import PRESETS_DIR, load_presets
     from synth.runtime.model import DEFAULT_MODEL, NoteModel
 
     z_dim = NoteModel(a.model or DEFAULT_MODEL).info.z_dim

@@ -253,7 +253,7 @@ def test_morphing_many_times_stays_within_the_pool(model):
 
 def test_program_change_selects_a_preset_and_keeps_old_voices(model):
     from synth.engine.engine import Engine
-    from synth.engine.latent import Preset
+    from synth.core.timbre import Preset
 
     presets = [Preset("A", np.full(8, -3.0, np.float32)), Preset("B", np.full(8, 3.0, np.float32))]
     engine = Engine(model, rate=RATE, block=BLOCK, presets=presets)

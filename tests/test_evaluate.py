@@ -64,7 +64,7 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
                            str(tiny_model), "--candidates", "24", "--refine", "1", "--out", str(out),
                            "--min-probability", "0"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    from synth.engine.latent import load_presets
+    from synth.core.timbre import load_presets
     from synth.model.timbre_map import TARGETS
     presets = load_presets(16, out)
     assert sorted(p.name for p in presets) == sorted(name for name, _ in TARGETS)
@@ -85,7 +85,7 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
 
 def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_preset(tiny_notes, tmp_path):
     from synth.cli import main
-    from synth.engine.latent import Preset, load_presets, save_preset
+    from synth.core.timbre import Preset, load_presets, save_preset
     from synth.model.timbre_map import recheck
     from synth.model.voice_train import VoiceTrainConfig, train
     from tests.conftest import TINY_NET
@@ -195,7 +195,7 @@ def test_sound_checks_catch_dc_clipping_missing_attack_and_ringing():
 
 
 def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_model, tmp_path):
-    from synth.engine.latent import Preset, save_preset
+    from synth.core.timbre import Preset, save_preset
 
     presets = tmp_path / "presets"
     save_preset(Preset("Zero", np.zeros(16, np.float32), "strings"), presets)
@@ -215,7 +215,7 @@ def test_eval_rows_per_preset_and_families_of_random_latents(tiny_notes, tiny_mo
 def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     from PIL import Image
 
-    from synth.engine.latent import Preset
+    from synth.core.timbre import Preset
     from synth.model.timbre_map import format_curve, format_pairs, pair_curves, slerp_curve, spectrogram_picture
 
     a, b = Preset("A", np.full(8, -3.0, np.float32)), Preset("B", np.full(8, 3.0, np.float32))
@@ -249,7 +249,7 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
 
 
 def test_eval_sound_measures_each_family_beside_the_real_notes(tiny_notes, tiny_model, tmp_path):
-    from synth.engine.latent import Preset, save_preset
+    from synth.core.timbre import Preset, save_preset
     from synth.model import dataset
 
     presets = tmp_path / "presets"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gui.session import MASTER_DB, Session, check_session, load_session, save_session
 from synth.engine.effects import BUILTINS, EffectError, EffectsChain
-from synth.engine.latent import MAX_NAME, Preset, PresetError, load_preset, save_preset
+from synth.core.timbre import MAX_NAME, Preset, PresetError, load_preset, save_preset
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 Z = 8

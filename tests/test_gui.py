@@ -10,7 +10,7 @@ from PyQt6.QtCore import QPoint, Qt
 from gui.instrument import Instrument
 from gui.keyboard import Keyboard
 from gui.main_window import MainWindow
-from synth.engine.latent import morph, slerp
+from synth.core.timbre import morph, slerp
 from synth.runtime.model import NoteModel
 
 

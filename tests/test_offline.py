@@ -8,7 +8,7 @@ import pytest
 from tests.audio_checks import cents
 from synth.audio_io import read_wav
 from synth.demo import DEMO_MIDI
-from synth.engine.latent import Preset
+from synth.core.timbre import Preset
 from synth.engine.offline import channel_presets, notes_by_program, preset_for_program, read_midi, render_midi
 from synth.runtime.model import NoteModel
 

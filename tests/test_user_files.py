@@ -12,7 +12,7 @@ from gui.instrument import Instrument
 from gui.main_window import MainWindow
 from gui.session import Session, load_session
 from synth.engine.effects import EffectError, EffectsChain, parse_chain
-from synth.engine.latent import Preset, PresetError, save_preset, scan_presets
+from synth.core.timbre import Preset, PresetError, save_preset, scan_presets
 from synth.runtime.model import NoteModel
 
 BAD_SESSIONS = {

@@ -27,7 +27,7 @@ import numpy as np
 
 from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
 from synth.engine.realtime import promote_thread
-from synth.engine.resample import resample
+from synth.core.resample import resample
 from synth.runtime.model import NoteModel
 
 N_KEYS = 128

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset, default_timbre
+from synth.core.timbre import Preset, default_timbre
 from synth.engine.midi_bytes import checked_message
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel

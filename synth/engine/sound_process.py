@@ -31,7 +31,7 @@ def _serve(commands, events, config: dict) -> None:  # pragma: no cover - runs i
     from synth.engine.audio import AudioOutput, skip_portaudio_teardown_if_jack_is_gone
     from synth.engine.effects import EffectsChain, builtin, load_plugin
     from synth.engine.engine import Engine
-    from synth.engine.latent import Preset
+    from synth.core.timbre import Preset
     from synth.engine.midi import MidiInput
     from synth.engine.realtime import promote_thread
     from synth.engine.recorder import Recorder

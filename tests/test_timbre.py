@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from synth.engine.latent import Preset, PresetError, load_preset, load_presets, morph, save_preset, slerp
+from synth.core.timbre import Preset, PresetError, load_preset, load_presets, morph, save_preset, slerp
 
 
 def angle(a, b):
