@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from synth import schema
+from synth.core.files import write_atomic
 
 MASTER_DB = (-60.0, 6.0)  # the master slider's range
 
@@ -34,9 +35,7 @@ class Session:
 
 def save_session(session: Session, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(asdict(session), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(session), indent=2) + "\n")
 
 
 def check_session(data: object, where: str) -> Session:

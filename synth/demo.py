@@ -6,8 +6,11 @@ fingered bass (channel 3).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+from synth.core.files import write_atomic
 
 DEMO_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
 TICKS = 480
@@ -60,10 +63,9 @@ def write_demo_midi(path: str | os.PathLike = DEMO_MIDI) -> None:
             track.append(mido.Message.from_bytes(list(raw), time=tick - last))
             last = tick
         mid.tracks.append(track)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    mid.save(str(tmp))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 if __name__ == "__main__":

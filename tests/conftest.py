@@ -86,7 +86,7 @@ def jack_server():
     import shutil
     import subprocess
 
-    from synth.engine.bench import start_jack
+    from synth.bench.jack_server import start_jack
 
     if shutil.which("jackd") is None:
         pytest.fail("jackd is not installed (Debian package jackd2); run the README's setup")

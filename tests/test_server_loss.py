@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from synth.cli import EXIT_SERVER_LOST
-from synth.engine.bench import start_jack
+from synth.commands.play import EXIT_SERVER_LOST
+from synth.bench.jack_server import start_jack
 from tests.procs import lines_of, wait_for
 from tests.test_record import check_notes, play_notes, start_player
 

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
+from synth.core.files import write_atomic
+
+
+def _shipped_presets() -> Path:
+    """The presets that come with the program: synth/presets in an installed wheel or the bundle (setuptools maps
+    the repository's presets/ there), else presets/ of the source tree this file is in."""
+    installed = Path(__file__).resolve().parents[1] / "presets"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "presets"
+
+
+PRESETS_DIR = _shipped_presets()
 MAX_NAME = 100  # characters in a preset's name
 SLUG_BYTES = 120  # bytes of its file name (file systems allow 255)
 
@@ -182,11 +192,12 @@ def save_preset(preset: Preset, directory: str | os.PathLike = PRESETS_DIR, over
     path, taken = preset_path(preset.name, directory)
     if taken and not overwrite:
         raise PresetExists(f"preset {path} already exists; choose another name")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(preset.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, preset.to_json() + "\n")
+
+
+def named_preset(presets: list[Preset], name: str) -> Preset:
+    """The preset of this name (any case), or a one-line error naming those there are."""
+    found = [p for p in presets if p.name.lower() == name.lower()]
+    if not found:
+        raise PresetError(f"no preset named '{name}' (have: {', '.join(p.name for p in presets) or 'none'})")
+    return found[0]

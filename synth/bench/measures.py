@@ -7,12 +7,11 @@ server with 32 voices and a new timbre every 10 s, counting underruns (PortAudio
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 
 import numpy as np
 
+from synth.bench.jack_server import start_jack
 from synth.engine.audio import AudioOutput
 from synth.engine.bank import N_KEYS, BankRenderer
 from synth.engine.engine import Engine
@@ -108,36 +107,6 @@ def bench_offline(model: NoteModel, rate: int) -> dict:
     elapsed = time.perf_counter() - t0
     seconds = len(result.audio) / rate
     return {"audio_s": seconds, "wall_s": elapsed, "x_real_time": seconds / elapsed}
-
-
-def start_jack(name: str, rate: int, block: int, modes: tuple[str, ...] = ("--realtime", "--no-realtime"),
-               options: tuple[str, ...] = ()) -> subprocess.Popen | None:
-    """A private jackd on the dummy backend, named `name` and made the default server of this process.
-
-    Tries the scheduling modes in order (realtime first, as a musician's JACK runs: its clients' process threads
-    get SCHED_FIFO too); the one that started is in `proc.realtime`. `options` are further server options (e.g.
-    "--sync"). None if jackd is missing or never starts."""
-    import jack
-
-    if shutil.which("jackd") is None:
-        return None
-    jack.set_error_function(lambda message: None)  # "cannot connect" while the server starts is expected
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    for mode in modes:
-        proc = subprocess.Popen(["jackd", "-n", name, mode, *options, "-d", "dummy", "-r", str(rate),
-                                 "-p", str(block)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(150):
-            try:
-                jack.Client("probe", no_start_server=True).close()
-                proc.realtime = mode == "--realtime"
-                return proc
-            except jack.JackOpenError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        proc.kill()
-        proc.wait()
-    return None
 
 
 def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: int = 32) -> dict:

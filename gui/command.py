@@ -1,12 +1,11 @@
-"""The `gansynth-live` command: synth's commands plus `gui`, added from here so synth never imports the GUI."""
+"""The window's `gansynth-live gui` command, registered into synth's command line (synth never imports the GUI):
+installed, through the `gansynth_live.commands` entry point; from a source tree or the bundle, by `main` here."""
 from __future__ import annotations
 
 import argparse
 
-from synth.cli import main as synth_main
 
-
-def add_gui_command(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("gui", help="the instrument's window: morph pad, keyboard, devices, effects, MIDI learn")
     g.add_argument("--model", help="ONNX model (default: the shipped one)")
     g.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
@@ -26,4 +25,7 @@ def _run(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    synth_main(argv, extra=add_gui_command)
+    """`gansynth-live` with `gui` present even where the package's entry points are not installed."""
+    from synth.cli import main as synth_main
+
+    synth_main(argv, extra=[register])

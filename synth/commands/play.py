@@ -1,0 +1,207 @@
+"""`play`: live MIDI in, audio out, until Ctrl-C or --seconds; under JACK it waits out a lost server and starts
+again in a fresh process, recording into a new take."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from synth import options as opt
+from synth.commands.common import EFFECTS_HELP, load_presets, render_options, stop_on_sigterm
+
+EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
+RECONNECT_PROBE_SECONDS = 1.0  # how often play looks for a JACK server that went away
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pl = sub.add_parser("play", help="play live: MIDI in, audio out (Ctrl-C stops)")
+    render_options(pl)
+    pl.add_argument("--audio-out", help="output device: name fragment or number (see 'devices')")
+    pl.add_argument("--host-api", help="jack, alsa, pulse, coreaudio, wasapi, asio, ...")
+    pl.add_argument("--block", type=opt.BLOCK, default=128, help="frames per audio block (16-8192)")
+    pl.add_argument("--latency", type=opt.latency, default="low", help="low, high or seconds")
+    pl.add_argument("--midi-in", help="MIDI input port: name fragment or number (default: our virtual port "
+                                      "'GANSynth Live')")
+    pl.add_argument("--midi-api", help="jack, alsa, coremidi, winmm (default: JACK if running, else the system's)")
+    pl.add_argument("--channel", type=int, choices=range(1, 17), metavar="1-16", help="listen to one channel only")
+    pl.add_argument("--polyphony", type=opt.int_in(1, 256, "voices"), default=32)
+    pl.add_argument("--release", type=opt.float_in(0.0, 10.0, "seconds"), default=None,
+                    help="a fixed release fade in seconds (default: each note's own release from the model)")
+    pl.add_argument("--seconds", type=opt.float_in(0.0, 1e9, "seconds", above=True), help="stop after this long")
+    pl.add_argument("--effects", help=EFFECTS_HELP + " (adds 3 blocks of latency)")
+    pl.add_argument("--connect", metavar="PORTS", help="JACK: wire our outputs to these input ports (comma-separated "
+                                                       "names or fragments, e.g. 'ardour:audio_in'), instead of the "
+                                                       "sound card")
+    pl.add_argument("--record", metavar="FILE", help="record what plays to a .wav or .flac file")
+    pl.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    pl.add_argument("--exit-on-server-loss", action="store_true",
+                    help="when the audio server goes away, save the take and exit with code 3 (default: under JACK, "
+                         "wait for it and start again, recording into a new take)")
+    pl.add_argument("-v", "--verbose", action="store_true", help="print the status line every second")
+    pl.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> None:
+    import time
+
+    from synth.engine.audio import AudioOutput
+    from synth.engine.engine import Engine
+    from synth.engine.midi import MidiInput
+    from synth.engine.realtime import promote_thread
+    from synth.engine.render_worker import RenderError
+    from synth.engine.routing import RoutingError, connect_outputs
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
+
+    stop_on_sigterm()
+    if a.record:
+        from synth.audio_io import check_output
+        from synth.engine.recorder import TAKE_FORMATS
+
+        check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
+    presets = load_presets(a, model.info.z_dim)
+    engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
+                    channel=a.channel - 1 if a.channel else None)
+    chain = None
+    if a.effects:
+        from synth.engine.effects import parse_chain
+
+        chain = parse_chain(a.effects, a.rate)
+    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=a.latency, effects=chain)
+    if a.record:
+        from synth.engine.recorder import Recorder
+
+        out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
+    midi, lost = None, False
+    try:
+        engine.start()
+        midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
+        engine.renderer.wait_complete(timeout=120)  # the first bank renders before the audio starts
+        out.start()
+        fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
+        latency = f"{out.latency_ms:.1f} ms" if out.latency_ms is not None else "not reported by the device"
+        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {latency}{fx}",
+              flush=True)
+        if a.connect:
+            if not out.hostapi.startswith("JACK"):
+                raise RoutingError(f"--connect wires JACK ports, but the audio goes to {out.device_name}; "
+                                   "add --host-api jack")
+            for ours, theirs in connect_outputs(a.connect):
+                print(f"JACK: {ours} -> {theirs}", flush=True)
+        if out.recorder is not None:
+            print(f"recording to {out.recorder.path}", flush=True)
+        print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
+              f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
+        promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
+        t0, announced, last, told, warned = time.monotonic(), False, 0.0, None, False
+        told_dropped, told_at = 0, -5.0
+        while a.seconds is None or time.monotonic() - t0 < a.seconds:
+            time.sleep(0.1)
+            st = engine.status()
+            while chain is not None and chain.errors:
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", file=sys.stderr,
+                      flush=True)
+            clipping = chain.clipping() if chain is not None and not warned else None
+            if clipping:
+                warned = True
+                print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
+            if out.recorder is not None and out.recorder.error is not told:
+                told = out.recorder.error
+                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", file=sys.stderr, flush=True)
+            if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
+                announced = True
+                print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
+                      f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
+            if st["render_error"]:
+                raise RenderError(st["render_error"])
+            for problem in out.problems():
+                print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
+            dropped = midi.dropped + st["bad_midi"]
+            if dropped > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
+                print(f"gansynth-live: MIDI: {dropped} malformed message(s) dropped so far; the sound goes on",
+                      file=sys.stderr, flush=True)
+                told_dropped, told_at = dropped, time.monotonic()
+            if out.check_server():
+                print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
+                      "stopped?)" + ("; the take is kept" if out.recorder is not None else ""),
+                      file=sys.stderr, flush=True)
+                lost = True
+                break
+            if time.monotonic() - last >= 1.0:
+                last = time.monotonic()
+                p50, p99, _ = out.callback_us()
+                line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
+                        f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
+                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  dropped {dropped}")
+                if sys.stdout.isatty():
+                    print("\r" + line, end="", flush=True)
+                elif a.verbose:
+                    print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
+        if sys.stdout.isatty():
+            print()
+        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
+              + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""), flush=True)
+        if out.recorder is not None:  # the take is safe before anything else is let go
+            path = out.recorder.close()  # OutputError if it cannot be finished: the part file stays, and says so
+            if path is None:
+                print("recorded nothing: no file written", flush=True)
+            else:
+                print(f"recorded {out.recorder.seconds:.1f} s to {path}"
+                      + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped
+                         else ""), flush=True)
+        if chain is not None:
+            chain.close()
+        if midi is not None:
+            midi.close()
+        engine.stop()
+        if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
+            _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
+                                       None if a.seconds is None else a.seconds - (time.monotonic() - t0))
+        if out.abandoned:  # PortAudio would hang or abort tearing down a stream its host API lost: leave now
+            error = sys.exc_info()[1]
+            if error is not None:
+                print(f"gansynth-live: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_SERVER_LOST if lost else 1 if error is not None else 0)
+    if lost:
+        sys.exit(EXIT_SERVER_LOST)
+
+
+def _restart_when_jack_returns(a: argparse.Namespace, take: Path | None, seconds_left: float | None) -> None:
+    """Wait for the JACK server that went away and start this player again in its place (a fresh process: the
+    old PortAudio cannot open the new server), recording into a new take; returns if told to stop or out of time."""
+    import time
+
+    from synth.engine.midi import jack_running
+
+    print("gansynth-live: waiting for the audio server to come back (Ctrl-C stops)", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    try:
+        while not jack_running():
+            time.sleep(RECONNECT_PROBE_SECONDS)
+            if seconds_left is not None and time.monotonic() - start >= seconds_left:
+                return
+    except KeyboardInterrupt:
+        return
+    argv = list(a.argv)
+    if take is not None:  # argparse keeps the last value given: these replace the originals
+        argv += ["--record", str(_next_free(take))]
+    if seconds_left is not None:
+        argv += ["--seconds", f"{max(seconds_left - (time.monotonic() - start), 0.1):.3f}"]
+    print("gansynth-live: the audio server is back; starting again", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "synth", *argv])
+
+
+def _next_free(path: Path) -> Path:
+    """take.flac → take-2.flac (or -3, ...): the first name not taken."""
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
