@@ -13,6 +13,7 @@ from synth import __version__
 
 Register = Callable[[argparse._SubParsersAction], None]
 COMMANDS = ("dataset", "train", "export", "evaluate", "render", "play", "recover", "devices", "presets", "bench")
+DESCRIPTION = "A playable neural synthesizer: play it live from MIDI, render MIDI files, train your own voice."
 COMMAND_GROUP = "gansynth_live.commands"  # entry points: a `register(subparsers)` each
 
 
@@ -30,7 +31,7 @@ def _installed_commands() -> list[Register]:
 
 def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:
     """The command line: synth's commands, then those registered by entry point or passed in `extra`."""
-    p = argparse.ArgumentParser(prog="gansynth-live", description="A playable neural synthesizer: play it live from MIDI, render MIDI files, train your own voice.")
+    p = argparse.ArgumentParser(prog="gansynth-live", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"gansynth-live {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:

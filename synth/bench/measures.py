@@ -180,7 +180,8 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
 
         watcher = XrunWatch()
         jack_device = next(i for i, d in enumerate(sd.query_devices())
-                           if d["max_output_channels"] > 0 and sd.query_hostapis(d["hostapi"])["name"].startswith("JACK"))
+                           if d["max_output_channels"] > 0
+                           and sd.query_hostapis(d["hostapi"])["name"].startswith("JACK"))
         with sd.OutputStream(device=jack_device, samplerate=rate, blocksize=block, channels=2, callback=callback):
             time.sleep(seconds)
         watcher.close()

@@ -12,7 +12,8 @@ from synth.core.files import write_atomic
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"
 EFFECTS_HELP = ("effects chain: a saved chain (.json) or built-ins in order with parameters, e.g. "
-                "'reverb:room_size=0.8,delay:mix=0.2' (reverb, delay, chorus, compressor, filter, gain) or a .vst3 path")
+                "'reverb:room_size=0.8,delay:mix=0.2' (reverb, delay, chorus, compressor, filter, gain) "
+                "or a .vst3 path")
 
 
 def render_options(r: argparse.ArgumentParser) -> None:

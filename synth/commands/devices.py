@@ -25,7 +25,8 @@ def run(a: argparse.Namespace) -> None:
     if sinks:
         print("PulseAudio/PipeWire sinks (play to one with --audio-out SINK):")
         for s in sinks:
-            print(f"  {s['name']} ({s['driver']})" + ("  * virtual: null sink, record its .monitor" if s["null"] else ""))
+            mark = "  * virtual: null sink, record its .monitor" if s["null"] else ""
+            print(f"  {s['name']} ({s['driver']}){mark}")
     print("MIDI inputs:")
     compiled = set(rtmidi.get_compiled_api())
     for name, const in APIS.items():

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data", default=str(DEFAULT_DATA))
     t.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.jsonl)")
     t.add_argument("--z-dim", type=int, default=64)
-    t.add_argument("--channels", type=int, nargs=5, help="widths of the five upsampling blocks (default 128 128 96 64 48)")
+    t.add_argument("--channels", type=int, nargs=5,
+                   help="widths of the five upsampling blocks (default 128 128 96 64 48)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=1e-3)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from synth.core.notes import HOLD_SECONDS, NOTE_SECONDS, SAMPLE_RATE
+from synth.core.notes import HOLD_SECONDS as HOLD_SECONDS, NOTE_SECONDS, SAMPLE_RATE  # HOLD_SECONDS: re-exported
 
 HOP = 240                       # 5 ms control rate
 TABLE = 512                     # wavetable length: holds 256 harmonics, we use HARMONICS of them
