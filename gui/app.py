@@ -53,7 +53,7 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
     def check() -> None:
         st = win.inst.status()
-        if st["bank_ready"] == st["bank_size"] or time.monotonic() > end:
+        if st.bank_ready == st.bank_size or time.monotonic() > end:
             timer.stop()
             win.refresh_status()
             QTimer.singleShot(300, then)
@@ -89,8 +89,8 @@ class DragBench:
         for pitch in CHORD:
             self.win.inst.note_on(pitch, 90)
         st = self.win.inst.status()
-        self.underruns0, self.late0 = st["underruns"], st["late_blocks"]
-        if st["audio"] and "JACK" in st["audio"]:
+        self.underruns0, self.late0 = st.underruns, st.late_blocks
+        if st.audio and "JACK" in st.audio:
             from synth.engine.routing import XrunWatch
 
             self.xruns = XrunWatch("drag-bench-xruns")
@@ -105,7 +105,7 @@ class DragBench:
         self.win.pad.repaint()  # paint now, inside the measured handler
         self.handler.append(time.perf_counter() - now)
         if int(t) > len(self.per_second):
-            self.per_second.append(self.win.inst.status()["underruns"])
+            self.per_second.append(self.win.inst.status().underruns)
         if t >= self.seconds:
             self.timer.stop()
             self.report()
@@ -121,14 +121,14 @@ class DragBench:
               f"max {gaps.max():.1f} (timer asks 16)")
         print(f"GUI handler (morph + post timbre + paint) ms: p50 {np.percentile(handler, 50):.2f}  "
               f"p99 {np.percentile(handler, 99):.2f}  max {handler.max():.2f}")
-        if st["audio"] is None:
+        if st.audio is None:
             print(f"audio: off ({self.win.inst.audio_error})")
         else:
-            print(f"audio (its own process): {st['audio']}; underruns during the drag "
-                  f"{st['underruns'] - self.underruns0} ({st['late_blocks'] - self.late0} of them blocks the "
+            print(f"audio (its own process): {st.audio}; underruns during the drag "
+                  f"{st.underruns - self.underruns0} ({st.late_blocks - self.late0} of them blocks the "
                   "effects stage had not made in time); "
-                  f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
-                  f"bank {st['bank_ready']}/{st['bank_size']}")
+                  f"callback p99 {st.callback_p99_us:.0f} us; voices {st.voices}; "
+                  f"bank {st.bank_ready}/{st.bank_size}")
             if counts.any():
                 print("seconds with underruns (second: count): " +
                       ", ".join(f"{i}: {c}" for i, c in enumerate(counts) if c))

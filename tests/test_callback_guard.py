@@ -89,6 +89,7 @@ def test_a_non_finite_note_is_played_as_silence_and_does_not_stick(tone_model):
 def test_a_nan_timbre_or_gain_is_refused_and_the_sound_process_goes_on(tone_model):
     """The window posts timbres and gains one way to its sound process: a bad one is said and changes nothing
     (before, a NaN latent filled the bank with NaN, and a malformed message ended the sound process)."""
+    from synth.engine.rig import RigConfig
     from synth.engine.sound_process import SoundProcess
 
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=128, render_process=False)
@@ -99,12 +100,12 @@ def test_a_nan_timbre_or_gain_is_refused_and_the_sound_process_goes_on(tone_mode
         engine.set_timbre(np.zeros(2))
     assert np.array_equal(engine.z, z)
 
-    sound = SoundProcess(str(tone_model), audio=False, midi=False)
+    sound = SoundProcess(RigConfig(str(tone_model), audio=False, midi=False))
     try:
         sound.set_timbre(np.full(8, np.nan))
         sound.set_gain(float("nan"))
         sound.send(0x90, 60)  # one data byte short is still a message: d2 defaults to 0
-        sound._post(("send", (1, 2, 3, 4)))  # a malformed message
+        sound._post("send", (1, 2, 3, 4))  # a malformed message
         deadline = time.monotonic() + 30
         events = []
         while len(events) < 3 and time.monotonic() < deadline:
@@ -115,6 +116,6 @@ def test_a_nan_timbre_or_gain_is_refused_and_the_sound_process_goes_on(tone_mode
         assert any("master gain nan is outside 0-10; kept 0.5" in t for t in texts), texts
         assert len(texts) == 3, texts
         st = sound.call("status")
-        assert np.isfinite(st["z"]).all() and st["bad_midi"] == 0
+        assert np.isfinite(st.z).all() and st.bad_midi == 0
     finally:
         sound.close()

@@ -33,7 +33,7 @@ def open_window(qtbot, tone_model, tmp_path):
 
 def playing(win):
     """The latent the sound process plays now."""
-    return np.asarray(win.inst.status()["z"], np.float32)
+    return np.asarray(win.inst.status().z, np.float32)
 
 
 def pad_point(pad, x, y):
@@ -70,7 +70,9 @@ def test_keyboard_plays_notes_into_the_engine(open_window, qtbot):
     qtbot.mouseRelease(kb, Qt.MouseButton.LeftButton, pos=QPoint(round(r.center().x()), round(r.bottom() - 2)))
     qtbot.keyPress(win, "q")   # Q is C4 on the computer keyboard
     qtbot.keyRelease(win, "q")
-    events = [tuple(e) for e in win.inst.status()["pending_events"]]  # no audio runs here, so they wait in the queue
+    # no audio runs here, so they wait in the queue; the status that shows them arrives within 0.1 s
+    qtbot.waitUntil(lambda: len(win.inst.status().queued_events) == 4)
+    events = [tuple(e) for e in win.inst.status().queued_events]
     assert len(events) == 4 and events[0][:2] == (0x90, 60) and events[0][2] > 120  # clicked near the bottom: loud
     assert events[1][:2] == (0x80, 60)
     assert events[2] == (0x90, 60, 100) and events[3][:2] == (0x80, 60)
@@ -172,3 +174,25 @@ def test_the_window_survives_its_sound_process_dying(open_window, qtbot, tmp_pat
     assert win.status_labels["audio"].text().startswith("off (the sound process has stopped")
     win.close()
     assert [e["kind"] for e in json.loads((tmp_path / "session.json").read_text())["effects"]] == ["delay"]
+
+
+def test_the_devices_tab_sets_polyphony_release_channel_and_latency(open_window, qtbot, tmp_path):
+    """Every play option has a place in the window: applied, the sound process plays with them (read back from
+    its voices), and the session keeps them for the next start."""
+    win = open_window()
+    assert win.inst.status().polyphony in (0, 32)  # the default, once the first status arrives
+    win.polyphony_box.setValue(3)
+    win.release_box.setValue(0.25)
+    win.channel_box.setCurrentIndex(win.channel_box.findData(9))
+    win.latency_box.setCurrentIndex(win.latency_box.findData("high"))
+    win.apply_devices()
+    qtbot.waitUntil(lambda: win.inst.status().polyphony == 3)
+    st = win.inst.status()
+    assert abs(st.release_s - 0.25) < 1e-3 and st.channel == 9
+    assert win.inst.devices.latency == "high"
+    win.close()
+    saved = json.loads((tmp_path / "session.json").read_text())["devices"]
+    assert saved["polyphony"] == 3 and saved["release"] == 0.25 and saved["channel"] == 9 and saved["latency"] == "high"
+    again = open_window()
+    assert again.polyphony_box.value() == 3 and again.chosen_devices() == again.inst.devices
+    qtbot.waitUntil(lambda: again.inst.status().polyphony == 3)

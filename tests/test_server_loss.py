@@ -170,9 +170,12 @@ def instrument_loses_and_finds_jack(server, tone_model, tmp_path):
     inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets", devices=Devices(host_api="jack"))
     inst.start()
     try:
-        assert inst.audio_error is None and inst.status()["audio"], inst.audio_error
+        assert inst.audio_error is None, inst.audio_error
         deadline = time.monotonic() + 60
-        while (st := inst.status())["bank_ready"] < st["bank_size"] and time.monotonic() < deadline:
+        while not inst.status().audio and time.monotonic() < deadline:  # pushed once the first bank is in
+            time.sleep(0.1)
+        assert inst.status().audio
+        while (st := inst.status()).bank_ready < st.bank_size and time.monotonic() < deadline:
             time.sleep(0.1)
         take = tmp_path / "take.wav"
         inst.start_recording(take)
@@ -190,18 +193,18 @@ def instrument_loses_and_finds_jack(server, tone_model, tmp_path):
         audio, _ = sf.read(take, dtype="float32")
         assert np.abs(audio).max() > 0.05  # the note held when the server went is in the take
         st = inst.status()
-        assert st["audio"] is None and inst.audio_error.startswith("lost: ")
+        assert st.audio is None and inst.audio_error.startswith("lost: ")
         deadline = time.monotonic() + 2
         while child.is_alive() and time.monotonic() < deadline:  # the sound process lives on, waiting
             inst.status()
             time.sleep(0.1)
-        assert child.is_alive() and inst.status()["audio"] is None
+        assert child.is_alive() and inst.status().audio is None
 
         server.start()  # the server returns: the window's sound reconnects by itself
         deadline = time.monotonic() + 60
-        while not inst.status()["audio"] and time.monotonic() < deadline:
+        while not inst.status().audio and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert inst.status()["audio"] and inst.audio_error is None
+        assert inst.status().audio and inst.audio_error is None
         assert any(e[0] == "error" and e[1].startswith("audio is back: ") for e in inst.poll_events())
         assert child.exitcode == 0  # the old sound process went without a PortAudio abort
         t1 = time.monotonic()

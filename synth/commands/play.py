@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from synth import options as opt
 from synth.commands.common import EFFECTS_HELP, load_presets, render_options, stop_on_sigterm
+from synth.engine.rig import LiveRig, RigConfig
+from synth.runtime.model import DEFAULT_MODEL
 
 EXIT_SERVER_LOST = 3  # play's exit code when the audio server went away under it
 RECONNECT_PROBE_SECONDS = 1.0  # how often play looks for a JACK server that went away
@@ -42,16 +45,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.set_defaults(func=run)
 
 
-def run(a: argparse.Namespace) -> None:
-    import time
+def rig_config(a: argparse.Namespace, presets: list) -> RigConfig:
+    """The rig the command line asks for."""
+    return RigConfig(model=str(a.model or DEFAULT_MODEL), provider=a.provider, presets=presets, rate=a.rate,
+                     block=a.block, latency=a.latency, polyphony=a.polyphony, release=a.release,
+                     channel=a.channel - 1 if a.channel else None, effects=a.effects, audio_out=a.audio_out,
+                     host_api=a.host_api, midi_in=a.midi_in, midi_api=a.midi_api, connect=a.connect,
+                     record=a.record, overwrite=a.overwrite)
 
-    from synth.engine.audio import AudioOutput
-    from synth.engine.engine import Engine
-    from synth.engine.midi import MidiInput
-    from synth.engine.realtime import promote_thread
-    from synth.engine.render_worker import RenderError
-    from synth.engine.routing import RoutingError, connect_outputs
-    from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
+
+def say(line: str) -> None:
+    """A line for the player while the status line may be on screen: warnings on stdout, problems on stderr."""
+    lead = "\n" if sys.stdout.isatty() else ""
+    if line.startswith("warning:"):
+        print(lead + line, flush=True)
+    else:
+        print(lead + f"gansynth-live: {line}", file=sys.stderr, flush=True)
+
+
+def run(a: argparse.Namespace) -> None:
+    from synth.runtime.model import NoteModel, live_threads
 
     stop_on_sigterm()
     if a.record:
@@ -60,109 +73,21 @@ def run(a: argparse.Namespace) -> None:
 
         check_output(a.record, TAKE_FORMATS, a.overwrite, what="record to")  # before any work
     model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
-    presets = load_presets(a, model.info.z_dim)
-    engine = Engine(model, rate=a.rate, block=a.block, polyphony=a.polyphony, presets=presets, release=a.release,
-                    channel=a.channel - 1 if a.channel else None)
-    chain = None
-    if a.effects:
-        from synth.engine.effects import parse_chain
-
-        chain = parse_chain(a.effects, a.rate)
-    out = AudioOutput(engine, a.audio_out, a.host_api, block=a.block, latency=a.latency, effects=chain)
-    if a.record:
-        from synth.engine.recorder import Recorder
-
-        out.recorder = Recorder(a.record, a.rate, out.channels, overwrite=a.overwrite)
-    midi, lost = None, False
+    rig = LiveRig(rig_config(a, load_presets(a, model.info.z_dim)), model=model)
+    t0, lost = time.monotonic(), False
     try:
-        engine.start()
-        midi = MidiInput(engine.send, port=a.midi_in, api=a.midi_api)
-        engine.renderer.wait_complete(timeout=120)  # the first bank renders before the audio starts
-        out.start()
-        fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
-        latency = f"{out.latency_ms:.1f} ms" if out.latency_ms is not None else "not reported by the device"
-        print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {latency}{fx}",
-              flush=True)
-        if a.connect:
-            if not out.hostapi.startswith("JACK"):
-                raise RoutingError(f"--connect wires JACK ports, but the audio goes to {out.device_name}; "
-                                   "add --host-api jack")
-            for ours, theirs in connect_outputs(a.connect):
-                print(f"JACK: {ours} -> {theirs}", flush=True)
-        if out.recorder is not None:
-            print(f"recording to {out.recorder.path}", flush=True)
-        print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {model.provider}; "
-              f"timbre: {engine.status()['preset'] or 'default'}", flush=True)
-        promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
-        t0, announced, last, told, warned = time.monotonic(), False, 0.0, None, False
-        told_dropped, told_at = 0, -5.0
-        while a.seconds is None or time.monotonic() - t0 < a.seconds:
-            time.sleep(0.1)
-            st = engine.status()
-            while chain is not None and chain.errors:
-                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {chain.errors.pop(0)}", file=sys.stderr,
-                      flush=True)
-            clipping = chain.clipping() if chain is not None and not warned else None
-            if clipping:
-                warned = True
-                print(("\n" if sys.stdout.isatty() else "") + f"warning: {clipping}", flush=True)
-            if out.recorder is not None and out.recorder.error is not told:
-                told = out.recorder.error
-                print(("\n" if sys.stdout.isatty() else "") + f"gansynth-live: {told}", file=sys.stderr, flush=True)
-            if not announced and engine.renderer.complete() and out.blocks > 0:  # rendered and the audio flows
-                announced = True
-                print(f"ready: {st['bank_size']} notes rendered in {st['last_bank_s']:.2f} s "
-                      f"(first after {st['first_note_s'] * 1000:.0f} ms)", flush=True)
-            if st["render_error"]:
-                raise RenderError(st["render_error"])
-            for problem in out.problems():
-                print(f"gansynth-live: {problem}", file=sys.stderr, flush=True)
-            dropped = midi.dropped + st["bad_midi"]
-            if dropped > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
-                print(f"gansynth-live: MIDI: {dropped} malformed message(s) dropped so far; the sound goes on",
-                      file=sys.stderr, flush=True)
-                told_dropped, told_at = dropped, time.monotonic()
-            if out.check_server():
-                print(f"gansynth-live: the audio output stopped: {out.device_name} went away (was its server "
-                      "stopped?)" + ("; the take is kept" if out.recorder is not None else ""),
-                      file=sys.stderr, flush=True)
-                lost = True
-                break
-            if time.monotonic() - last >= 1.0:
-                last = time.monotonic()
-                p50, p99, _ = out.callback_us()
-                line = (f"voices {st['voices']:2d}  bank {st['bank_ready']}/{st['bank_size']}  "
-                        f"underruns {out.underruns}  callback p50 {p50:.0f} us p99 {p99:.0f} us  "
-                        f"waited notes {st['waited_notes']}  MIDI messages {midi.messages}  dropped {dropped}")
-                if sys.stdout.isatty():
-                    print("\r" + line, end="", flush=True)
-                elif a.verbose:
-                    print(line, flush=True)
+        rig.open()
+        _announce(rig, a)
+        lost = _watch(rig, a, t0)
     except KeyboardInterrupt:
         pass
     finally:
-        out.stop()  # first: closing rtmidi's JACK client (GIL held) waits for a cycle that waits for our callback
-        if sys.stdout.isatty():
-            print()
-        print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
-              + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""), flush=True)
-        if out.recorder is not None:  # the take is safe before anything else is let go
-            path = out.recorder.close()  # OutputError if it cannot be finished: the part file stays, and says so
-            if path is None:
-                print("recorded nothing: no file written", flush=True)
-            else:
-                print(f"recorded {out.recorder.seconds:.1f} s to {path}"
-                      + (f" ({out.recorder.dropped} frames lost: the disk was too slow)" if out.recorder.dropped
-                         else ""), flush=True)
-        if chain is not None:
-            chain.close()
-        if midi is not None:
-            midi.close()
-        engine.stop()
-        if lost and not a.exit_on_server_loss and out.hostapi.startswith("JACK"):
-            _restart_when_jack_returns(a, out.recorder.path if out.recorder is not None else None,
+        audio = rig.audio
+        _close(rig)
+        if lost and not a.exit_on_server_loss and audio.hostapi.startswith("JACK"):
+            _restart_when_jack_returns(a, rig.last_take.path if rig.last_take is not None else None,
                                        None if a.seconds is None else a.seconds - (time.monotonic() - t0))
-        if out.abandoned:  # PortAudio would hang or abort tearing down a stream its host API lost: leave now
+        if audio is not None and audio.abandoned:  # PortAudio would hang or abort tearing down a lost stream
             error = sys.exc_info()[1]
             if error is not None:
                 print(f"gansynth-live: {error}", file=sys.stderr)
@@ -173,11 +98,79 @@ def run(a: argparse.Namespace) -> None:
         sys.exit(EXIT_SERVER_LOST)
 
 
+def _announce(rig: LiveRig, a: argparse.Namespace) -> None:
+    out, chain = rig.audio, rig.chain
+    fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
+    latency = f"{out.latency_ms:.1f} ms" if out.latency_ms is not None else "not reported by the device"
+    print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {latency}{fx}", flush=True)
+    for ours, theirs in rig.connected:
+        print(f"JACK: {ours} -> {theirs}", flush=True)
+    if out.recorder is not None:
+        print(f"recording to {out.recorder.path}", flush=True)
+    print(f"MIDI in: {rig.midi.port_name}, channel {a.channel or 'omni'}; model on {rig.model.provider}; "
+          f"timbre: {rig.status().preset or 'default'}", flush=True)
+
+
+def _watch(rig: LiveRig, a: argparse.Namespace, t0: float) -> bool:
+    """Ten times a second until --seconds: problems, the ready line, the status line; True if the server left."""
+    from synth.engine.realtime import promote_thread
+    from synth.engine.render_worker import RenderError
+
+    promote_thread()  # this loop shares the GIL with the audio callback (synth.engine.realtime)
+    announced, last, told_dropped, told_at = False, 0.0, 0, -5.0
+    while a.seconds is None or time.monotonic() - t0 < a.seconds:
+        time.sleep(0.1)
+        st = rig.status()
+        for line in rig.problems():
+            say(line)
+        if not announced and st.bank_complete and st.blocks > 0:  # rendered and the audio flows
+            announced = True
+            print(f"ready: {st.bank_size} notes rendered in {st.last_bank_s:.2f} s "
+                  f"(first after {st.first_note_s * 1000:.0f} ms)", flush=True)
+        if st.render_error:
+            raise RenderError(st.render_error)
+        if st.bad_midi > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
+            say(f"MIDI: {st.bad_midi} malformed message(s) dropped so far; the sound goes on")
+            told_dropped, told_at = st.bad_midi, time.monotonic()
+        if rig.check_server():
+            say(f"the audio output stopped: {rig.lost}" + ("; the take is kept" if st.recording else ""))
+            return True
+        if time.monotonic() - last >= 1.0:
+            last = time.monotonic()
+            line = (f"voices {st.voices:2d}  bank {st.bank_ready}/{st.bank_size}  underruns {st.underruns}  "
+                    f"callback p50 {st.callback_p50_us:.0f} us p99 {st.callback_p99_us:.0f} us  "
+                    f"waited notes {st.waited_notes}  MIDI messages {st.midi_messages}  dropped {st.bad_midi}")
+            if sys.stdout.isatty():
+                print("\r" + line, end="", flush=True)
+            elif a.verbose:
+                print(line, flush=True)
+    return False
+
+
+def _close(rig: LiveRig) -> None:
+    """Close the rig (the take is finished first) and say what was played and recorded."""
+    out = rig.audio
+    recording = out is not None and out.recorder is not None
+    try:
+        path = rig.close()  # OutputError if the take cannot be finished: the part file stays, and says so
+    finally:
+        if sys.stdout.isatty():
+            print()
+        if out is not None:
+            print(f"stopped: {out.blocks} blocks, {out.underruns} underruns"
+                  + (f", {out.failed_blocks} failed blocks played as silence" if out.failed_blocks else ""),
+                  flush=True)
+    if recording and path is None:
+        print("recorded nothing: no file written", flush=True)
+    elif recording:
+        take = rig.last_take
+        print(f"recorded {take.seconds:.1f} s to {path}"
+              + (f" ({take.dropped} frames lost: the disk was too slow)" if take.dropped else ""), flush=True)
+
+
 def _restart_when_jack_returns(a: argparse.Namespace, take: Path | None, seconds_left: float | None) -> None:
     """Wait for the JACK server that went away and start this player again in its place (a fresh process: the
     old PortAudio cannot open the new server), recording into a new take; returns if told to stop or out of time."""
-    import time
-
     from synth.engine.midi import jack_running
 
     print("gansynth-live: waiting for the audio server to come back (Ctrl-C stops)", file=sys.stderr, flush=True)
