@@ -88,7 +88,7 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     from synth.core.timbre import Preset, load_presets, save_preset
     from synth.model.timbre_map import recheck
     from synth.model.voice_train import VoiceTrainConfig, train
-    from tests.conftest import TINY_NET
+    from tests.torch_voices import TINY_NET
 
     run = tmp_path / "run"
     train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=3),

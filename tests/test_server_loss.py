@@ -225,9 +225,14 @@ def window_sigterm_after_loss(server, tone_model, tmp_path):
         out = lines_of(proc)
         probe = jack.Client("window-probe", no_start_server=True)
         deadline = time.monotonic() + 120
-        while not probe.get_ports("GANSynth Live Audio:") and time.monotonic() < deadline and proc.poll() is None:
+
+        def playing() -> bool:  # the stream starts (and connects to the system's playback) after the first bank
+            ports = probe.get_ports("GANSynth Live Audio:")
+            return bool(ports) and bool(probe.get_all_connections(ports[0]))
+
+        while not playing() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        assert probe.get_ports("GANSynth Live Audio:"), "the window's sound never reached JACK"
+        assert playing(), "the window's sound never reached JACK"
         probe.close()
         time.sleep(0.5)
         server.stop()

@@ -11,7 +11,7 @@ import torch
 
 from synth.model.hnsynth import FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth
 from synth.model.voice_train import VoiceTrainConfig, load_voice, train
-from tests.conftest import TINY_NET
+from tests.torch_voices import TINY_NET
 
 
 def _controls(batch: int, harmonics: dict[int, float], noise: float = 0.0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.commands.common import write_json
 
 

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.core.files import write_atomic
 
 DEFAULT_DATA = Path.home() / ".cache" / "gansynth-live" / "data"

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.commands.common import DEFAULT_DATA
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.commands.common import EFFECTS_HELP, load_presets, render_options, stop_on_sigterm
 from synth.engine.rig import LiveRig, RigConfig
 from synth.runtime.model import DEFAULT_MODEL

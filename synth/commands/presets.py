@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.commands.common import DEFAULT_DATA, load_presets, write_json
 
 MODEL_HELP = "ONNX model (default: the shipped one)"

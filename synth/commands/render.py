@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synth import options as opt
+from synth.commands import options as opt
 from synth.commands.common import EFFECTS_HELP, load_presets, render_options, stop_on_sigterm
 
 

@@ -9,6 +9,7 @@ only after our audio callback has returned: with the callback running, that cycl
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,7 @@ class LiveRig:
         self._recording = threading.Lock()
         self._clip_told = False
         self._closed = False
+        self._state = threading.Lock()  # close() from another thread never meets a half-started stream
         self._rec_told: str | None = None
 
     # -- open and close ----------------------------------------------------------------------------------------
@@ -130,13 +132,23 @@ class LiveRig:
             if announce is not None:
                 announce()
             if self.audio is not None:
-                self.engine.renderer.wait_complete(timeout=FIRST_BANK_SECONDS)
-                self.audio.start()
+                self._wait_first_bank()
+                with self._state:
+                    if self._closed:  # closed from another thread while the bank rendered
+                        return
+                    self.audio.start()
                 if self.config.connect:
                     self.connected = self._connect()
         except BaseException:
             self.close()
             raise
+
+    def _wait_first_bank(self) -> None:
+        """Until the first bank is complete, it failed, FIRST_BANK_SECONDS passed or close() was called."""
+        deadline = time.monotonic() + FIRST_BANK_SECONDS
+        while not self._closed and time.monotonic() < deadline:
+            if self.engine.renderer.wait_complete(timeout=0.1) or self.engine.renderer.error:
+                return
 
     def _open_engine(self) -> None:
         from synth.engine.engine import Engine
@@ -214,9 +226,10 @@ class LiveRig:
     def close(self) -> Path | None:
         """Stop in order: audio, the take (finished first: it is the one thing that cannot be made again),
         effects, MIDI, the bank renderer. Returns the take's path if one was written. Safe to call twice."""
-        if self._closed:
-            return None
-        self._closed = True
+        with self._state:
+            if self._closed:
+                return None
+            self._closed = True
         take = None
         try:
             if self.audio is not None:
@@ -286,7 +299,7 @@ class LiveRig:
     def status(self) -> RigStatus:
         e, a, m = self.engine, self.audio, self.midi
         r, v = e.renderer, e.voices
-        playing = a is not None and not self.lost
+        playing = a is not None and a.blocks > 0 and not self.lost
         rec = a.recorder if a is not None else None
         p50, p99, _ = a.callback_us() if a is not None else (0.0, 0.0, 0.0)
         return RigStatus(
