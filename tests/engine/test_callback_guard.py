@@ -15,7 +15,7 @@ from synth.runtime.model import NoteModel
 def test_a_block_that_raises_is_silenced_and_the_stream_goes_on(jack_server, tone_model, effects):
     """In a child process: PortAudio, once it has opened JACK, aborts at exit if the server has gone (as the
     shared test server does at the end of the session), so this process never loads it."""
-    proc = subprocess.run([sys.executable, "-c", f"from tests.test_callback_guard import corrupt_voice_on_jack; "
+    proc = subprocess.run([sys.executable, "-c", f"from tests.engine.test_callback_guard import corrupt_voice_on_jack; "
                            f"corrupt_voice_on_jack({str(tone_model)!r}, {effects!r})"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "all checked" in proc.stdout, proc.stdout + proc.stderr

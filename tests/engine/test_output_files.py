@@ -183,7 +183,7 @@ def test_play_says_at_once_when_the_disk_fills_under_a_take_and_keeps_it(jack_se
     thread died with a traceback and the status showed nothing), Ctrl-C still ends cleanly, and the take holds
     what fitted."""
     from tests.procs import lines_of, wait_for
-    from tests.test_record import start_player
+    from tests.engine.test_record import start_player
 
     disk = mount("size=512k")
     take = disk / "take.wav"

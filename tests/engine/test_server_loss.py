@@ -18,7 +18,7 @@ import soundfile as sf
 from synth.commands.play import EXIT_SERVER_LOST
 from synth.bench.jack_server import start_jack
 from tests.procs import lines_of, wait_for
-from tests.test_record import check_notes, play_notes, start_player
+from tests.engine.test_record import check_notes, play_notes, start_player
 
 
 class Server:
@@ -59,7 +59,7 @@ def in_child(scenario: str, model: str, tmp: str) -> None:
 
 def run_in_child(scenario: str, tone_model: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JACK_DEFAULT_SERVER"}
-    proc = subprocess.run([sys.executable, "-c", f"from tests.test_server_loss import in_child; "
+    proc = subprocess.run([sys.executable, "-c", f"from tests.engine.test_server_loss import in_child; "
                            f"in_child({scenario!r}, {str(tone_model)!r}, {str(tmp_path)!r})"],
                           capture_output=True, text=True, timeout=600, env=env)
     print(proc.stdout)

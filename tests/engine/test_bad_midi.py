@@ -5,7 +5,7 @@ import signal
 from synth.engine.midi_bytes import checked_message, parse
 from tests.fake_daw import FakeDaw
 from tests.procs import lines_of, wait_for
-from tests.test_record import KEYS, check_notes, start_player
+from tests.engine.test_record import KEYS, check_notes, start_player
 
 BAD_EVENTS = [[0x90, 200, 100], [0x80, 130, 0], [0x90, 61], [0x45, 0x33], [0xB0, 7, 255]]
 
