@@ -42,7 +42,9 @@ class MainWindow(QMainWindow):
         self.learning: str | None = None
         self.mappings: dict[str, tuple[int, int]] = {}
         self.octave = 0
-        self._save_timer = QTimer(self, singleShot=True, interval=1000)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(1000)
         self._save_timer.timeout.connect(self.save_session)
         self.setWindowTitle("GANSynth Live")
         self._build()
@@ -57,7 +59,8 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh_status)
         self.timer.start(100)
-        self.flusher = QTimer(self, interval=25)
+        self.flusher = QTimer(self)
+        self.flusher.setInterval(25)
         self.flusher.timeout.connect(self.poll)
         self.flusher.start()
 
@@ -270,8 +273,8 @@ class MainWindow(QMainWindow):
         self._show_devices(Devices.from_dict(s.devices) if s.devices else self.inst.devices)
         self.mappings = {k: (int(v[0]), int(v[1])) for k, v in s.mappings.items() if len(v) == 2}
         self._show_mappings()
-        self.pad.set_position(*s.position, emit=False)
-        self.inst.move(self.pad.x, self.pad.y)
+        self.pad.set_position(s.position[0], s.position[1], emit=False)
+        self.inst.move(self.pad.at_x, self.pad.at_y)
 
     @staticmethod
     def _select(box: QComboBox, data: object) -> None:
@@ -281,7 +284,7 @@ class MainWindow(QMainWindow):
 
     def session(self) -> Session:
         corners = [self.missing_corners.get(i, c.name) for i, c in enumerate(self.inst.corners)]
-        return Session(corners=corners, position=[self.pad.x, self.pad.y],
+        return Session(corners=corners, position=[self.pad.at_x, self.pad.at_y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
                        effects=self.inst.effects_list(),
                        devices=self.inst.devices.to_dict(),
@@ -311,13 +314,13 @@ class MainWindow(QMainWindow):
 
     def on_snap(self, on: bool) -> None:
         self.pad.snap = on
-        self.pad.set_position(self.pad.x, self.pad.y)
+        self.pad.set_position(self.pad.at_x, self.pad.at_y)
         self.pad.update()
         self.schedule_save()
 
     def on_random(self, seed: int | None = None) -> None:
         self.inst.random_timbre(seed)
-        self.statusBar().showMessage("random timbre (move the pad to go back to the corners)", 5000)
+        self._say("random timbre (move the pad to go back to the corners)", 5000)
 
     def save_current_preset(self, name: str | None = None, overwrite: bool | None = None) -> Path | None:
         if name is None:
@@ -347,7 +350,7 @@ class MainWindow(QMainWindow):
                 box.setCurrentIndex(same[0])
                 self.inst.corners[self.corner_boxes.index(box)] = self.inst.presets[same[0]]
             box.blockSignals(False)
-        self.statusBar().showMessage(f"saved {path}", 5000)
+        self._say(f"saved {path}", 5000)
         return path
 
     def on_gain(self, db: int) -> None:
@@ -373,10 +376,10 @@ class MainWindow(QMainWindow):
                 self.report(str(e))
                 self.record_btn.setChecked(False)
         else:
-            path = self.inst.stop_recording()
+            took = self.inst.stop_recording()
             self.record_btn.setText("● Record")
-            if path:
-                self.statusBar().showMessage(f"recorded to {path}", 8000)
+            if took:
+                self._say(f"recorded to {took}", 8000)
 
     def apply_devices(self) -> None:
         self.inst.apply(self.chosen_devices())
@@ -389,20 +392,25 @@ class MainWindow(QMainWindow):
             if problem:
                 self.report(problem)
 
+    def _say(self, text: str, ms: int = 0) -> None:
+        bar = self.statusBar()
+        if bar is not None:
+            bar.showMessage(text, ms)
+
     def report(self, text: str) -> None:
-        self.statusBar().showMessage(text, 15000)
+        self._say(text, 15000)
         print(f"gansynth-live: {text}", flush=True)
 
     # -- MIDI learn ----------------------------------------------------------------------------------------------
     def learn(self, control: str) -> None:
         self.learning = control
-        self.statusBar().showMessage(f"MIDI learn: move a knob or slider on your controller for {control}")
+        self._say(f"MIDI learn: move a knob or slider on your controller for {control}")
 
     def on_cc(self, channel: int, controller: int, value: int) -> None:
         if self.learning is not None:
             self.mappings = {k: v for k, v in self.mappings.items() if v != (channel, controller)}
             self.mappings[self.learning] = (channel, controller)
-            self.statusBar().showMessage(f"{self.learning} ← CC {controller} on channel {channel + 1}", 5000)
+            self._say(f"{self.learning} ← CC {controller} on channel {channel + 1}", 5000)
             self.learning = None
             self._show_mappings()
             self.schedule_save()
@@ -412,9 +420,9 @@ class MainWindow(QMainWindow):
 
     def set_control(self, control: str, v: float) -> None:
         if control == "morph_x":
-            self.pad.set_position(v, self.pad.y)
+            self.pad.set_position(v, self.pad.at_y)
         elif control == "morph_y":
-            self.pad.set_position(self.pad.x, v)
+            self.pad.set_position(self.pad.at_x, v)
         elif control == "master_gain":
             self.gain.setValue(round(-60 + 66 * v))
         elif control.startswith("fx:"):

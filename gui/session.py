@@ -46,7 +46,8 @@ def check_session(data: object, where: str) -> Session:
     data = schema.obj(data, where)
     s = Session()
     if "corners" in data:
-        s.corners = schema.items(data["corners"], where, "corners", lambda v, f: schema.string(v, where, f, 200), 4)
+        s.corners = schema.items(data["corners"], where, "corners",
+                                 lambda v, f: str(schema.string(v, where, f, 200)), 4)
     if "position" in data:
         pos = schema.items(data["position"], where, "position", lambda v, f: schema.number(v, where, f, 0, 1, True))
         if len(pos) != 2:

@@ -29,7 +29,7 @@ def start_jack(name: str, rate: int, block: int, modes: tuple[str, ...] = ("--re
         for _ in range(150):
             try:
                 jack.Client("probe", no_start_server=True).close()
-                proc.realtime = mode == "--realtime"
+                proc.realtime = mode == "--realtime"  # type: ignore[attr-defined]
                 return proc
             except jack.JackOpenError:
                 if proc.poll() is not None:

@@ -65,7 +65,7 @@ def bench_callback(renderer: BankRenderer, block: int, blocks: int = 3000) -> di
     """Voices.process cost per block with 1, 8 and 32 voices held (pitch bent, so every voice interpolates)."""
     rate = renderer.layout.rate
     period_us = block / rate * 1e6
-    out = {"block": block, "rate": rate, "period_us": period_us}
+    out: dict[str, object] = {"block": block, "rate": rate, "period_us": period_us}
     for count in (1, 8, 32):
         v = Voices(renderer, max_block=block, polyphony=32)
         v.handle(0xE0, 0x00, 0x50)
@@ -140,7 +140,8 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
                 for k in range(0, voices, 4):  # re-strike some keys so new notes use the new timbre
                     engine.note_on(36 + k, 90)
         p50, p99, _ = out.callback_us()
-        result = {"jack_realtime": server.realtime, "seconds": seconds, "voices": voices, "block": block,
+        result = {"jack_realtime": getattr(server, "realtime", False), "seconds": seconds, "voices": voices,
+                  "block": block,
                   "rate": rate, "timbre_changes": changes,
                   "blocks": out.blocks - base_blocks, "underruns": out.underruns - base_underruns,
                   "jack_xruns": watcher.count - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
@@ -186,7 +187,7 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
             time.sleep(seconds)
         watcher.close()
         return {"seconds": seconds, "blocks": counts["blocks"], "underruns": counts["underruns"],
-                "jack_xruns": watcher.count, "jack_realtime": server.realtime}
+                "jack_xruns": watcher.count, "jack_realtime": getattr(server, "realtime", False)}
     finally:
         sd._terminate()
         server.terminate()

@@ -84,7 +84,7 @@ def run(a: argparse.Namespace) -> None:
     finally:
         audio = rig.audio
         _close(rig)
-        if lost and not a.exit_on_server_loss and audio.hostapi.startswith("JACK"):
+        if lost and audio is not None and not a.exit_on_server_loss and audio.hostapi.startswith("JACK"):
             _restart_when_jack_returns(a, rig.last_take.path if rig.last_take is not None else None,
                                        None if a.seconds is None else a.seconds - (time.monotonic() - t0))
         if audio is not None and audio.abandoned:  # PortAudio would hang or abort tearing down a lost stream
@@ -99,7 +99,8 @@ def run(a: argparse.Namespace) -> None:
 
 
 def _announce(rig: LiveRig, a: argparse.Namespace) -> None:
-    out, chain = rig.audio, rig.chain
+    out, chain, midi = rig.audio, rig.chain, rig.midi
+    assert out is not None and midi is not None  # play's rig is strict: both are open, or open() raised
     fx = f" + effects {out.fx_latency_ms:.1f} ms ({', '.join(e.name for e in chain.effects)})" if chain else ""
     latency = f"{out.latency_ms:.1f} ms" if out.latency_ms is not None else "not reported by the device"
     print(f"audio: {out.device_name}, {a.rate} Hz, block {a.block}, output latency {latency}{fx}", flush=True)
@@ -107,7 +108,7 @@ def _announce(rig: LiveRig, a: argparse.Namespace) -> None:
         print(f"JACK: {ours} -> {theirs}", flush=True)
     if out.recorder is not None:
         print(f"recording to {out.recorder.path}", flush=True)
-    print(f"MIDI in: {rig.midi.port_name}, channel {a.channel or 'omni'}; model on {rig.model.provider}; "
+    print(f"MIDI in: {midi.port_name}, channel {a.channel or 'omni'}; model on {rig.status().provider}; "
           f"timbre: {rig.status().preset or 'default'}", flush=True)
 
 
@@ -125,8 +126,8 @@ def _watch(rig: LiveRig, a: argparse.Namespace, t0: float) -> bool:
             say(line)
         if not announced and st.bank_complete and st.blocks > 0:  # rendered and the audio flows
             announced = True
-            print(f"ready: {st.bank_size} notes rendered in {st.last_bank_s:.2f} s "
-                  f"(first after {st.first_note_s * 1000:.0f} ms)", flush=True)
+            print(f"ready: {st.bank_size} notes rendered in {st.last_bank_s or 0.0:.2f} s "
+                  f"(first after {(st.first_note_s or 0.0) * 1000:.0f} ms)", flush=True)
         if st.render_error:
             raise RenderError(st.render_error)
         if st.bad_midi > told_dropped and time.monotonic() - told_at >= 5.0:  # at most one line each 5 s
@@ -162,7 +163,7 @@ def _close(rig: LiveRig) -> None:
                   flush=True)
     if recording and path is None:
         print("recorded nothing: no file written", flush=True)
-    elif recording:
+    elif recording and rig.last_take is not None:
         take = rig.last_take
         print(f"recorded {take.seconds:.1f} s to {path}"
               + (f" ({take.dropped} frames lost: the disk was too slow)" if take.dropped else ""), flush=True)

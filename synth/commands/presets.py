@@ -90,13 +90,15 @@ def run_curve(a: argparse.Namespace) -> None:
         raise ValueError("name two presets for one curve, or none for every pair")
     presets = load_presets(a, _z_dim(a))
     if a.start is None:
-        curve = pair_curves(a.data, _model(a), presets, a.steps)
-        print(format_pairs(curve))
+        pairs = pair_curves(a.data, _model(a), presets, a.steps)
+        print(format_pairs(pairs))
+        result: object = pairs
     else:
         curve = slerp_curve(a.data, _model(a), named_preset(presets, a.start), named_preset(presets, a.end), a.steps)
         print(format_curve(curve))
+        result = curve
     if a.json:
-        write_json(a.json, curve)
+        write_json(a.json, result)
 
 
 def run_pictures(a: argparse.Namespace) -> None:

@@ -20,7 +20,11 @@ import numpy as np
 from synth.core.timbre import Preset
 
 if TYPE_CHECKING:
+    from synth.engine.audio import AudioOutput
+    from synth.engine.effects import EffectsChain
     from synth.engine.engine import Engine
+    from synth.engine.midi import MidiInput
+    from synth.engine.recorder import Recorder
     from synth.runtime.model import NoteModel
 
 FIRST_BANK_SECONDS = 120.0  # the first bank renders before the audio starts; a slow model gets this long
@@ -105,15 +109,15 @@ class LiveRig:
         self.report = report  # MIDI input problems as they happen
         self.model = model  # an already loaded config.model (the caller read its z size for the presets)
         self.engine: Engine | None = None
-        self.chain = None
-        self.audio = None
-        self.midi = None
+        self.chain: EffectsChain | None = None
+        self.audio: AudioOutput | None = None
+        self.midi: MidiInput | None = None
         self.audio_error: str | None = None
         self.midi_error: str | None = None
         self.chain_error: str | None = None
         self.lost: str | None = None
         self.connected: list[tuple[str, str]] = []  # (our port, theirs) wired by `connect`
-        self.last_take = None  # the Recorder of the last finished take (its seconds and dropped frames)
+        self.last_take: Recorder | None = None  # the last finished take (its seconds and dropped frames)
         self._recording = threading.Lock()
         self._clip_told = False
         self._closed = False
@@ -125,47 +129,48 @@ class LiveRig:
         """Model, engine and effects; the audio stream (not started); the recorder; the bank renderer; MIDI input;
         `announce()` (devices are known now); the first bank; the audio starts; JACK connections."""
         try:
-            self._open_engine()
-            self._open_audio()
-            self.engine.start()
+            engine = self._open_engine()
+            audio = self._open_audio(engine)
+            engine.start()
             self._open_midi()
             if announce is not None:
                 announce()
-            if self.audio is not None:
-                self._wait_first_bank()
+            if audio is not None:
+                self._wait_first_bank(engine)
                 with self._state:
                     if self._closed:  # closed from another thread while the bank rendered
                         return
-                    self.audio.start()
+                    audio.start()
                 if self.config.connect:
-                    self.connected = self._connect()
+                    self.connected = self._connect(audio, self.config.connect)
         except BaseException:
             self.close()
             raise
 
-    def _wait_first_bank(self) -> None:
+    def _wait_first_bank(self, engine: Engine) -> None:
         """Until the first bank is complete, it failed, FIRST_BANK_SECONDS passed or close() was called."""
         deadline = time.monotonic() + FIRST_BANK_SECONDS
         while not self._closed and time.monotonic() < deadline:
-            if self.engine.renderer.wait_complete(timeout=0.1) or self.engine.renderer.error:
+            if engine.renderer.wait_complete(timeout=0.1) or engine.renderer.error:
                 return
 
-    def _open_engine(self) -> None:
+    def _open_engine(self) -> Engine:
         from synth.engine.engine import Engine
         from synth.runtime.model import NoteModel, live_threads
 
         c = self.config
         if self.model is None:
             self.model = NoteModel(c.model, provider=c.provider, threads=live_threads())
-        self.engine = Engine(self.model, rate=c.rate, block=c.block, polyphony=c.polyphony, presets=c.presets,
-                             release=c.release, channel=c.channel)
+        self.engine = engine = Engine(self.model, rate=c.rate, block=c.block, polyphony=c.polyphony,
+                                      presets=c.presets, release=c.release, channel=c.channel)
         if c.gain is not None:
             self.set_gain(c.gain)
         if c.timbre is not None:
-            self.engine.set_timbre(np.asarray(c.timbre, np.float32))
+            engine.set_timbre(np.asarray(c.timbre, np.float32))
         self.chain = self._open_chain()
+        return engine
 
-    def _open_chain(self):
+    def _open_chain(self) -> EffectsChain | None:
         from synth.engine.effects import EffectError, EffectsChain, parse_chain
 
         c = self.config
@@ -179,23 +184,24 @@ class LiveRig:
             self.chain_error = f"saved effects not restored: {e}"
             return EffectsChain(c.rate)
 
-    def _open_audio(self) -> None:
+    def _open_audio(self, engine: Engine) -> AudioOutput | None:
         from synth.engine.audio import AudioOutput
         from synth.engine.recorder import Recorder
 
         c = self.config
         if not c.audio:
-            return
+            return None
         try:
-            self.audio = AudioOutput(self.engine, c.audio_out, c.host_api, block=c.block, latency=c.latency,
-                                     effects=self.chain)
+            self.audio = audio = AudioOutput(engine, c.audio_out, c.host_api, block=c.block, latency=c.latency,
+                                             effects=self.chain)
         except (OSError, ValueError) as e:
             if c.strict:
                 raise
             self.audio_error = str(e)
-            return
+            return None
         if c.record:
-            self.audio.recorder = Recorder(c.record, c.rate, self.audio.channels, overwrite=c.overwrite)
+            audio.recorder = Recorder(c.record, c.rate, audio.channels, overwrite=c.overwrite)
+        return audio
 
     def _open_midi(self) -> None:
         from synth.engine.midi import MidiInput
@@ -211,17 +217,23 @@ class LiveRig:
             self.midi_error = str(e)
 
     def _midi_in(self, status: int, d1: int, d2: int) -> None:
-        self.engine.send(status, d1, d2)
+        self._engine().send(status, d1, d2)
         if self.on_midi is not None:
             self.on_midi(status, d1, d2)
 
-    def _connect(self) -> list[tuple[str, str]]:
+    @staticmethod
+    def _connect(audio: AudioOutput, ports: str) -> list[tuple[str, str]]:
         from synth.engine.routing import RoutingError, connect_outputs
 
-        if not self.audio.hostapi.startswith("JACK"):
-            raise RoutingError(f"--connect wires JACK ports, but the audio goes to {self.audio.device_name}; "
+        if not audio.hostapi.startswith("JACK"):
+            raise RoutingError(f"--connect wires JACK ports, but the audio goes to {audio.device_name}; "
                                "add --host-api jack")
-        return connect_outputs(self.config.connect)
+        return connect_outputs(ports)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise ValueError("the live rig is not open")
+        return self.engine
 
     def close(self) -> Path | None:
         """Stop in order: audio, the take (finished first: it is the one thing that cannot be made again),
@@ -247,10 +259,10 @@ class LiveRig:
     # -- while it plays ----------------------------------------------------------------------------------------
     def set_gain(self, gain: float) -> None:
         """The voices' master gain, 0 to MAX_GAIN; a value outside (or NaN) is refused and the gain stays."""
-        gain = float(gain)
+        gain, voices = float(gain), self._engine().voices
         if not 0.0 <= gain <= MAX_GAIN:  # NaN too
-            raise ValueError(f"master gain {gain} is outside 0-{MAX_GAIN:g}; kept {self.engine.voices.gain:g}")
-        self.engine.voices.gain = gain
+            raise ValueError(f"master gain {gain} is outside 0-{MAX_GAIN:g}; kept {voices.gain:g}")
+        voices.gain = gain
 
     def record_start(self, path: str, overwrite: bool = False) -> str:
         from synth.engine.recorder import Recorder
@@ -283,7 +295,7 @@ class LiveRig:
     def problems(self) -> list[str]:
         """New lines to tell the player since the last call: failed blocks, hosted plugins that dropped out,
         clipping after the effects (once) and a recorder that stopped."""
-        lines = list(self.audio.problems()) if self.audio is not None else []
+        lines: list[str] = list(self.audio.problems()) if self.audio is not None else []
         while self.chain is not None and self.chain.errors:
             lines.append(self.chain.errors.pop(0))
         clipping = self.chain.clipping() if self.chain is not None and not self._clip_told else None
@@ -297,22 +309,23 @@ class LiveRig:
         return lines
 
     def status(self) -> RigStatus:
-        e, a, m = self.engine, self.audio, self.midi
+        e, a, m = self._engine(), self.audio, self.midi
         r, v = e.renderer, e.voices
         playing = a is not None and a.blocks > 0 and not self.lost
         rec = a.recorder if a is not None else None
         p50, p99, _ = a.callback_us() if a is not None else (0.0, 0.0, 0.0)
         return RigStatus(
-            provider=self.model.provider, polyphony=v.polyphony, channel=v.channel,
+            provider=e.model.provider, polyphony=v.polyphony, channel=v.channel,
             release_s=1.0 / (v.release_rate * v.rate) if v.fixed_release else None, voices=v.sounding,
             bank_ready=r.ready(), bank_size=r.bank_notes,
             bank_complete=r.complete(), last_bank_s=r.last_bank_seconds, first_note_s=r.last_first_note_seconds,
             waited_notes=v.waited_notes, render_error=r.error,
             preset=e.presets[e.preset_index].name if e.preset_index is not None else None,
             z=e.z.tolist(), keys_held=v.keys_held(), queued_events=list(v.events),
-            audio=a.device_name if playing else None, hostapi=a.hostapi if a is not None else None,
+            audio=a.device_name if a is not None and playing else None, hostapi=a.hostapi if a is not None else None,
             audio_lost=self.lost,
-            latency_ms=a.latency_ms + a.fx_latency_ms if playing and a.latency_ms is not None else None,
+            latency_ms=a.latency_ms + a.fx_latency_ms if a is not None and playing and a.latency_ms is not None
+            else None,
             blocks=a.blocks if a else 0, underruns=a.underruns if a else 0, late_blocks=a.late_blocks if a else 0,
             failed_blocks=a.failed_blocks if a else 0, callback_p50_us=p50, callback_p99_us=p99,
             midi=m.port_name if m else None, midi_messages=m.messages if m else 0,

@@ -192,7 +192,7 @@ class SoundProcess:
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid)
+        return self.process.pid or 0
 
     def _post(self, name: str, *args: Any) -> None:
         """One-way message; if the process has died it is dropped (the next `call` reports the death)."""

@@ -44,7 +44,7 @@ def pad_point(pad, x, y):
 def test_dragging_the_pad_plays_the_slerp_of_the_corners(open_window, qtbot):
     win = open_window()
     qtbot.mouseClick(win.pad, Qt.MouseButton.LeftButton, pos=pad_point(win.pad, 0.25, 0.75))
-    x, y = win.pad.x, win.pad.y
+    x, y = win.pad.at_x, win.pad.at_y
     assert abs(x - 0.25) < 0.01 and abs(y - 0.75) < 0.01
     tl, tr, bl, br = (c.z for c in win.inst.corners)
     expected = slerp(slerp(tl, tr, x), slerp(bl, br, x), y)
@@ -86,14 +86,14 @@ def test_midi_learn_maps_a_controller_to_the_pad_and_an_effect(open_window, qtbo
     win.learn("morph_x")
     send(0xB1, 74, 127)
     qtbot.waitUntil(lambda: win.mappings.get("morph_x") == (1, 74))
-    qtbot.waitUntil(lambda: win.pad.x == 1.0)
+    qtbot.waitUntil(lambda: win.pad.at_x == 1.0)
     send(0xB1, 74, 0)
-    qtbot.waitUntil(lambda: win.pad.x == 0.0)
+    qtbot.waitUntil(lambda: win.pad.at_x == 0.0)
     tl, tr, bl, br = (c.z for c in win.inst.corners)
-    qtbot.waitUntil(lambda: np.allclose(playing(win), slerp(tl, bl, win.pad.y), atol=1e-6))
+    qtbot.waitUntil(lambda: np.allclose(playing(win), slerp(tl, bl, win.pad.at_y), atol=1e-6))
     send(0xB0, 74, 127)  # another channel: not mapped
     qtbot.wait(50)
-    assert win.pad.x == 0.0
+    assert win.pad.at_x == 0.0
     win.effects.add_builtin("reverb")
     uid = win.inst.chain.effects[0].uid
     win.learn(f"fx:{uid}:room_size")
@@ -118,7 +118,7 @@ def test_session_round_trip(open_window, qtbot, tmp_path):
 
     again = open_window()
     assert [c.name for c in again.inst.corners] == [c.name for c in win.inst.corners]
-    assert (again.pad.x, again.pad.y) == pytest.approx((0.3, 0.6))
+    assert (again.pad.at_x, again.pad.at_y) == pytest.approx((0.3, 0.6))
     assert again.gain.value() == -12 and again.inst.master_db == -12
     assert [fx.kind for fx in again.inst.chain.effects] == ["reverb", "delay"]
     assert again.inst.chain.effects[0].parameters()["room_size"][0] == pytest.approx(0.8)

@@ -73,7 +73,7 @@ def test_a_bad_session_does_not_stop_the_window_and_is_never_saved_back(window, 
                                                       allow_nan=True))
     win = window()
     assert "could not be read ('position[0]' must be a finite number, not nan)" in capsys.readouterr().out
-    assert np.isfinite(win.inst.z).all() and (win.pad.x, win.pad.y) == (0.5, 0.5)
+    assert np.isfinite(win.inst.z).all() and (win.pad.at_x, win.pad.at_y) == (0.5, 0.5)
     win.close()
     saved = json.loads((tmp_path / "session.json").read_text())
     assert saved["position"] == [0.5, 0.5] and saved["velocity"] == 100
