@@ -77,6 +77,7 @@ def run(a: argparse.Namespace) -> None:
     t0, lost = time.monotonic(), False
     try:
         rig.open()
+        t0 = time.monotonic()  # --seconds counts from when the sound starts
         _announce(rig, a)
         lost = _watch(rig, a, t0)
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """The package as a user installs it: a wheel built from the source, installed (not editable) into a fresh
-virtualenv outside the source tree, plays the demo, renders a MIDI file and finds its 12 presets."""
+virtualenv outside the source tree, renders the demo and a MIDI file, plays live on JACK (recording a take) and
+finds its 12 presets."""
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProces
     return proc
 
 
-def test_the_installed_wheel_plays_renders_and_finds_its_presets(tmp_path):
+def test_the_installed_wheel_plays_renders_and_finds_its_presets(tmp_path, jack_server):
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, ignore=SKIP)  # a copy: building leaves nothing in the checkout
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
@@ -52,3 +53,7 @@ def test_the_installed_wheel_plays_renders_and_finds_its_presets(tmp_path):
     run(cli, "render", midi, "-o", "stem.flac", "--channels", "2", "--preset", "Strings", cwd=work, env=env)
     stem, _ = sf.read(work / "stem.flac")
     assert abs(stem).max() > 0.01
+    played = run(cli, "play", "--host-api", "jack", "--midi-api", "jack", "--seconds", "2", "--record", "take.wav",
+                 cwd=work, env=env)  # on the tests' private JACK server (JACK_DEFAULT_SERVER is set)
+    assert "ready:" in played.stdout and "timbre: Bass" in played.stdout, played.stdout
+    assert sf.info(work / "take.wav").duration > 0.5
