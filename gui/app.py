@@ -15,12 +15,13 @@ from PyQt6.QtWidgets import QApplication
 from gui.instrument import Instrument
 from gui.main_window import MainWindow
 from gui.session import config_dir
-from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
+from synth.runtime.model import DEFAULT_MODEL
+from synth.runtime.model_file import ModelFile
 
 
 def build_window(a: argparse.Namespace) -> MainWindow:
     config = Path(a.config) if a.config else config_dir()
-    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
+    model = ModelFile.read(a.model or DEFAULT_MODEL)  # its metadata: the sound process loads and runs it
     inst = Instrument(model, user_presets=config / "presets", provider=a.provider)
     return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
 

@@ -12,7 +12,7 @@ import numpy as np
 from synth.core.timbre import PRESETS_DIR, Preset, morph, save_preset, scan_presets
 from synth.engine.rig import RigConfig, RigStatus
 from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessError
-from synth.runtime.model import NoteModel
+from synth.runtime.model_file import ModelFile
 
 MASTER_GAIN = 0.5  # the voices' gain at 0 dB on the master slider
 RECONNECT_PROBE_SECONDS = 1.0  # how often a window whose JACK server went away looks for it again
@@ -47,7 +47,7 @@ class Devices:
 @dataclass
 class Instrument:
     """One playable instrument; `start()` opens the sound process (device errors land in audio_error/midi_error)."""
-    model: NoteModel
+    model: ModelFile  # read, not loaded: the sound process loads it
     user_presets: Path
     devices: Devices = field(default_factory=Devices)
     provider: str | None = None

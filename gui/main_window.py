@@ -462,7 +462,7 @@ class MainWindow(QMainWindow):
         lab["underruns"].setText(f"{st.underruns}"
                                  + (f" ({failed} failed blocks played as silence)" if failed else ""))
         lab["callback"].setText(f"{st.callback_p99_us:.0f} µs")
-        lab["provider"].setText(st.provider.replace("ExecutionProvider", ""))
+        lab["provider"].setText(st.provider.replace("ExecutionProvider", "") or "–")
         lab["bank"].setText(f"{st.last_bank_s:.2f} s ({ready}/{total} ready)" if st.last_bank_s else
                             f"rendering ({ready}/{total})")
         bad = st.bad_midi

@@ -165,9 +165,9 @@ def sigterm_after_loss(server, tone_model, tmp_path):
 
 def instrument_loses_and_finds_jack(server, tone_model, tmp_path):
     from gui.instrument import Devices, Instrument
-    from synth.runtime.model import NoteModel
+    from synth.runtime.model_file import ModelFile
 
-    inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets", devices=Devices(host_api="jack"))
+    inst = Instrument(ModelFile.read(tone_model), user_presets=tmp_path / "presets", devices=Devices(host_api="jack"))
     inst.start()
     try:
         assert inst.audio_error is None, inst.audio_error

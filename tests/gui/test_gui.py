@@ -11,7 +11,7 @@ from gui.instrument import Instrument
 from gui.keyboard import Keyboard
 from gui.main_window import MainWindow
 from synth.core.timbre import morph, slerp
-from synth.runtime.model import NoteModel
+from synth.runtime.model_file import ModelFile
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def open_window(qtbot, tone_model, tmp_path):
     windows = []
 
     def make():
-        inst = Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets")
+        inst = Instrument(ModelFile.read(tone_model), user_presets=tmp_path / "presets")
         win = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False)
         qtbot.addWidget(win)
         win.show()

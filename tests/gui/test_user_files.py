@@ -13,7 +13,7 @@ from gui.main_window import MainWindow
 from gui.session import Session, load_session
 from synth.engine.effects import EffectError, EffectsChain, parse_chain
 from synth.core.timbre import Preset, PresetError, save_preset, scan_presets
-from synth.runtime.model import NoteModel
+from synth.runtime.model_file import ModelFile
 
 BAD_SESSIONS = {
     "corners": 5, "master_db": "loud", "velocity": 1e12, "mappings": [1, 2], "devices": 5,
@@ -57,7 +57,7 @@ def window(qtbot, tone_model, tmp_path, monkeypatch):
         for k, name in enumerate(names):
             save_preset(Preset(name, np.full(8, k + 1.0, np.float32)), shipped, overwrite=True)
         monkeypatch.setattr("gui.instrument.PRESETS_DIR", shipped)  # the shipped folder holds z=128 presets
-        win = MainWindow(Instrument(NoteModel(tone_model), user_presets=tmp_path / "presets"),
+        win = MainWindow(Instrument(ModelFile.read(tone_model), user_presets=tmp_path / "presets"),
                          tmp_path / "session.json", audio=False, midi=False)
         qtbot.addWidget(win)
         made.append(win)
