@@ -3,18 +3,18 @@ gui.drag_bench)."""
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QBuffer, QIODevice, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from gui.instrument import Instrument
 from gui.main_window import MainWindow
 from gui.session import config_dir
+from synth.core.files import write_atomic
 from synth.runtime.model import DEFAULT_MODEL
 from synth.runtime.model_file import ModelFile
 
@@ -68,11 +68,14 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
 
 def screenshot(win: MainWindow, path: str, app: QApplication) -> None:
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.part")
-    if not win.grab().save(str(tmp), "PNG"):
-        print(f"gansynth-live: could not write {path}", file=sys.stderr)
-    else:
-        os.replace(tmp, target)
+    """Save a PNG of the window (atomically) and quit."""
+    png = QBuffer()
+    png.open(QIODevice.OpenModeFlag.WriteOnly)
+    try:
+        if not win.grab().save(png, "PNG"):
+            raise OSError("Qt could not encode the picture")
+        write_atomic(path, bytes(png.data().data()))
         print(f"wrote {path} ({win.width()}x{win.height()})")
+    except OSError as e:
+        print(f"gansynth-live: could not write {path} ({e})", file=sys.stderr)
     app.quit()
