@@ -73,7 +73,11 @@ class RigStatus:
     bank_complete: bool = False
     last_bank_s: float | None = None
     first_note_s: float | None = None
-    waited_notes: int = 0
+    waited_notes: int = 0  # notes that waited for their pitch to be rendered
+    dropped_notes: int = 0
+    stolen: int = 0  # voices taken for newer notes past the polyphony
+    limited_blocks: int = 0  # blocks the peak limiter turned down
+    nonfinite_blocks: int = 0  # blocks that were NaN or Inf and played as silence
     render_error: str | None = None
     preset: str | None = None
     z: list[float] = field(default_factory=list)
@@ -319,7 +323,8 @@ class LiveRig:
             release_s=1.0 / (v.release_rate * v.rate) if v.fixed_release else None, voices=v.sounding,
             bank_ready=r.ready(), bank_size=r.bank_notes,
             bank_complete=r.complete(), last_bank_s=r.last_bank_seconds, first_note_s=r.last_first_note_seconds,
-            waited_notes=v.waited_notes, render_error=r.error,
+            waited_notes=v.waited_notes, dropped_notes=v.dropped_notes, stolen=v.stolen,
+            limited_blocks=v.limited_blocks, nonfinite_blocks=v.nonfinite_blocks, render_error=r.error,
             preset=e.presets[e.preset_index].name if e.preset_index is not None else None,
             z=e.z.tolist(), keys_held=v.keys_held(), queued_events=list(v.events),
             audio=a.device_name if a is not None and playing else None, hostapi=a.hostapi if a is not None else None,

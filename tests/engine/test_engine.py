@@ -262,14 +262,14 @@ def test_program_change_selects_a_preset_and_keeps_old_voices(model):
     engine.process(BLOCK)
     old_slot = int(engine.voices.v_slot[0])
     engine.send(0xC0, 1)
-    assert engine.status()["preset"] == "B" and np.all(engine.z == 3.0)
+    assert engine.presets[engine.preset_index].name == "B" and np.all(engine.z == 3.0)
     engine.renderer.render_all()
     engine.note_on(62)
     engine.process(BLOCK)
     assert engine.voices.v_slot[0] == old_slot  # the sounding note keeps its timbre
     assert engine.voices.v_slot[1] == engine.renderer.lanes[0].banks[-1].slot_of[62]
     engine.send(0xC0, 2)  # wraps around the preset list
-    assert engine.status()["preset"] == "A"
+    assert engine.presets[engine.preset_index].name == "A"
 
 
 def test_worker_process_renders_the_same_notes_as_in_process(model):
