@@ -150,7 +150,9 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
     for p, q, note, slot in zip(pitches, sources, audio, slots):
         ratio = 2.0 ** ((p - q) / 12.0)
         hz = 440.0 * 2.0 ** ((p - 69) / 12.0)
-        out = resample(note, max(int(round(layout.full / ratio)), 64), info.sample_rate)
+        n_out = max(int(round(layout.full / ratio)), 64)
+        # a note at the output rate and its own pitch is stored as rendered (models at that rate carry no DC)
+        out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
         env = analyse(out, layout.rate, min(int(round(layout.hold / ratio)), len(out)), hz)
         row = data[slot]
