@@ -125,6 +125,7 @@ class LiveRig:
         self._recording = threading.Lock()
         self._clip_told = False
         self._closed = False
+        self._latency_ms: float | None = None
         self._state = threading.Lock()  # close() from another thread never meets a half-started stream
         self._rec_told: str | None = None
 
@@ -145,6 +146,7 @@ class LiveRig:
                     if self._closed:  # closed from another thread while the bank rendered
                         return
                     audio.start()
+                    self._latency_ms = audio.latency_ms  # asked once: a stream whose server died may raise
                 if self.config.connect:
                     self.connected = self._connect(audio, self.config.connect)
         except BaseException:
@@ -329,7 +331,7 @@ class LiveRig:
             z=e.z.tolist(), keys_held=v.keys_held(), queued_events=list(v.events),
             audio=a.device_name if a is not None and playing else None, hostapi=a.hostapi if a is not None else None,
             audio_lost=self.lost,
-            latency_ms=a.latency_ms + a.fx_latency_ms if a is not None and playing and a.latency_ms is not None
+            latency_ms=self._latency_ms + a.fx_latency_ms if a is not None and playing and self._latency_ms is not None
             else None,
             blocks=a.blocks if a else 0, underruns=a.underruns if a else 0, late_blocks=a.late_blocks if a else 0,
             failed_blocks=a.failed_blocks if a else 0, callback_p50_us=p50, callback_p99_us=p99,
