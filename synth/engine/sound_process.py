@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -163,9 +164,9 @@ class SoundProcess:
     `status()` and `events()` only read what the sound process has pushed."""
 
     def __init__(self, config: RigConfig) -> None:
-        if config.effects is None:
-            config.effects = []  # the window edits its chain: there is always one
-        config.strict = False  # a device that does not open is said in the window, the rest plays
+        # The window edits its chain, so there is always one; a device that does not open is said in the window
+        # and the rest plays.
+        config = replace(config, effects=config.effects if config.effects is not None else [], strict=False)
         ctx = mp.get_context("spawn")
         self._commands, child_commands = ctx.Pipe()
         self._events, child_events = ctx.Pipe(duplex=False)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import soundfile as sf
@@ -27,6 +28,10 @@ def test_the_installed_wheel_plays_renders_and_finds_its_presets(tmp_path, jack_
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
         source, cwd=tmp_path)
     wheel = next((tmp_path / "dist").glob("gansynth_live-*.whl"))
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    sources = {str(p.relative_to(source)) for top in ("synth", "gui") for p in (source / top).rglob("*.py")}
+    assert sources <= packed, sorted(sources - packed)  # a new subpackage missing from pyproject's list
+    assert {f"synth/presets/{p.name}" for p in (source / "presets").glob("*.json")} <= packed
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
