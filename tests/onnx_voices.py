@@ -15,12 +15,13 @@ Z_DIM = 4
 
 def tone_onnx(path: Path, envelope: np.ndarray, *, velocity: bool = True, layers: list[int] | None = None,
               pitch_min: int = 57, pitch_max: int = 63, release_seconds: float = 1.0, rate: int = RATE,
-              stretch: float = 0.0) -> Path:
+              stretch: float = 0.0, z_level: bool = False) -> Path:
     """audio = v · (sin φ + v · sin (3 + stretch · v) φ) · envelope, φ = 2π f(pitch) t, v = velocity (0.5 without
     the input).
 
     So a layer rendered at velocity v has its third partial at v times the fundamental (mistuned by `stretch` · v
-    harmonics), and its level grows with v. `envelope` sets the note's length (samples at `rate`)."""
+    harmonics), and its level grows with v. `envelope` sets the note's length (samples at `rate`). With `z_level`
+    the timbre sets the level instead of being ignored: audio is multiplied by the sum of z."""
     samples = len(envelope)
     t = np.arange(samples, dtype=np.float64) / rate
     consts = {"two_pi_t": (2 * np.pi * t)[None].astype(np.float32), "env": envelope[None].astype(np.float32),
@@ -46,9 +47,12 @@ def tone_onnx(path: Path, envelope: np.ndarray, *, velocity: bool = True, layers
         n("Mul", ["phase", "k3"], ["phase3"]), n("Sin", ["phase3"], ["s3"]),
         n("Mul", ["s3", "v"], ["bright"]), n("Add", ["s1", "bright"], ["tone"]), n("Mul", ["tone", "v"], ["loud"]),
         n("Mul", ["loud", "env"], ["shaped"]),
-        n("ReduceSum", ["z", "axis1"], ["zsum"], keepdims=1), n("Mul", ["zsum", "c0"], ["zero"]),
-        n("Add", ["shaped", "zero"], ["audio"]),  # z takes part, weighted 0: the timbre does not matter here
+        n("ReduceSum", ["z", "axis1"], ["zsum"], keepdims=1),
     ]
+    if z_level:
+        nodes.append(n("Mul", ["shaped", "zsum"], ["audio"]))
+    else:  # z takes part, weighted 0: the timbre does not matter here
+        nodes += [n("Mul", ["zsum", "c0"], ["zero"]), n("Add", ["shaped", "zero"], ["audio"])]
     inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["b", Z_DIM]),
               helper.make_tensor_value_info("pitch", TensorProto.INT64, ["b"])]
     if velocity:

@@ -7,7 +7,9 @@ of slots shared by all banks, so memory is fixed up front (slots × stored lengt
 default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a three-layer one). A renderer thread
 fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
 per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
-from them, then the other layers. Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
+from them, then the other layers. A timbre's first batch starts with its reference note, whose loudness sets one
+gain for all the timbre's notes (so presets play equally loud and keep their own balance across keys and layers).
+Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
 its late stretch (one loop end for all layers of a pitch, so blended voices wrap together); a percussive note's
 stretch is levelled first, so that the voice's tail gain gives back its decay on the first pass and carries it on
 past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
+from synth.engine.loudness import momentary_peak_lufs
 from synth.engine.realtime import promote_thread
 from synth.core.resample import resample
 from synth.runtime.model import NoteModel
@@ -34,6 +37,12 @@ N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
 RECENT_SECONDS = 20.0
 RENDER_NICE = 15
+# Every timbre is brought to one loudness, as a player expects of presets: the bank measures the reference note
+# (middle C at velocity 100) of each new timbre and scales all its notes so that note stores at REFERENCE_LUFS,
+# i.e. plays, after the voices' gain of 0.5 (-6 dB), at -36.2 LUFS: FluidSynth's default output for the same note
+# (gain 0.2, reverb and chorus off; median over FluidR3_GM's 112 melodic programs, p10-p90 -41.5 to -31.6).
+REFERENCE_KEY, REFERENCE_VELOCITY, REFERENCE_LUFS = 60, 100, -30.2
+MAX_TIMBRE_GAIN_DB = 30.0  # a near-silent timbre is not pulled up into its own noise floor
 IDLE_WAIT_S = 0.5  # an idle renderer sleeps; set_timbre() and wake() rouse it at once
 
 
@@ -118,6 +127,7 @@ class NoteShape:
     tail_from: int
     tail_k: float
     release: np.ndarray | None
+    gain: float = 1.0  # the timbre's loudness gain the note was stored with
 
 
 def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,10 +144,19 @@ def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.nda
     return lo.astype(np.int64), hi.astype(np.int64), np.where(w >= 1.0, 0.0, w)
 
 
+def timbre_gain(reference: np.ndarray, rate: int, layer_velocity: int) -> float:
+    """The gain that brings a timbre to REFERENCE_LUFS, from its reference note rendered at `layer_velocity` (the
+    voices play a layer at (velocity / layer)^2, so the note's level is carried over to velocity 100)."""
+    lufs = momentary_peak_lufs(reference, rate) + 40.0 * math.log10(REFERENCE_VELOCITY / layer_velocity)
+    return 10.0 ** (min(REFERENCE_LUFS - lufs, MAX_TIMBRE_GAIN_DB) / 20.0)
+
+
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
-                velocities: list[int], slots: list[int], loop_ends: list[int] | None = None) -> list[NoteShape]:
+                velocities: list[int], slots: list[int], loop_ends: list[int] | None = None,
+                gain: float | None = 1.0) -> list[NoteShape]:
     """Render `pitches` of timbre z at MIDI `velocities` (the layers') into pool rows `slots` at the output rate,
-    measured and with their loops prepared; keys outside the model's range are its nearest pitch transposed.
+    scaled by `gain`, measured and with their loops prepared; keys outside the model's range are its nearest pitch
+    transposed. With gain None the first note is the timbre's reference note and sets the gain (timbre_gain).
 
     The layers of one pitch share their loop end (`loop_ends`: one already chosen for the pitch, 0 = search; else
     the first of the batch's), so the two voices of a blended note wrap together and keep their phase relation."""
@@ -153,11 +172,13 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         n_out = max(int(round(layout.full / ratio)), 64)
         # a note at the output rate and its own pitch is stored as rendered (models at that rate carry no DC)
         out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
+        if gain is None:
+            gain = timbre_gain(out[:layout.hold], layout.rate, velocities[0])
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
         env = analyse(out, layout.rate, min(int(round(layout.hold / ratio)), len(out)), hz)
         row = data[slot]
         n = min(len(out), layout.stored)
-        row[:n] = out[:n]
+        np.multiply(out[:n], gain, out=row[:n])
         row[n:] = 0.0
         tail_from, k = start - xf, 0.0
         if env.percussive:  # level the loop stretch; the voice's tail gain puts the decay back and carries it on
@@ -169,7 +190,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         else:
             end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
         release = env.release if info.release_seconds > 0 else None
-        shapes.append(NoteShape(start, end - start, tail_from, k, release))
+        shapes.append(NoteShape(start, end - start, tail_from, k, release, gain))
     return shapes
 
 
@@ -239,6 +260,7 @@ class Bank:
     started: float = field(default_factory=time.monotonic)
     first_ready: float | None = None
     complete: float | None = None
+    gain: float | None = None  # the timbre's loudness gain, set by its first batch (which holds the reference note)
 
 
 class Lane:
@@ -288,14 +310,17 @@ class BankRenderer:
     worker process when the pool is shared, else on the thread), or synchronously (offline, tests)."""
 
     def __init__(self, model: NoteModel, rate: int, lanes: int = 1, polyphony: int = 32, slots: int = 0,
-                 process: bool = False) -> None:
+                 process: bool = False, match_loudness: bool = True) -> None:
         self.model = model
+        self.match_loudness = match_loudness  # False: notes keep the model's own level (tests of the layer maths)
         info = model.info
         self.pmin, self.pmax = info.pitch_min, info.pitch_max
         self.layout = NoteLayout.for_model(info.sample_rate, model.note_samples,
                                            info.note_seconds - info.release_seconds, rate)
         self.layers = tuple(info.velocity_layers)
         self.layer_lo, self.layer_hi, self.layer_w = layer_table(self.layers)
+        ref_layer = min(range(len(self.layers)), key=lambda i: (abs(self.layers[i] - REFERENCE_VELOCITY), -i))
+        self.reference_key = ref_layer * N_KEYS + min(max(REFERENCE_KEY, self.pmin), self.pmax)
         n_model, n_layers = self.pmax - self.pmin + 1, len(self.layers)
         self.bank_notes = n_model * n_layers  # notes in a whole bank
         voices = polyphony * (2 if n_layers > 1 else 1)  # a note between two layers plays both
@@ -459,19 +484,24 @@ class BankRenderer:
         return needed
 
     def _render(self, ln: Lane, bank: Bank, keys: list[int]) -> None:
+        if bank.gain is None and not self.match_loudness:
+            bank.gain = 1.0
+        if bank.gain is None:  # the timbre's first batch: its reference note first, to set the loudness gain
+            keys = [self.reference_key] + [k for k in keys if k != self.reference_key]
         pitches = [k % N_KEYS for k in keys]
         velocities = [self.layers[k // N_KEYS] for k in keys]
         ends = [self._loop_end(bank, p) for p in pitches]
         slots = [self._take_slot() for _ in keys]
         try:
             if self._worker is not None:
-                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends)
+                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends, bank.gain)
             else:
                 shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
-                                     ends)
+                                     ends, bank.gain)
         except Exception:
             self.pool.free.extend(slots)
             raise
+        bank.gain = shapes[0].gain
         for k, slot, shape in zip(keys, slots, shapes):
             self.pool.store(slot, shape)
             bank.slot_of[k] = slot

@@ -16,7 +16,7 @@ def model(tone_model):
 
 
 def make_voices(model, z=None, polyphony=8, **kw):
-    renderer = BankRenderer(model, RATE, polyphony=polyphony)
+    renderer = BankRenderer(model, RATE, polyphony=polyphony, match_loudness=False)
     renderer.set_timbre(np.zeros(model.info.z_dim, np.float32) if z is None else z)
     renderer.render_all()
     return Voices(renderer, max_block=BLOCK, polyphony=polyphony, **kw)

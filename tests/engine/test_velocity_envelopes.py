@@ -29,8 +29,8 @@ def models(tmp_path_factory):
     }
 
 
-def voices_for(model, max_block=BLOCK, **kw):
-    renderer = BankRenderer(model, RATE, polyphony=8)
+def voices_for(model, max_block=BLOCK, match_loudness=False, **kw):
+    renderer = BankRenderer(model, RATE, polyphony=8, match_loudness=match_loudness)
     renderer.set_timbre(np.zeros(model.info.z_dim, np.float32))
     renderer.render_all()
     return Voices(renderer, max_block=max_block, polyphony=8, **kw)
@@ -112,7 +112,7 @@ def test_old_model_has_one_layer_and_ignores_velocities(tone_model, models):
 
 
 def test_bank_renders_every_layer_with_the_played_ones_first(models):
-    renderer = BankRenderer(models["sustained"], RATE)
+    renderer = BankRenderer(models["sustained"], RATE, match_loudness=False)
     lane = renderer.lanes[0]
     lane.held[60], lane.velocity[60], lane.last_velocity[0] = 1, 100, 100
     renderer.set_timbre(np.zeros(4, np.float32))
@@ -265,7 +265,7 @@ def test_offline_render_agrees_with_live_voices(models, tmp_path):
     model = models["percussive"]
     offline = render_midi(tmp_path / "v.mid", model, [], rate=RATE, block=BLOCK).audio
 
-    v = voices_for(model)
+    v = voices_for(model, match_loudness=True)
     live, cursor = np.zeros(len(offline), np.float32), 0
     for t, kind, p, vel in events:
         at = int(round(t * RATE))
@@ -309,7 +309,7 @@ def test_callback_allocates_no_buffers(models):
 
 
 def test_stealing_takes_whole_blended_notes(models):
-    renderer = BankRenderer(models["sustained"], RATE, polyphony=2)
+    renderer = BankRenderer(models["sustained"], RATE, polyphony=2, match_loudness=False)
     renderer.set_timbre(np.zeros(4, np.float32))
     renderer.render_all()
     v = Voices(renderer, max_block=BLOCK, polyphony=2, release=0.05)
