@@ -15,7 +15,7 @@ class MorphPad(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.x, self.y = 0.5, 0.5
+        self.at_x, self.at_y = 0.5, 0.5  # not x, y: those are QWidget methods
         self.snap = False
         self.names = ["", "", "", ""]
         self.ready, self.total = 0, 61
@@ -31,9 +31,9 @@ class MorphPad(QWidget):
         x, y = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
         if self.snap:
             x, y = round(x * GRID) / GRID, round(y * GRID) / GRID
-        if (x, y) == (self.x, self.y):
+        if (x, y) == (self.at_x, self.at_y):
             return
-        self.x, self.y = x, y
+        self.at_x, self.at_y = x, y
         self.update()
         if emit:
             self.moved.emit(x, y)
@@ -86,7 +86,7 @@ class MorphPad(QWidget):
         below = QRectF(r.left() + 14, a.bottom() + 4, r.width() - 28, 18)
         p.drawText(below, Qt.AlignmentFlag.AlignLeft, bl)
         p.drawText(below, Qt.AlignmentFlag.AlignRight, br)
-        centre = QPointF(a.left() + self.x * a.width(), a.top() + self.y * a.height())
+        centre = QPointF(a.left() + self.at_x * a.width(), a.top() + self.at_y * a.height())
         p.setPen(QPen(QColor("#7ee0c3"), 2))
         p.setBrush(QColor(126, 224, 195, 90))
         p.drawEllipse(centre, 13, 13)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset, default_timbre
+from synth.core.timbre import Preset, default_timbre
 from synth.engine.midi_bytes import checked_message
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
@@ -83,15 +83,3 @@ class Engine:
 
     def process(self, frames: int) -> np.ndarray:
         return self.voices.process(frames)
-
-    # -- status ------------------------------------------------------------------------------------------------
-    def status(self) -> dict:
-        r, v = self.renderer, self.voices
-        return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.bank_notes,
-                "provider": self.model.provider, "last_bank_s": r.last_bank_seconds,
-                "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
-                "dropped_notes": v.dropped_notes,
-                "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
-                "limited_blocks": v.limited_blocks, "bad_midi": self.bad_midi,
-                "nonfinite_blocks": v.nonfinite_blocks, "render_error": r.error,
-                "preset": self.presets[self.preset_index].name if self.preset_index is not None else None}
