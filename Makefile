@@ -8,7 +8,7 @@ APT_PKGS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-s
             libxcb-xkb1 libxcb-randr0 pipewire pipewire-bin pipewire-jack wireplumber dbus-daemon
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-deps setup bundle
+.PHONY: demo test lint system-deps setup bundle
 
 system-deps:
 	@dpkg -s $(APT_PKGS) >/dev/null 2>&1 || { \
@@ -26,7 +26,13 @@ setup: system-deps $(BIN)/.installed
 demo: setup
 	$(BIN)/gansynth-live demo -o demo.wav
 
-test: setup
+# The house rules, checked: the import layers (pyproject.toml, docs/architecture.md), ruff, mypy; then the tests.
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check synth gui tests packaging
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 # The desktop bundle (dist/gansynth-live/): plays and renders without Python installed.

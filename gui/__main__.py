@@ -1,4 +1,4 @@
-from gui.cli import main
+from gui.command import main
 
 if __name__ == "__main__":
     main()

@@ -1,35 +1,38 @@
-"""Starting the window: the model, the instrument, the session, and the screenshot and drag-bench modes."""
+"""Starting the window: the model, the instrument and the session; the screenshot mode (the drag bench is in
+gui.drag_bench)."""
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QBuffer, QIODevice, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from gui.instrument import Instrument
 from gui.main_window import MainWindow
 from gui.session import config_dir
-from synth.runtime.model import DEFAULT_MODEL, NoteModel, live_threads
-
-CHORD = [48, 55, 60, 64, 67, 72, 76, 79]
+from synth.core.files import write_atomic
+from synth.runtime.model import DEFAULT_MODEL
+from synth.runtime.model_file import ModelFile
 
 
 def build_window(a: argparse.Namespace) -> MainWindow:
     config = Path(a.config) if a.config else config_dir()
-    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider, threads=live_threads())
+    model = ModelFile.read(a.model or DEFAULT_MODEL)  # its metadata: the sound process loads and runs it
     inst = Instrument(model, user_presets=config / "presets", provider=a.provider)
     return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
 
 
+def _application() -> QApplication:
+    app = QApplication.instance()
+    return app if isinstance(app, QApplication) else QApplication([sys.argv[0]])
+
+
 def run(a: argparse.Namespace) -> None:
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = _application()
     win = build_window(a)
     app.aboutToQuit.connect(win.close)
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and kill close the window cleanly (session saved)
@@ -41,6 +44,8 @@ def run(a: argparse.Namespace) -> None:
     if a.screenshot:
         settle(win, lambda: play_then_screenshot(win, a.screenshot, app))
     if a.drag_bench:
+        from gui.drag_bench import DragBench
+
         bench = DragBench(win, a.drag_bench, app)
         settle(win, bench.start)
     app.exec()
@@ -53,7 +58,7 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
     def check() -> None:
         st = win.inst.status()
-        if st["bank_ready"] == st["bank_size"] or time.monotonic() > end:
+        if st.bank_ready == st.bank_size or time.monotonic() > end:
             timer.stop()
             win.refresh_status()
             QTimer.singleShot(300, then)
@@ -64,7 +69,7 @@ def settle(win: MainWindow, then, timeout: float = 30.0) -> None:
 
 def play_then_screenshot(win: MainWindow, path: str, app: QApplication) -> None:
     """Hold a chord for a second so the meter, scope and keyboard show it, then take the screenshot."""
-    for pitch, velocity in zip(CHORD[:4], (127, 100, 70, 40)):
+    for pitch, velocity in zip((48, 55, 60, 64), (127, 100, 70, 40)):
         win.inst.note_on(pitch, velocity)
 
     def shoot() -> None:
@@ -75,78 +80,14 @@ def play_then_screenshot(win: MainWindow, path: str, app: QApplication) -> None:
 
 
 def screenshot(win: MainWindow, path: str, app: QApplication) -> None:
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.part")
-    if not win.grab().save(str(tmp), "PNG"):
-        print(f"gansynth-live: could not write {path}", file=sys.stderr)
-    else:
-        os.replace(tmp, target)
+    """Save a PNG of the window (atomically) and quit."""
+    png = QBuffer()
+    png.open(QIODevice.OpenModeFlag.WriteOnly)
+    try:
+        if not win.grab().save(png, "PNG"):
+            raise OSError("Qt could not encode the picture")
+        write_atomic(path, bytes(png.data().data()))
         print(f"wrote {path} ({win.width()}x{win.height()})")
+    except OSError as e:
+        print(f"gansynth-live: could not write {path} ({e})", file=sys.stderr)
     app.quit()
-
-
-class DragBench:
-    """Drags the pad in circles at 60 frames per second while a chord sounds; prints what it measured."""
-
-    def __init__(self, win: MainWindow, seconds: float, app: QApplication) -> None:
-        self.win, self.seconds, self.app = win, seconds, app
-        self.ticks: list[float] = []
-        self.handler: list[float] = []
-        self.per_second: list[int] = []  # underrun count at each whole second
-        self.xruns = None  # the JACK server's own stalls, when the sound goes to JACK
-        self.timer = QTimer(win)
-        self.timer.timeout.connect(self.tick)
-
-    def start(self) -> None:
-        for pitch in CHORD:
-            self.win.inst.note_on(pitch, 90)
-        st = self.win.inst.status()
-        self.underruns0, self.late0 = st["underruns"], st["late_blocks"]
-        if st["audio"] and "JACK" in st["audio"]:
-            from synth.engine.routing import XrunWatch
-
-            self.xruns = XrunWatch("drag-bench-xruns")
-        self.t0, self.t0_monotonic = time.perf_counter(), time.monotonic()
-        self.timer.start(16)
-
-    def tick(self) -> None:
-        now = time.perf_counter()
-        self.ticks.append(now)
-        t = now - self.t0
-        self.win.pad.set_position(0.5 + 0.45 * math.cos(t), 0.5 + 0.45 * math.sin(1.3 * t))
-        self.win.pad.repaint()  # paint now, inside the measured handler
-        self.handler.append(time.perf_counter() - now)
-        if int(t) > len(self.per_second):
-            self.per_second.append(self.win.inst.status()["underruns"])
-        if t >= self.seconds:
-            self.timer.stop()
-            self.report()
-            self.app.quit()
-
-    def report(self) -> None:
-        gaps = np.diff(self.ticks) * 1000
-        handler = np.array(self.handler) * 1000
-        st = self.win.inst.status()
-        counts = np.diff([self.underruns0] + self.per_second)  # underruns in each second of the drag
-        print(f"drag bench: {len(self.ticks)} pad moves in {self.seconds:.0f} s with {len(CHORD)} notes held")
-        print(f"GUI frame interval ms: p50 {np.percentile(gaps, 50):.1f}  p99 {np.percentile(gaps, 99):.1f}  "
-              f"max {gaps.max():.1f} (timer asks 16)")
-        print(f"GUI handler (morph + post timbre + paint) ms: p50 {np.percentile(handler, 50):.2f}  "
-              f"p99 {np.percentile(handler, 99):.2f}  max {handler.max():.2f}")
-        if st["audio"] is None:
-            print(f"audio: off ({self.win.inst.audio_error})")
-        else:
-            print(f"audio (its own process): {st['audio']}; underruns during the drag "
-                  f"{st['underruns'] - self.underruns0} ({st['late_blocks'] - self.late0} of them blocks the "
-                  "effects stage had not made in time); "
-                  f"callback p99 {st['callback_p99_us']:.0f} us; voices {st['voices']}; "
-                  f"bank {st['bank_ready']}/{st['bank_size']}")
-            if counts.any():
-                print("seconds with underruns (second: count): " +
-                      ", ".join(f"{i}: {c}" for i, c in enumerate(counts) if c))
-        if self.xruns is not None:
-            stalls = {int(t - self.t0_monotonic) for t in self.xruns.times if t >= self.t0_monotonic}
-            self.xruns.close()
-            ours = sum(int(c) for i, c in enumerate(counts) if c and not {i - 1, i, i + 1} & stalls)
-            print(f"JACK server xruns during the drag (they stall every client): {len(stalls)} seconds with one "
-                  f"({', '.join(map(str, sorted(stalls))) or 'none'}); underruns in no second next to one: {ours}")

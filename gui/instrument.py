@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.engine.latent import PRESETS_DIR, Preset, morph, save_preset, scan_presets
+from synth.core.timbre import PRESETS_DIR, Preset, morph, save_preset, scan_presets
+from synth.engine.rig import RigConfig, RigStatus
 from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessError
-from synth.runtime.model import NoteModel
+from synth.runtime.model_file import ModelFile
 
 MASTER_GAIN = 0.5  # the voices' gain at 0 dB on the master slider
 RECONNECT_PROBE_SECONDS = 1.0  # how often a window whose JACK server went away looks for it again
@@ -20,13 +21,19 @@ TIMBRE_INTERVAL = 0.1  # seconds between new banks while the pad moves: each get
 
 @dataclass
 class Devices:
-    """Where the sound goes and where MIDI comes from (None: the system default / our virtual port)."""
+    """Where the sound goes and where MIDI comes from (None: the system default / our virtual port), and how it
+    plays: every option of `gansynth-live play` that the window does not set elsewhere."""
     audio_out: str | None = None
     host_api: str | None = None
     rate: int = 48000
     block: int = 128
+    latency: str | float = "low"
     midi_in: str | None = None
     midi_api: str | None = None
+    channel: int | None = None  # 0-15, None: every channel
+    polyphony: int = 32
+    release: float | None = None  # None: each note's own release
+    connect: str | None = None  # JACK ports to wire our outputs to
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -40,7 +47,7 @@ class Devices:
 @dataclass
 class Instrument:
     """One playable instrument; `start()` opens the sound process (device errors land in audio_error/midi_error)."""
-    model: NoteModel
+    model: ModelFile  # read, not loaded: the sound process loads it
     user_presets: Path
     devices: Devices = field(default_factory=Devices)
     provider: str | None = None
@@ -82,11 +89,11 @@ class Instrument:
     # -- the sound process ---------------------------------------------------------------------------------------
     def start(self, audio: bool = True, midi: bool = True) -> None:
         d = self.devices
+        config = RigConfig(model=str(self.model.path), provider=self.provider, presets=self.presets, timbre=self.z,
+                           gain=MASTER_GAIN * 10 ** (self.master_db / 20), effects=list(self.saved_effects),
+                           audio=audio, midi=midi, **d.to_dict())
         try:
-            self.sound = SoundProcess(str(self.model.path), rate=d.rate, block=d.block, presets=self.presets, z=self.z,
-                                      gain=MASTER_GAIN * 10 ** (self.master_db / 20), effects=self.saved_effects,
-                                      audio=audio, midi=midi, audio_out=d.audio_out, host_api=d.host_api,
-                                      midi_in=d.midi_in, midi_api=d.midi_api, provider=self.provider)
+            self.sound = SoundProcess(config)
         except SoundProcessError as e:
             self.sound, self.chain, self.audio_error = None, None, str(e)
             return
@@ -133,12 +140,12 @@ class Instrument:
 
         return jack_running()
 
-    def _reconnect(self, lost: dict) -> dict:
+    def _reconnect(self, lost: RigStatus) -> RigStatus:
         """A new sound process on the same devices, timbre, gain and effects (the lost one's take is already
         saved); the window blocks for its start, once."""
         self.apply(self.devices)
         if self.sound is not None and not self.audio_error:
-            self._notices.append(("error", f"audio is back: {self.sound.call('status')['audio']}"))
+            self._notices.append(("error", f"audio is back: {self.sound.call('status').audio}"))
         return self.status() if self.sound is not None else lost
 
     def note_on(self, pitch: int, velocity: int = 100) -> None:
@@ -206,21 +213,20 @@ class Instrument:
         except SoundProcessError:  # the recorder died with the process; its part file keeps what was played
             return None
 
-    def status(self) -> dict:
-        """The sound process's state (voices, bank, underruns, latency, ...), or a stand-in while it is down."""
+    def status(self) -> RigStatus:
+        """The newest status the sound process pushed (voices, bank, underruns, latency, ...), or a stand-in
+        while it is down or has not said yet; never waits (but for a reconnect once the JACK server is back)."""
         if self.sound is not None:
-            try:
-                st = self.sound.call("status")
-                if st.get("audio_lost"):
-                    self.audio_error = f"lost: {st['audio_lost']}"
-                    if (st.get("hostapi") or "").startswith("JACK") and self._jack_is_back():
+            st = self.sound.status()
+            if not self.sound.process.is_alive():  # it died: say so, keep the window working (Devices → Apply)
+                self.audio_error = f"the sound process has stopped (exit code {self.sound.process.exitcode})"
+                self.sound, self.chain = None, None
+            elif st is not None:
+                if st.audio_lost:
+                    self.audio_error = f"lost: {st.audio_lost}"
+                    if (st.hostapi or "").startswith("JACK") and self._jack_is_back():
                         return self._reconnect(st)
                 return st
-            except SoundProcessError as e:  # it died: say so, keep the window working (Devices → Apply restarts)
-                self.audio_error = str(e)
-                self.sound, self.chain = None, None
-        return {"audio": None, "latency_ms": None, "voices": 0, "underruns": 0, "late_blocks": 0,
-                "callback_p99_us": 0.0, "provider": self.model.provider, "last_bank_s": None, "bank_ready": 0,
-                "bank_size": (self.model.info.pitch_max - self.model.info.pitch_min + 1)
-                * len(self.model.info.velocity_layers), "midi": None,
-                "recording_s": None, "keys_held": [], "pending_events": [], "z": self.z.tolist()}
+        info = self.model.info
+        return RigStatus(provider=self.model.provider, z=self.z.tolist(),
+                         bank_size=(info.pitch_max - info.pitch_min + 1) * len(info.velocity_layers))

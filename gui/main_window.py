@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeyEvent
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                             QInputDialog, QLabel, QListWidget, QMainWindow, QMenu, QMessageBox, QPushButton, QSlider,
-                             QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+                             QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QMainWindow,
+                             QMenu, QMessageBox, QPushButton, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from gui.effects_panel import EffectsPanel
 from gui.instrument import Devices, Instrument
@@ -22,9 +22,18 @@ from gui.meters import LevelMeter, Scope
 from gui.morph_pad import MorphPad
 from gui.timbre_map import family_grid, map_image, map_labels
 from gui.session import MASTER_DB, Session, load_session, save_session
-from synth.engine.latent import PresetError, PresetExists
+from synth.core.timbre import PresetError, PresetExists
 
 CORNERS = ("Top left", "Top right", "Bottom left", "Bottom right")
+HOST_APIS = ("jack", "alsa", "pulse", "coreaudio", "wasapi", "asio", "directsound", "mme")
+
+
+def _combo(items: list[tuple[str, object]]) -> QComboBox:
+    """A combo box of (text, value) items."""
+    box = QComboBox()
+    for text, value in items:
+        box.addItem(text, value)
+    return box
 
 
 class MainWindow(QMainWindow):
@@ -35,7 +44,9 @@ class MainWindow(QMainWindow):
         self.learning: str | None = None
         self.mappings: dict[str, tuple[int, int]] = {}
         self.octave = 0
-        self._save_timer = QTimer(self, singleShot=True, interval=1000)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(1000)
         self._save_timer.timeout.connect(self.save_session)
         self.setWindowTitle("GANSynth Live")
         self._build()
@@ -50,12 +61,35 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh_status)
         self.timer.start(100)
-        self.flusher = QTimer(self, interval=25)
+        self.flusher = QTimer(self)
+        self.flusher.setInterval(25)
         self.flusher.timeout.connect(self.poll)
         self.flusher.start()
 
     # -- layout --------------------------------------------------------------------------------------------------
     def _build(self) -> None:
+        top = QHBoxLayout()
+        top.addLayout(self._pad_column(), 3)
+        right = QVBoxLayout()
+        right.addWidget(self._status_box())
+        self.meter = LevelMeter()
+        self.scope = Scope(self.inst.devices.rate)
+        right.addWidget(self.meter)
+        right.addWidget(self.scope)
+        right.addLayout(self._master_row())
+        right.addWidget(self._tabs(), 1)
+        top.addLayout(right, 2)
+        body = QVBoxLayout()
+        body.addLayout(top, 1)
+        body.addLayout(self._keyboard_bar())
+        body.addWidget(self.keyboard)
+        central = QWidget()
+        central.setLayout(body)
+        self.setCentralWidget(central)
+        self.resize(1280, 800)
+
+    def _pad_column(self) -> QVBoxLayout:
+        """The morph pad, its four corner presets, and the random / save / snap actions."""
         self.pad = MorphPad()
         self.pad.moved.connect(self.on_pad)
         self.pad.learn_requested.connect(self.learn)
@@ -88,7 +122,9 @@ class MainWindow(QMainWindow):
         left.addLayout(corners)
         left.addWidget(self.pad, 1)
         left.addLayout(actions)
+        return left
 
+    def _status_box(self) -> QGroupBox:
         self.status_labels: dict[str, QLabel] = {}
         status = QFormLayout()
         for key, label in (("audio", "Audio"), ("latency", "Output latency"), ("voices", "Voices"),
@@ -97,8 +133,12 @@ class MainWindow(QMainWindow):
             self.status_labels[key] = QLabel("–")
             self.status_labels[key].setWordWrap(True)
             status.addRow(label, self.status_labels[key])
-        status_box = QGroupBox("Status")
-        status_box.setLayout(status)
+        box = QGroupBox("Status")
+        box.setLayout(status)
+        return box
+
+    def _master_row(self) -> QHBoxLayout:
+        """The master level (MIDI-learnable) and the record button."""
         self.gain = QSlider(Qt.Orientation.Horizontal)
         self.gain.setRange(int(MASTER_DB[0]), int(MASTER_DB[1]))
         self.gain.valueChanged.connect(self.on_gain)
@@ -114,7 +154,9 @@ class MainWindow(QMainWindow):
         master.addWidget(self.gain, 1)
         master.addWidget(self.gain_label)
         master.addWidget(self.record_btn)
+        return master
 
+    def _tabs(self) -> QTabWidget:
         self.tabs = QTabWidget()
         self.effects = EffectsPanel(lambda: self.inst.chain)
         self.effects.changed.connect(self.schedule_save)
@@ -124,18 +166,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.effects, "Effects")
         self.tabs.addTab(self._devices_tab(), "Devices")
         self.tabs.addTab(self._learn_tab(), "MIDI learn")
-        self.meter = LevelMeter()
-        self.scope = Scope(self.inst.devices.rate)
-        right = QVBoxLayout()
-        right.addWidget(status_box)
-        right.addWidget(self.meter)
-        right.addWidget(self.scope)
-        right.addLayout(master)
-        right.addWidget(self.tabs, 1)
+        return self.tabs
 
-        top = QHBoxLayout()
-        top.addLayout(left, 3)
-        top.addLayout(right, 2)
+    def _keyboard_bar(self) -> QHBoxLayout:
         self.keyboard = Keyboard()
         self.keyboard.note_on.connect(self.inst.note_on)
         self.keyboard.note_off.connect(self.inst.note_off)
@@ -143,51 +176,73 @@ class MainWindow(QMainWindow):
         self.velocity.setRange(0, 127)
         self.velocity.setSpecialValueText("by click height")
         self.velocity.valueChanged.connect(self.on_velocity)
-        kb_bar = QHBoxLayout()
-        kb_bar.addWidget(QLabel("Keyboard: click, or Z–/ and Q–P rows on your computer keyboard; velocity"))
-        kb_bar.addWidget(self.velocity)
-        kb_bar.addStretch(1)
-        body = QVBoxLayout()
-        body.addLayout(top, 1)
-        body.addLayout(kb_bar)
-        body.addWidget(self.keyboard)
-        central = QWidget()
-        central.setLayout(body)
-        self.setCentralWidget(central)
-        self.resize(1280, 800)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Keyboard: click, or Z–/ and Q–P rows on your computer keyboard; velocity"))
+        bar.addWidget(self.velocity)
+        bar.addStretch(1)
+        return bar
 
     def _devices_tab(self) -> QWidget:
+        """Where the sound goes and how it plays: every `gansynth-live play` option the window has no other
+        place for. Nothing changes until Apply (a new sound process)."""
         from synth.engine.audio import output_devices
-        from synth.engine.midi import MidiPortError, list_ports
+        from synth.engine.midi import APIS, MidiPortError, list_ports
 
         w = QWidget()
         form = QFormLayout(w)
-        self.audio_box = QComboBox()
-        self.audio_box.addItem("System default", None)
-        for d in output_devices():
-            mark = f" — virtual: {d['virtual']}" if d["virtual"] else ""
-            self.audio_box.addItem(f"{d['name']} ({d['hostapi']}){mark}", str(d["index"]))
-        self.rate_box = QComboBox()
-        for r in (44100, 48000, 88200, 96000):
-            self.rate_box.addItem(str(r), r)
-        self.block_box = QComboBox()
-        for b in (64, 128, 256, 512, 1024):
-            self.block_box.addItem(str(b), b)
-        self.midi_box = QComboBox()
-        self.midi_box.addItem("Virtual port “GANSynth Live”", None)
+        self.audio_box = _combo([("System default", None)] + [
+            (f"{d['name']} ({d['hostapi']})" + (f" — virtual: {d['virtual']}" if d["virtual"] else ""),
+             str(d["index"])) for d in output_devices()])
+        self.host_api_box = _combo([("Any", None)] + [(name, name) for name in HOST_APIS])
+        self.rate_box = _combo([(str(r), r) for r in (44100, 48000, 88200, 96000)])
+        self.block_box = _combo([(str(b), b) for b in (64, 128, 256, 512, 1024)])
+        self.latency_box = _combo([("Low", "low"), ("High", "high")])
+        self.polyphony_box = QSpinBox()
+        self.polyphony_box.setRange(1, 256)
+        self.release_box = QDoubleSpinBox()
+        self.release_box.setRange(0.0, 10.0)
+        self.release_box.setSingleStep(0.05)
+        self.release_box.setSuffix(" s")
+        self.release_box.setSpecialValueText("each note's own")
+        self.midi_box = _combo([("Virtual port “GANSynth Live”", None)])
         try:
             for port in list_ports():
                 self.midi_box.addItem(port, port)
         except MidiPortError as e:
             self.midi_box.setToolTip(str(e))
+        self.midi_api_box = _combo([("Default", None)] + [(name, name) for name in APIS])
+        self.channel_box = _combo([("All (omni)", None)] + [(str(c + 1), c) for c in range(16)])
+        self.connect_edit = QLineEdit()
+        self.connect_edit.setPlaceholderText("JACK input ports, e.g. ardour:audio_in (comma-separated)")
         apply = QPushButton("Apply")
         apply.clicked.connect(self.apply_devices)
-        form.addRow("Audio output", self.audio_box)
-        form.addRow("Sample rate", self.rate_box)
-        form.addRow("Block size", self.block_box)
-        form.addRow("MIDI input", self.midi_box)
+        for label, widget in (("Audio output", self.audio_box), ("Host API", self.host_api_box),
+                              ("Sample rate", self.rate_box), ("Block size", self.block_box),
+                              ("Latency", self.latency_box), ("Polyphony", self.polyphony_box),
+                              ("Release", self.release_box), ("MIDI input", self.midi_box),
+                              ("MIDI API", self.midi_api_box), ("MIDI channel", self.channel_box),
+                              ("Connect to", self.connect_edit)):
+            form.addRow(label, widget)
         form.addRow(apply)
         return w
+
+    def _show_devices(self, d: Devices) -> None:
+        for box, value in ((self.audio_box, d.audio_out), (self.host_api_box, d.host_api), (self.rate_box, d.rate),
+                           (self.block_box, d.block), (self.latency_box, d.latency), (self.midi_box, d.midi_in),
+                           (self.midi_api_box, d.midi_api), (self.channel_box, d.channel)):
+            self._select(box, value)
+        self.polyphony_box.setValue(d.polyphony)
+        self.release_box.setValue(d.release or 0.0)
+        self.connect_edit.setText(d.connect or "")
+
+    def chosen_devices(self) -> Devices:
+        """What the devices tab shows now."""
+        return Devices(audio_out=self.audio_box.currentData(), host_api=self.host_api_box.currentData(),
+                       rate=self.rate_box.currentData(), block=self.block_box.currentData(),
+                       latency=self.latency_box.currentData(), midi_in=self.midi_box.currentData(),
+                       midi_api=self.midi_api_box.currentData(), channel=self.channel_box.currentData(),
+                       polyphony=self.polyphony_box.value(), release=self.release_box.value() or None,
+                       connect=self.connect_edit.text().strip() or None)
 
     def _learn_tab(self) -> QWidget:
         w = QWidget()
@@ -228,15 +283,11 @@ class MainWindow(QMainWindow):
         self.gain.setValue(int(round(s.master_db)))
         self.velocity.setValue(s.velocity)
         self.inst.saved_effects = list(s.effects)
-        devices = Devices.from_dict(s.devices) if s.devices else self.inst.devices
-        self._select(self.audio_box, devices.audio_out)
-        self._select(self.rate_box, devices.rate)
-        self._select(self.block_box, devices.block)
-        self._select(self.midi_box, devices.midi_in)
+        self._show_devices(Devices.from_dict(s.devices) if s.devices else self.inst.devices)
         self.mappings = {k: (int(v[0]), int(v[1])) for k, v in s.mappings.items() if len(v) == 2}
         self._show_mappings()
-        self.pad.set_position(*s.position, emit=False)
-        self.inst.move(self.pad.x, self.pad.y)
+        self.pad.set_position(s.position[0], s.position[1], emit=False)
+        self.inst.move(self.pad.at_x, self.pad.at_y)
 
     @staticmethod
     def _select(box: QComboBox, data: object) -> None:
@@ -246,7 +297,7 @@ class MainWindow(QMainWindow):
 
     def session(self) -> Session:
         corners = [self.missing_corners.get(i, c.name) for i, c in enumerate(self.inst.corners)]
-        return Session(corners=corners, position=[self.pad.x, self.pad.y],
+        return Session(corners=corners, position=[self.pad.at_x, self.pad.at_y],
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
                        effects=self.inst.effects_list(),
                        devices=self.inst.devices.to_dict(),
@@ -277,11 +328,17 @@ class MainWindow(QMainWindow):
     def on_mod_target(self, name: str) -> None:
         try:
             self.inst.set_mod_target(name)
+            self._mod_chosen: str | None = name  # until a status says so, older statuses do not undo the choice
         except ValueError as e:  # SoundProcessError: said in the status bar, the old target plays on
             self.report(str(e))
 
     def show_mod_target(self, name: str | None) -> None:
         """Show the sound process's morph target in the box without sending it back."""
+        chosen = getattr(self, "_mod_chosen", None)
+        if chosen is not None:
+            if name != chosen:
+                return
+            self._mod_chosen = None
         if name and name != self.mod_box.currentText():
             self.mod_box.blockSignals(True)
             self.mod_box.setCurrentText(name)
@@ -297,13 +354,13 @@ class MainWindow(QMainWindow):
 
     def on_snap(self, on: bool) -> None:
         self.pad.snap = on
-        self.pad.set_position(self.pad.x, self.pad.y)
+        self.pad.set_position(self.pad.at_x, self.pad.at_y)
         self.pad.update()
         self.schedule_save()
 
     def on_random(self, seed: int | None = None) -> None:
         self.inst.random_timbre(seed)
-        self.statusBar().showMessage("random timbre (move the pad to go back to the corners)", 5000)
+        self._say("random timbre (move the pad to go back to the corners)", 5000)
 
     def save_current_preset(self, name: str | None = None, overwrite: bool | None = None) -> Path | None:
         if name is None:
@@ -333,7 +390,7 @@ class MainWindow(QMainWindow):
                 box.setCurrentIndex(same[0])
                 self.inst.corners[self.corner_boxes.index(box)] = self.inst.presets[same[0]]
             box.blockSignals(False)
-        self.statusBar().showMessage(f"saved {path}", 5000)
+        self._say(f"saved {path}", 5000)
         return path
 
     def on_gain(self, db: int) -> None:
@@ -359,16 +416,13 @@ class MainWindow(QMainWindow):
                 self.report(str(e))
                 self.record_btn.setChecked(False)
         else:
-            path = self.inst.stop_recording()
+            took = self.inst.stop_recording()
             self.record_btn.setText("● Record")
-            if path:
-                self.statusBar().showMessage(f"recorded to {path}", 8000)
+            if took:
+                self._say(f"recorded to {took}", 8000)
 
     def apply_devices(self) -> None:
-        devices = Devices(audio_out=self.audio_box.currentData(), rate=self.rate_box.currentData(),
-                          block=self.block_box.currentData(), midi_in=self.midi_box.currentData(),
-                          host_api=self.inst.devices.host_api, midi_api=self.inst.devices.midi_api)
-        self.inst.apply(devices)
+        self.inst.apply(self.chosen_devices())
         self.effects.refresh()
         self._show_device_errors()
         self.schedule_save()
@@ -378,20 +432,25 @@ class MainWindow(QMainWindow):
             if problem:
                 self.report(problem)
 
+    def _say(self, text: str, ms: int = 0) -> None:
+        bar = self.statusBar()
+        if bar is not None:
+            bar.showMessage(text, ms)
+
     def report(self, text: str) -> None:
-        self.statusBar().showMessage(text, 15000)
+        self._say(text, 15000)
         print(f"gansynth-live: {text}", flush=True)
 
     # -- MIDI learn ----------------------------------------------------------------------------------------------
     def learn(self, control: str) -> None:
         self.learning = control
-        self.statusBar().showMessage(f"MIDI learn: move a knob or slider on your controller for {control}")
+        self._say(f"MIDI learn: move a knob or slider on your controller for {control}")
 
     def on_cc(self, channel: int, controller: int, value: int) -> None:
         if self.learning is not None:
             self.mappings = {k: v for k, v in self.mappings.items() if v != (channel, controller)}
             self.mappings[self.learning] = (channel, controller)
-            self.statusBar().showMessage(f"{self.learning} ← CC {controller} on channel {channel + 1}", 5000)
+            self._say(f"{self.learning} ← CC {controller} on channel {channel + 1}", 5000)
             self.learning = None
             self._show_mappings()
             self.schedule_save()
@@ -401,9 +460,9 @@ class MainWindow(QMainWindow):
 
     def set_control(self, control: str, v: float) -> None:
         if control == "morph_x":
-            self.pad.set_position(v, self.pad.y)
+            self.pad.set_position(v, self.pad.at_y)
         elif control == "morph_y":
-            self.pad.set_position(self.pad.x, v)
+            self.pad.set_position(self.pad.at_x, v)
         elif control == "master_gain":
             self.gain.setValue(round(-60 + 66 * v))
         elif control.startswith("fx:"):
@@ -433,31 +492,31 @@ class MainWindow(QMainWindow):
 
     def refresh_status(self) -> None:
         st = self.inst.status()
-        ready, total = st["bank_ready"], st["bank_size"]
+        ready, total = st.bank_ready, st.bank_size
         self.pad.set_progress(ready, total)
         lab = self.status_labels
-        lab["audio"].setText(st["audio"] or f"off ({self.inst.audio_error or 'not started'})")
-        lab["latency"].setText(f"{st['latency_ms']:.1f} ms" if st["latency_ms"] is not None else "–")
-        lab["voices"].setText(f"{st['voices']}")
-        failed = st.get("failed_blocks", 0)
-        lab["underruns"].setText(f"{st['underruns']}"
+        lab["audio"].setText(st.audio or f"off ({self.inst.audio_error or 'not started'})")
+        lab["latency"].setText(f"{st.latency_ms:.1f} ms" if st.latency_ms is not None else "–")
+        lab["voices"].setText(f"{st.voices}")
+        failed = st.failed_blocks
+        lab["underruns"].setText(f"{st.underruns}"
                                  + (f" ({failed} failed blocks played as silence)" if failed else ""))
-        lab["callback"].setText(f"{st['callback_p99_us']:.0f} µs")
-        lab["provider"].setText(st["provider"].replace("ExecutionProvider", ""))
-        lab["bank"].setText(f"{st['last_bank_s']:.2f} s ({ready}/{total} ready)" if st["last_bank_s"] else
+        lab["callback"].setText(f"{st.callback_p99_us:.0f} µs")
+        lab["provider"].setText(st.provider.replace("ExecutionProvider", "") or "–")
+        lab["bank"].setText(f"{st.last_bank_s:.2f} s ({ready}/{total} ready)" if st.last_bank_s else
                             f"rendering ({ready}/{total})")
-        bad = st.get("bad_midi", 0)
-        lab["midi"].setText((st["midi"] or f"off ({self.inst.midi_error or 'not opened'})")
+        bad = st.bad_midi
+        lab["midi"].setText((st.midi or f"off ({self.inst.midi_error or 'not opened'})")
                             + (f" ({bad} malformed messages dropped)" if bad else ""))
-        if st["recording_s"] is not None:
-            self.record_btn.setText(f"■ Stop ({st['recording_s']:.0f} s)")
-        if st.get("recording_error") and st["recording_error"] != getattr(self, "_told_recording", None):
-            self._told_recording = st["recording_error"]
-            self.report(st["recording_error"])
-        self.keyboard.set_external(set(st["keys_held"]) - self.keyboard.pressed, st.get("key_velocities"))
-        self.meter.set_levels(st.get("meter"))
-        self.show_mod_target(st.get("mod_target"))
-        self.scope.set_frames(st["meter"]["scope"] if st.get("meter") else None)
+        if st.recording_s is not None:
+            self.record_btn.setText(f"■ Stop ({st.recording_s:.0f} s)")
+        if st.recording_error and st.recording_error != getattr(self, "_told_recording", None):
+            self._told_recording = st.recording_error
+            self.report(st.recording_error)
+        self.keyboard.set_external(set(st.keys_held) - self.keyboard.pressed, st.key_velocities)
+        self.meter.set_levels(st.meter)
+        self.show_mod_target(st.mod_target)
+        self.scope.set_frames(st.meter["scope"] if st.meter else None)
 
     # -- computer keyboard ---------------------------------------------------------------------------------------
     def keyPressEvent(self, e: QKeyEvent) -> None:

@@ -3,7 +3,7 @@ snapping grid, and a bar showing how much of the note bank is rendered for where
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QLinearGradient, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import QColor, QImage, QLinearGradient, QMouseEvent, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QMenu, QSizePolicy, QWidget
 
 GRID = 4  # snapping divisions per side
@@ -15,11 +15,11 @@ class MorphPad(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.x, self.y = 0.5, 0.5
+        self.at_x, self.at_y = 0.5, 0.5  # not x, y: those are QWidget methods
         self.snap = False
         self.names = ["", "", "", ""]
         self.ready, self.total = 0, 61
-        self.background = None  # QImage: the timbre map (gui.timbre_map), stretched over the pad
+        self.background: QImage | None = None  # the timbre map (gui.timbre_map), stretched over the pad
         self.labels: list[tuple[str, float, float]] = []  # (name, x, y) written over the map
         self.setMinimumSize(320, 320)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -33,9 +33,9 @@ class MorphPad(QWidget):
         x, y = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
         if self.snap:
             x, y = round(x * GRID) / GRID, round(y * GRID) / GRID
-        if (x, y) == (self.x, self.y):
+        if (x, y) == (self.at_x, self.at_y):
             return
-        self.x, self.y = x, y
+        self.at_x, self.at_y = x, y
         self.update()
         if emit:
             self.moved.emit(x, y)
@@ -96,7 +96,7 @@ class MorphPad(QWidget):
         below = QRectF(r.left() + 14, a.bottom() + 4, r.width() - 28, 18)
         p.drawText(below, Qt.AlignmentFlag.AlignLeft, bl)
         p.drawText(below, Qt.AlignmentFlag.AlignRight, br)
-        centre = QPointF(a.left() + self.x * a.width(), a.top() + self.y * a.height())
+        centre = QPointF(a.left() + self.at_x * a.width(), a.top() + self.at_y * a.height())
         p.setPen(QPen(QColor("#7ee0c3"), 2))
         p.setBrush(QColor(126, 224, 195, 90))
         p.drawEllipse(centre, 13, 13)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from synth import schema
+from synth.core.files import write_atomic
 
 MASTER_DB = (-60.0, 6.0)  # the master slider's range
 
@@ -34,9 +35,7 @@ class Session:
 
 def save_session(session: Session, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(asdict(session), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(session), indent=2) + "\n")
 
 
 def check_session(data: object, where: str) -> Session:
@@ -47,7 +46,8 @@ def check_session(data: object, where: str) -> Session:
     data = schema.obj(data, where)
     s = Session()
     if "corners" in data:
-        s.corners = schema.items(data["corners"], where, "corners", lambda v, f: schema.string(v, where, f, 200), 4)
+        s.corners = schema.items(data["corners"], where, "corners",
+                                 lambda v, f: str(schema.string(v, where, f, 200)), 4)
     if "position" in data:
         pos = schema.items(data["position"], where, "position", lambda v, f: schema.number(v, where, f, 0, 1, True))
         if len(pos) != 2:
@@ -67,6 +67,7 @@ def check_session(data: object, where: str) -> Session:
             s.devices["rate"] = schema.integer(d["rate"], where, "devices.rate", 8000, 384000)
         if "block" in d:
             s.devices["block"] = schema.integer(d["block"], where, "devices.block", 16, 8192)
+        s.devices |= _play_options(d, where)
     if "mappings" in data:
         m = schema.obj(data["mappings"], where, "mappings")
         for control, pair in m.items():
@@ -78,6 +79,24 @@ def check_session(data: object, where: str) -> Session:
     if "velocity" in data:
         s.velocity = schema.integer(data["velocity"], where, "velocity", 0, 127)
     return s
+
+
+def _play_options(d: dict, where: str) -> dict:
+    """The devices' play options (latency, polyphony, release, channel, JACK connections), each checked."""
+    out: dict = {}
+    if "latency" in d:
+        latency = d["latency"]
+        out["latency"] = latency if latency in ("low", "high") else schema.number(latency, where, "devices.latency",
+                                                                                  0.0, 2.0)
+    if "polyphony" in d:
+        out["polyphony"] = schema.integer(d["polyphony"], where, "devices.polyphony", 1, 256)
+    if d.get("release") is not None:
+        out["release"] = schema.number(d["release"], where, "devices.release", 0.0, 10.0)
+    if d.get("channel") is not None:
+        out["channel"] = schema.integer(d["channel"], where, "devices.channel", 0, 15)
+    if "connect" in d:
+        out["connect"] = schema.string(d["connect"], where, "devices.connect", 2000, optional=True)
+    return out
 
 
 def load_session(path: Path) -> tuple[Session, str | None]:

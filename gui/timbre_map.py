@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtGui import QColor, QImage
 
-from synth.engine.latent import Preset, morph
+from synth.core.timbre import Preset, morph
 
 GRID = 32
 MIN_SHARE = 0.06

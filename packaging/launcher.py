@@ -17,6 +17,6 @@ def _use_bundled_portaudio() -> None:
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # the note-bank render worker is a spawned process of this same binary
     _use_bundled_portaudio()
-    from gui.cli import main
+    from gui.command import main
 
     main()

@@ -6,15 +6,18 @@ fingered bass (channel 3).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+from synth.core.files import write_atomic
 
 DEMO_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
 TICKS = 480
 CHORDS = [(48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50)] * 2
 BASS = [36, 33, 29, 31] * 2
 # (beat within the bar, pitch, beats) for each bar of the melody.
-MELODY = [
+MELODY: list[list[tuple[float, int, float]]] = [
     [(0, 76, 1), (1, 79, 1), (2, 77, 1), (3, 76, 1)],
     [(0, 72, 2), (2, 74, 1), (3, 76, 1)],
     [(0, 77, 1.5), (1.5, 76, 0.5), (2, 74, 2)],
@@ -36,8 +39,8 @@ def demo_events() -> list[tuple[float, bytes]]:
         for p in chord:
             ev += [(t, bytes([0x90, p, 70])), (t + 1.0, bytes([0x80, p, 0]))]
         ev.append((t + 3.9, bytes([0xB0, 64, 0])))
-        for beat, length in ((0, 1.5), (2, 1.5)):
-            ev += [(t + beat, bytes([0x92, bass, 96])), (t + beat + length, bytes([0x82, bass, 0]))]
+        for start, length in ((0.0, 1.5), (2.0, 1.5)):
+            ev += [(t + start, bytes([0x92, bass, 96])), (t + start + length, bytes([0x82, bass, 0]))]
         for beat, p, length in melody:
             ev += [(t + beat, bytes([0x91, p, 100])), (t + beat + length * 0.9, bytes([0x81, p, 0]))]
     return ev
@@ -60,10 +63,9 @@ def write_demo_midi(path: str | os.PathLike = DEMO_MIDI) -> None:
             track.append(mido.Message.from_bytes(list(raw), time=tick - last))
             last = tick
         mid.tracks.append(track)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    mid.save(str(tmp))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 if __name__ == "__main__":

@@ -1,25 +1,28 @@
-"""Shared fixtures: a tiny note set rendered by FluidSynth from TimGM6mb, and a tiny exported model."""
+"""Shared fixtures: a tiny note set rendered by FluidSynth from TimGM6mb, a tiny exported model, a tone model with
+known answers and a private JACK server. Torch is imported only by the fixtures that build models with it."""
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from synth.model import dataset
-from synth.model.voice import Voice, VoiceConfig
-from synth.model.voice_export import export_voice, write_onnx
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen; the screenshot uses Xvfb
-# One torch thread: tests share the cores with JACK servers and subprocesses, and an OpenMP team whose second
-# thread is descheduled spins (a tiny training step took seconds instead of a tenth of one).
-torch.set_num_threads(1)
-TINY_NET = VoiceConfig(z_dim=16, cond=32, channels=[16, 16, 8, 8, 8])
+
+
+def _torch():
+    """torch with one thread: tests share the cores with JACK servers and subprocesses, and an OpenMP team whose
+    second thread is descheduled spins (a tiny training step took seconds instead of a tenth of one)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
 
 
 @pytest.fixture(scope="session")
 def tiny_notes(tmp_path_factory) -> Path:
     """Two programs (piano, violin) x 9 pitches x 2 velocities from TimGM6mb."""
+    from synth.model import dataset
+
     out = tmp_path_factory.mktemp("notes")
     dataset.build(out, soundfonts=["timgm6mb"], programs=[0, 40], velocities=[70, 110],
                   pitches=list(range(24, 85, 7)), progress=False)
@@ -27,13 +30,18 @@ def tiny_notes(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_synth() -> Voice:
-    torch.manual_seed(0)
+def tiny_synth():
+    from synth.model.voice import Voice
+    from tests.torch_voices import TINY_NET
+
+    _torch().manual_seed(0)
     return Voice(TINY_NET).eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_synth) -> Path:
+    from synth.model.voice_export import export_voice
+
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export_voice(tiny_synth, path, {"training_data": "untrained test model", "metrics": {}})
     return path
@@ -44,32 +52,12 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-class ToneSynth(torch.nn.Module):
-    """A model with a known answer: G(z, pitch) is a harmonic tone at exactly the pitch's frequency (fundamental
-    dominant, z shading the weak upper partials), 5 ms attack, steady for 3 s, then a 1 s decay. It goes through
-    the same ONNX loader as a trained model, so engine tests can check onsets and pitches; it keeps the first
-    contract (no velocity input, 16 kHz), which the runtime still plays."""
-
-    def __init__(self, z_dim: int = 8, rate: int = 16000, samples: int = 64000) -> None:
-        super().__init__()
-        t = torch.arange(samples) / rate
-        env = torch.clamp(t / 0.005, max=1.0) * torch.where(t < 3.0, torch.ones_like(t), torch.exp(-(t - 3.0) * 8))
-        self.register_buffer("t", t)
-        self.register_buffer("env", env)
-        self.z_dim = z_dim
-
-    def forward(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        f = 440.0 * torch.pow(2.0, (pitch.float() - 69.0) / 12.0)
-        weights = 0.1 * torch.sigmoid(z[:, :3])  # 2nd-4th partials at most -20 dB under the fundamental
-        phase = 2 * np.pi * f[:, None] * self.t[None, :]
-        audio = torch.sin(phase)
-        for k in range(3):
-            audio = audio + weights[:, k:k + 1] * torch.sin((k + 2) * phase)
-        return 0.3 * audio * self.env[None, :]
-
-
 @pytest.fixture(scope="session")
 def tone_model(tmp_path_factory) -> Path:
+    from synth.model.voice_export import write_onnx
+    from tests.torch_voices import ToneSynth
+
+    torch = _torch()
     path = tmp_path_factory.mktemp("tone") / "tone.onnx"
     meta = {"sample_rate": 16000, "z_dim": 8, "pitch_min": 24, "pitch_max": 84, "note_seconds": 4.0,
             "release_seconds": 1.0, "training_data": "analytic test tones", "metrics": {}}
@@ -86,7 +74,7 @@ def jack_server():
     import shutil
     import subprocess
 
-    from synth.engine.bench import start_jack
+    from synth.bench.jack_server import start_jack
 
     if shutil.which("jackd") is None:
         pytest.fail("jackd is not installed (Debian package jackd2); run the README's setup")

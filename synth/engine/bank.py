@@ -15,7 +15,7 @@ stretch is levelled first, so that the voice's tail gain gives back its decay on
 past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
 reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note) and the pool's per-slot loop, tail and
 release arrays, and marks its use in `SlotPool.users`; a slot taken from an old bank is reused only when no voice
-plays it and the audio clock has moved on.
+plays it and the audio clock has moved on. Who writes each shared array: docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
 from synth.engine.loudness import momentary_peak_lufs
 from synth.engine.realtime import promote_thread
-from synth.engine.resample import resample
+from synth.core.resample import resample
 from synth.runtime.model import NoteModel
 
 N_KEYS = 128
@@ -271,7 +271,10 @@ class Lane:
         self.banks: list[Bank] = []
         self.target: np.ndarray | None = None
         self.generation = 0
-        # Written by the audio thread, read by the renderer to choose what to render first.
+        # Read by the renderer to choose what to render first. held, last_on, last_velocity: written by the mixing
+        # thread only. velocity: also by Engine.send for a pitch not rendered yet; wanted: by Engine.send, the mixing
+        # thread and the renderer (which clears it). Single int stores under the GIL; a race only reorders renders
+        # (docs/architecture.md, "Shared buffers").
         self.held = np.zeros(N_KEYS, dtype=np.int32)
         self.last_on = np.zeros(N_KEYS, dtype=np.int64)  # audio clock at the last note-on, 0 = never
         self.wanted = np.zeros(N_KEYS, dtype=np.int64)  # audio clock + 1 when a note waits for this pitch

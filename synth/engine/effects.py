@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class EffectError(ValueError):
 class Effect:
     """One link of the chain: a built-in (kind is its name) or a hosted plugin (kind "plugin", path set)."""
     kind: str
-    plugin: object
+    plugin: Any  # a pedalboard Plugin, or the HostedPlugin proxy of one in its own process
     path: str | None = None
     bypass: bool = False
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from collections import deque
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset, default_timbre
+from synth.core.timbre import Preset, default_timbre
 from synth.engine.midi_bytes import checked_message
 from synth.engine.offline import morph_target
 from synth.engine.voices import Voices
@@ -154,17 +154,3 @@ class Engine:
             np.add(block, kit, out=block)
             np.clip(block, -1.0, 1.0, out=block)
         return block
-
-    # -- status ------------------------------------------------------------------------------------------------
-    def status(self) -> dict:
-        r, v = self.renderer, self.voices
-        return {"voices": v.sounding, "bank_ready": r.ready(), "bank_size": r.bank_notes,
-                "provider": self.model.provider, "last_bank_s": r.last_bank_seconds,
-                "first_note_s": r.last_first_note_seconds, "waited_notes": v.waited_notes,
-                "dropped_notes": v.dropped_notes,
-                "max_wait_ms": v.max_wait_blocks * v.last_block / self.rate * 1000, "stolen": v.stolen,
-                "limited_blocks": v.limited_blocks, "bad_midi": self.bad_midi,
-                "nonfinite_blocks": v.nonfinite_blocks, "render_error": r.error,
-                "preset": self.presets[self.preset_index].name if self.preset_index is not None else None,
-                "mod_target": self.morph_name,
-                "key_velocities": {k: int(self.renderer.lanes[0].velocity[k]) for k in v.keys_held()}}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth.engine.drums import FluidPlayer, render_drums
-from synth.engine.latent import Preset
+from synth.core.timbre import Preset
 from synth.engine.offline import DRUM_CHANNEL, read_midi_file, render_midi
 from synth.runtime.model import NoteModel
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from synth.engine.bank import BankRenderer
-from synth.engine.latent import Preset, default_timbre
+from synth.core.notes import FAMILIES
+from synth.core.timbre import Preset, default_timbre
 from synth.engine.voices import Voices
-from synth.model.dataset import FAMILIES
 from synth.runtime.model import NoteModel
 
 DRUM_CHANNEL = 9

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from typing import Any
 
 JACK_CLIENT = "GANSynth Live Audio"
 # name fragment → what it is; matched case-insensitively against PortAudio device names
@@ -103,7 +104,7 @@ def connect_outputs(targets: str, client_name: str = JACK_CLIENT) -> list[tuple[
         if not ours:
             raise RoutingError(f"no JACK output ports of '{client_name}' (is the audio going through JACK?)")
         inputs = client.get_ports(is_audio=True, is_input=True)
-        wanted = []
+        wanted: list[Any] = []  # jack.Port
         for spec in filter(None, (s.strip() for s in targets.split(","))):
             found = [p for p in inputs if p.name == spec] or [p for p in inputs if spec.lower() in p.name.lower()]
             if not found:

@@ -23,11 +23,9 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-SAMPLE_RATE = 48000
-NOTE_SECONDS = 4.0
-HOLD_SECONDS = 3.0
+from synth.core.notes import FAMILIES, HOLD_SECONDS, NOTE_SECONDS, PITCH_MAX, PITCH_MIN, SAMPLE_RATE, family_of
+
 SPACING_SECONDS = 6.0
-PITCH_MIN, PITCH_MAX = 24, 84
 MELODIC_PROGRAMS = range(0, 112)  # 112-127 are percussive and sound effects
 DEFAULT_VELOCITIES = (40, 80, 120)
 SILENT_PEAK = 10 ** (-50 / 20)
@@ -40,19 +38,8 @@ SOUNDFONTS = {
     "musescore-hq": "/usr/share/sounds/sf3/MuseScore_General.sf3",
 }
 
-FAMILIES = (
-    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble",
-    "brass", "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic",
-)
-
-
 class DatasetError(ValueError):
     """A problem building or reading the note set, worded for the user."""
-
-
-def family_of(program: int) -> int:
-    """GM family index (0-13) of a melodic program (0-111)."""
-    return program // 8
 
 
 def split_of(soundfont: str, program: int, velocity: int, pitch: int) -> str:

@@ -276,7 +276,7 @@ def render_at_set_rate(model, z: np.ndarray, pitches: np.ndarray, velocities: np
                        batch: int = 32) -> np.ndarray:
     """Notes of a NoteModel at the note set's rate and length (an older 16 kHz model is resampled), so the
     classifier and every measure hear ours as they hear the real notes."""
-    from synth.engine.resample import resample
+    from synth.core.resample import resample
 
     out = np.concatenate([model.render(z[i:i + batch], pitches[i:i + batch],
                                        None if velocities is None else velocities[i:i + batch])

@@ -13,14 +13,13 @@ import math
 import numpy as np
 import torch
 
-SAMPLE_RATE = 48000
+from synth.core.notes import HOLD_SECONDS as HOLD_SECONDS, NOTE_SECONDS, SAMPLE_RATE  # HOLD_SECONDS: re-exported
+
 HOP = 240                       # 5 ms control rate
 TABLE = 512                     # wavetable length: holds 256 harmonics, we use HARMONICS of them
 HARMONICS = 128
 NOISE_BANDS = 32
 LOW_CUT_HZ = 20.0              # the noise has nothing below this: no DC, no rumble
-NOTE_SECONDS = 4.0
-HOLD_SECONDS = 3.0
 FRAMES = int(NOTE_SECONDS * SAMPLE_RATE) // HOP      # 800 control frames; the synth reads one more (the end)
 NOTE_SAMPLES = FRAMES * HOP
 

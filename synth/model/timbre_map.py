@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.engine.latent import Preset
-from synth.model.dataset import FAMILIES, SAMPLE_RATE
+from synth.core.notes import FAMILIES, SAMPLE_RATE
+from synth.core.timbre import Preset
 from synth.model.evaluate import (classify, classify_spectrograms, decays, render_at_set_rate, spectrograms,
                                   train_classifier)
 from synth.runtime.model import NoteModel
@@ -231,7 +231,7 @@ def _curve(model: NoteModel, clf, a: Preset, b: Preset, steps: int, pitches: tup
     t (mean over the pitches), which says whether a jump in probabilities is a jump in the sound itself; and the
     reference `crossfade_max_step`: the same measure along a plain crossfade (1 - t) a + t b of the two end notes,
     which is how sharply the classifier itself turns between the two sounds when nothing is learned in between."""
-    from synth.engine.latent import slerp
+    from synth.core.timbre import slerp
 
     t = np.linspace(0.0, 1.0, steps)
     z = np.stack([slerp(a.z, b.z, float(x)) for x in t]).astype(np.float32)

@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.core.notes import N_PITCHES, PITCH_MAX as PITCH_MAX, PITCH_MIN  # PITCH_MAX: re-exported
 from synth.model.hnsynth import (FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
                                  HarmonicNoiseSynth, exp_sigmoid, smooth_frames)
 
-PITCH_MIN, PITCH_MAX = 24, 84
-N_PITCHES = PITCH_MAX - PITCH_MIN + 1
 MEL_BANDS = 64
 MEL_HOP = 480
 

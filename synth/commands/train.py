@@ -1,0 +1,45 @@
+"""`train`: train the voice (a VAE over the harmonic-plus-noise decoder), resuming from OUT/checkpoint.pt."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from synth.commands.common import DEFAULT_DATA
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train the voice (a VAE over the harmonic-plus-noise decoder); resumes "
+                                     "from OUT/checkpoint.pt")
+    t.add_argument("--data", default=str(DEFAULT_DATA))
+    t.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.jsonl)")
+    t.add_argument("--z-dim", type=int, default=64)
+    t.add_argument("--channels", type=int, nargs=5,
+                   help="widths of the five upsampling blocks (default 128 128 96 64 48)")
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--kl-weight", type=float, default=1e-3)
+    t.add_argument("--limit-notes", type=int, default=12000, help="train on a random subset of this many notes")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--minutes", type=float, help="stop and checkpoint after this long")
+    t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
+    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
+    t.add_argument("--threads", type=int, help="CPU threads for torch")
+    t.add_argument("--init-from", metavar="MODEL", help="start a new run from a checkpoint's or an exported "
+                                                        ".onnx's generator (a fine-tune); the encoder starts anew "
+                                                        "unless a checkpoint gives it")
+    t.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> None:
+    from synth.model.voice import VoiceConfig
+    from synth.model.voice_train import VoiceTrainConfig, train
+
+    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels)
+    cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
+                           lr=a.lr, kl_weight=a.kl_weight, limit_notes=a.limit_notes, seed=a.seed,
+                           max_minutes=a.minutes, max_steps=a.steps, device=a.device, threads=a.threads,
+                           init_from=a.init_from)
+    sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
+    sys.stdout.flush()

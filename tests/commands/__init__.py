@@ -1,0 +1,1 @@
+"""synth.commands: options and odd input give one line and a non-zero exit."""

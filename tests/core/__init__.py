@@ -1,0 +1,1 @@
+"""synth.core: timbres, preset files, and the JSON loaders fuzzed."""

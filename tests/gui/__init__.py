@@ -1,0 +1,1 @@
+"""gui: the window offscreen, and the user's own files it reads back."""

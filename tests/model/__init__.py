@@ -1,0 +1,1 @@
+"""synth.model (torch): the note set, the voice, training, export and evaluation."""

@@ -1,0 +1,157 @@
+"""The voice: harmonic-plus-noise synthesis, VAE training (resume, torchrun), ONNX export and re-export."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from synth.model.hnsynth import FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth
+from synth.model.voice_train import VoiceTrainConfig, load_voice, train
+from tests.torch_voices import TINY_NET
+
+
+def _controls(batch: int, harmonics: dict[int, float], noise: float = 0.0):
+    amps = torch.zeros(batch, FRAMES + 1, HARMONICS)
+    for k, a in harmonics.items():
+        amps[:, :, k - 1] = a
+    return amps, torch.zeros(batch, FRAMES + 1), torch.full((batch, FRAMES + 1, NOISE_BANDS), noise)
+
+
+def _spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE), np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+
+
+def test_harmonics_are_exact_partials_with_nothing_between():
+    synth = HarmonicNoiseSynth()
+    amps, dev, noise = _controls(2, {1: 0.5, 3: 0.1})
+    audio = synth(amps, dev, noise, torch.tensor([57, 69])).numpy()
+    freqs, power = _spectrum(audio[1, SAMPLE_RATE:2 * SAMPLE_RATE])
+    assert abs(freqs[power.argmax()] - 440.0) < 1.0
+    near = np.zeros(len(power), bool)
+    for k in (1, 3):
+        near |= np.abs(freqs - 440.0 * k) < 6
+    assert 10 * np.log10(power[~near].sum() / power[near].sum()) < -60   # clean between the partials
+    third = power[np.abs(freqs - 1320) < 2].max() / power[np.abs(freqs - 440) < 2].max()
+    assert abs(10 * np.log10(third) - 20 * np.log10(0.2)) < 0.5           # amplitudes as asked
+
+
+def test_harmonics_above_nyquist_are_silent():
+    synth = HarmonicNoiseSynth()
+    amps, dev, noise = _controls(1, {60: 1.0})                          # 60 x 1047 Hz is far above 24 kHz
+    assert np.abs(synth(amps, dev, noise, torch.tensor([84])).numpy()).max() < 1e-6
+
+
+def test_a_crop_is_the_same_stretch_of_the_whole_note():
+    synth = HarmonicNoiseSynth()
+    torch.manual_seed(1)
+    amps = torch.rand(1, FRAMES + 1, HARMONICS) * 0.01
+    dev = 0.3 * torch.sin(torch.arange(FRAMES + 1) / 20.0)[None]
+    noise = torch.rand(1, FRAMES + 1, NOISE_BANDS) * 0.01
+    whole = synth(amps, dev, noise, torch.tensor([50]))
+    crop = synth(amps, dev, noise, torch.tensor([50]), start=100, frames=100)
+    np.testing.assert_allclose(crop.numpy(), whole[:, 100 * HOP:200 * HOP].numpy(), atol=2e-5)
+
+
+def test_white_noise_at_unit_band_magnitudes():
+    synth = HarmonicNoiseSynth()
+    amps, dev, noise = _controls(1, {}, noise=1.0)
+    audio = synth(amps, dev, noise, torch.tensor([60])).numpy()[0]
+    assert abs(audio.std() - 1.0) < 0.05
+    freqs, power = _spectrum(audio)
+    low, high = power[(freqs > 200) & (freqs < 2000)].mean(), power[(freqs > 10000) & (freqs < 20000)].mean()
+    assert abs(10 * np.log10(low / high)) < 1.5                          # flat: every band carries its share
+
+
+def test_training_learns_a_note_and_resumes(tiny_notes, tmp_path):
+    run = tmp_path / "run"
+    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, limit_notes=1,
+                           crop_frames=48, lr=3e-3, max_steps=40, kl_warmup=1)
+    first = train(cfg, progress=False)
+    assert first["step"] == 40
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 50 if log else True
+    again = train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 60}), progress=False)
+    assert again["step"] == 60                                           # resumed, not restarted
+    _, _, facts = load_voice(run / "checkpoint.pt")
+    assert facts["step"] == 60 and facts["train_notes"] == 1
+
+
+def test_training_reduces_the_spectral_loss_on_one_note(tiny_notes, tmp_path):
+    """The whole note, remade from its own latent, comes closer to the real note with training."""
+    from synth.model import dataset
+    from synth.model.hnsynth import spectral_loss
+    from synth.model.voice import MelFeatures
+
+    note = dataset.load(tiny_notes, "train", limit=1, seed=0)
+    real = torch.from_numpy(dataset.NoteSet.to_float(note.audio))
+    pitch, vel = torch.from_numpy(note.pitch), torch.from_numpy(note.velocity.astype(np.float32) / 127)
+    losses = []
+    for steps in (0, 100):
+        cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / f"r{steps}"), net=TINY_NET, batch=2,
+                               limit_notes=1, crop_frames=48, max_steps=steps, lr=3e-3)
+        train(cfg, progress=False)
+        voice, encoder, _ = load_voice(tmp_path / f"r{steps}" / "checkpoint.pt")
+        with torch.no_grad():
+            z, _ = encoder(MelFeatures()(real), pitch, vel)
+            losses.append(float(spectral_loss(voice(z, pitch, vel), real)))
+    assert losses[1] < 0.8 * losses[0], losses
+
+
+def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
+    from synth.cli import main
+    from synth.runtime.model import NoteModel
+
+    run = tmp_path / "run"
+    train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=2),
+          progress=False)
+    main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx"), "--card", str(tmp_path / "card.md")])
+    model = NoteModel(tmp_path / "m.onnx")
+    facts = json.loads(model.info.training_data)
+    assert facts["steps"] == 2 and facts["soundfonts"] == ["timgm6mb"] and facts["decoder"] == "harmonic-plus-noise"
+    assert model.info.sample_rate == 48000 and model.takes_velocity
+    assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
+    assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
+    # An exported file can be exported again (new metrics) and trained on: its weights come back exactly.
+    main(["export", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "again.onnx")])
+    z = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    np.testing.assert_array_equal(NoteModel(tmp_path / "again.onnx").render(z, [40, 70], [0.3, 0.9]),
+                                  model.render(z, [40, 70], [0.3, 0.9]))
+    tuned = tmp_path / "tuned"
+    train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tuned), net=TINY_NET, batch=2, max_steps=1,
+                           lr=1e-12, init_from=str(tmp_path / "m.onnx")), progress=False)
+    voice, _, _ = load_voice(tuned / "checkpoint.pt")
+    with torch.no_grad():
+        got = voice(torch.from_numpy(z), torch.tensor([40, 70]), torch.tensor([0.3, 0.9])).numpy()
+    np.testing.assert_allclose(got, model.render(z, [40, 70], [0.3, 0.9]), atol=1e-4)
+
+
+def test_a_shape_that_does_not_fit_is_one_line(tiny_notes, tiny_model, tmp_path):
+    from synth.model.voice import VoiceConfig
+
+    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "r"), net=VoiceConfig(z_dim=8,
+                           cond=32, channels=[16, 16, 8, 8, 8]), max_steps=1, init_from=str(tiny_model))
+    with pytest.raises(ValueError, match="another network shape"):
+        train(cfg, progress=False)
+
+
+def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_path):
+    """Two CPU processes under torchrun (gloo): each trains on its own batches, DistributedDataParallel averages
+    the gradients, so the generators stay identical while the per-process losses differ."""
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "synth",
+                           "train", "--data", str(tiny_notes), "--out", str(run), "--channels", "16", "16", "8", "8",
+                           "8", "--z-dim", "16", "--batch", "2", "--steps", "3", "--device", "cpu",
+                           "--crop-frames", "32"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Both processes print their result to one pipe, so two lines may interleave: read each object whole.
+    finals = [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", proc.stdout)]
+    assert len(finals) == 2 and all(f["step"] == 3 for f in finals)
+    assert all(f["replica_max_diff"] == 0.0 for f in finals)
+    assert finals[0]["spectral"] != finals[1]["spectral"]               # different batches on each process
+    facts = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert facts["hardware"].startswith("2 x CPU")

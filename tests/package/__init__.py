@@ -1,0 +1,1 @@
+"""The package as shipped: the wheel, the desktop bundle, and the import layers."""

@@ -1,0 +1,1 @@
+"""synth.runtime: the ONNX contract and the loader's refusals."""
