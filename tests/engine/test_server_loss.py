@@ -193,7 +193,8 @@ def instrument_loses_and_finds_jack(server, tone_model, tmp_path):
         assert len(lines) == 1 and f"the take is saved: {take}" in lines[0], events
         assert take.exists() and not (tmp_path / ".take.wav.part").exists()
         audio, _ = sf.read(take, dtype="float32")
-        assert np.abs(audio).max() > 0.05  # the note held when the server went is in the take
+        assert np.abs(audio).max() > 0.01  # the note held when the server went is in the take (the bank plays
+        # every timbre at -30 LUFS: the tone peaks near 0.024)
         st = inst.status()
         assert st.audio is None and inst.audio_error.startswith("lost: ")
         deadline = time.monotonic() + 2
