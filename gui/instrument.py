@@ -1,6 +1,7 @@
 """The instrument the window drives, with nothing of Qt in it. The sound (engine, effects, recorder, audio output,
 MIDI input) runs in a process of its own (synth.engine.sound_process), so the window's thread never shares a
-GIL with the audio callback; every method here returns at once."""
+GIL with the audio callback. Notes, timbres, gain and status return at once; `start`/`apply` wait for the sound
+process to open its devices, and recording and the effects chain (RemoteChain) wait for their answers."""
 from __future__ import annotations
 
 import time
