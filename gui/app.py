@@ -15,7 +15,6 @@ from gui.instrument import Instrument
 from gui.main_window import MainWindow
 from gui.session import config_dir
 from synth.core.files import write_atomic
-from synth.core.timbre import PRESETS_DIR
 from synth.runtime.model import DEFAULT_MODEL
 from synth.runtime.model_file import ModelFile
 
@@ -24,7 +23,7 @@ def build_window(a: argparse.Namespace) -> MainWindow:
     config = Path(a.config) if a.config else config_dir()
     model = ModelFile.read(a.model or DEFAULT_MODEL)  # its metadata: the sound process loads and runs it
     inst = Instrument(model, user_presets=config / "presets", provider=a.provider,
-                      shipped_presets=Path(a.presets) if getattr(a, "presets", None) else PRESETS_DIR)
+                      shipped_presets=Path(a.presets) if getattr(a, "presets", None) else None)
     return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
 
 
