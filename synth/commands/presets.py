@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--model", help=MODEL_HELP)
     pp.add_argument("--presets", type=opt.existing_dir, help=PRESETS_HELP)
     pp.add_argument("--out", required=True, help="folder for the PNG files")
+    pp.add_argument("--data", help="note set: draw the real notes of the preset's instrument under ours")
     pp.set_defaults(func=run_pictures)
     pls = pr_sub.add_parser("list", help="list the presets (program change numbers first)")
     pls.add_argument("--model", help="ONNX model whose z size the presets must have")
@@ -109,7 +110,15 @@ def run_pictures(a: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for preset in load_presets(a, _z_dim(a)):
         path = out / preset_filename(preset.name).replace(".json", ".png")
-        spectrogram_picture(_model(a), preset, path)
+        real, name = None, ""
+        if a.data:  # the real instrument under ours: the program it was encoded from, else its family's first
+            from synth.core.notes import FAMILIES
+            from synth.model.dataset import real_notes
+
+            program = preset.extra.get("gm_program", 8 * FAMILIES.index(preset.family) if preset.family else None)
+            if program is not None:
+                real, name = real_notes(Path(a.data), int(program), [36, 48, 60, 72, 84]), f"GM {program}"
+        spectrogram_picture(_model(a), preset, path, real=real, real_name=name)
         print(f"wrote {path}")
 
 

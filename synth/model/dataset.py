@@ -237,3 +237,26 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
     col = lambda k: np.array([int(r[k]) for r in rows], dtype=np.int64)  # noqa: E731
     return NoteSet(audio=audio, pitch=col("pitch"), velocity=col("velocity"), program=col("program"),
                    family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64))
+
+
+def real_notes(data_dir: Path, program: int, pitches: list[int], velocity: int = 100) -> dict[int, np.ndarray]:
+    """The note set's notes of one GM program at these pitches (float, any split), each at the velocity nearest
+    `velocity`; pitches the set lacks are left out. Reads only the units it needs."""
+    meta_path = Path(data_dir) / "metadata.csv"
+    if not meta_path.exists():
+        raise DatasetError(f"no note set in {data_dir}: run 'gansynth-live dataset build --out {data_dir}' first")
+    with open(meta_path) as f:
+        rows = [r for r in csv.DictReader(f) if int(r["program"]) == program and int(r["pitch"]) in pitches]
+    best: dict[int, dict] = {}
+    for r in rows:
+        p = int(r["pitch"])
+        if p not in best or abs(int(r["velocity"]) - velocity) < abs(int(best[p]["velocity"]) - velocity):
+            best[p] = r
+    out = {}
+    for p, r in best.items():
+        flac = Path(data_dir) / "units" / f"{r['unit']}.flac"
+        frames = int(NOTE_SECONDS * SAMPLE_RATE)
+        note, _ = soundfile.read(str(flac), dtype="int16", start=int(r["index"]) * frames, frames=frames)
+        out[p] = NoteSet.to_float(note)
+    return out
+

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.core.notes import FAMILIES
+from synth.core.notes import FAMILIES, SAMPLE_RATE
 from synth.core.timbre import Preset
 from synth.model.evaluate import (classify, classify_spectrograms, decays, render_at_set_rate, spectrograms,
                                   train_classifier)
@@ -202,8 +202,9 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         probs_near = neighbourhood(model, (clf, check), latents[k], j)
         how = (f"encoded: mean latent of program {programs[k]}'s training notes at MIDI "
                f"{pitches.start}-{pitches.stop - 1}")
-        out.append((_checked(name, latents[k], family, float(probs[k]), float(probs_near[1, 0]), how),
-                    firmness(probs_near)))
+        preset = _checked(name, latents[k], family, float(probs[k]), float(probs_near[1, 0]), how)
+        preset.extra["gm_program"] = programs[k]  # the instrument it was encoded from: its real notes for pictures
+        out.append((preset, firmness(probs_near)))
     return out
 
 
@@ -299,28 +300,37 @@ def _keys(pitches: list[int] | tuple[int, ...]) -> str:
     return f"{pitches[0]}-{pitches[-1]}" if run else "/".join(map(str, pitches))
 
 
+def _spectrogram_panel(note: np.ndarray, rate: int) -> np.ndarray:
+    """uint8 [256, frames]: log magnitude over 80 dB (loudest white), linear frequency 0 to Nyquist."""
+    n_fft, hop = 2048, rate // 50
+    frames = np.lib.stride_tricks.sliding_window_view(note, n_fft)[::hop] * np.hanning(n_fft)
+    mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) + 1e-9)
+    mag = np.clip((mag - mag.max() + 80) / 80, 0, 1)[:, :1024].reshape(len(mag), 256, 4).mean(axis=2)
+    return (mag.T[::-1] * 255).astype(np.uint8)
+
+
 def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
-                        pitches: tuple[int, ...] = (36, 48, 60, 72, 84)) -> None:
-    """A PNG of the preset's log-magnitude spectrograms (linear frequency to 12 kHz in 256 rows, 4 s each) side by
-    side across the keyboard, loudest white; written atomically."""
+                        pitches: tuple[int, ...] = (36, 48, 60, 72, 84),
+                        real: dict[int, np.ndarray] | None = None, real_name: str = "") -> None:
+    """A PNG of the preset's spectrograms (log magnitude over 80 dB, 0-24 kHz, 4 s each) across the keyboard, and
+    under them, same analysis, the real notes at the same pitches (`real`, 48 kHz) when given; written atomically."""
     from PIL import Image, ImageDraw
 
     model = NoteModel(model_path)
     audio = render_at_set_rate(model, np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0),
                                np.asarray(list(pitches)))
-    n_fft, hop = 2048, 1024
-    window = np.hanning(n_fft)
-    panels = []
-    for note in audio:
-        frames = np.lib.stride_tricks.sliding_window_view(note, n_fft)[::hop] * window
-        mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) + 1e-9)
-        mag = np.clip((mag - mag.max() + 80) / 80, 0, 1)[:, :512].reshape(len(mag), 256, 2).mean(axis=2)  # 80 dB
-        panels.append((mag.T[::-1] * 255).astype(np.uint8))
-    gap = np.zeros((panels[0].shape[0], 4), np.uint8)
-    img = Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1))
+    rows = [[_spectrogram_panel(note, SAMPLE_RATE) for note in audio]]
+    if real:
+        blank = np.zeros_like(rows[0][0])
+        rows.append([_spectrogram_panel(real[p], SAMPLE_RATE)[:, :blank.shape[1]] if p in real else blank
+                     for p in pitches])
+    h, w = rows[0][0].shape
+    img = Image.new("L", (len(pitches) * (w + 4) - 4, len(rows) * (h + 4) - 4))
     draw = ImageDraw.Draw(img)
-    for k, pitch in enumerate(pitches):
-        draw.text((k * (panels[0].shape[1] + 4) + 4, 4), f"{preset.name} MIDI {pitch}", fill=255)
+    for r, (row, who) in enumerate(zip(rows, [preset.name, real_name or "real"])):
+        for k, (panel, pitch) in enumerate(zip(row, pitches)):
+            img.paste(Image.fromarray(panel), (k * (w + 4), r * (h + 4)))
+            draw.text((k * (w + 4) + 4, r * (h + 4) + 4), f"{who} MIDI {pitch}", fill=255)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
     img.save(tmp, format="PNG")
