@@ -241,7 +241,7 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
     img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
     half = (img.shape[1] - 4) // 2
-    row = lambda hz: img.shape[0] - 1 - int(hz / 12000 * 256)  # noqa: E731 - rows count down from 12 kHz
+    row = lambda hz: img.shape[0] - 1 - int(hz / 24000 * 256)  # noqa: E731 - rows count down from 24 kHz
     band = lambda hz, cols: img[row(hz) - 1:row(hz) + 2, cols].max(axis=0).mean()  # noqa: E731
     left, right = slice(20, half - 20), slice(half + 24, -20)
     assert band(130.8, left) > 180 and band(800.0, left) < 100  # MIDI 48: its fundamental, nothing at 800 Hz
