@@ -238,14 +238,18 @@ def test_slerp_curve_and_spectrogram_pictures(tiny_notes, tone_model, tmp_path):
     mixed = sum(classify(clf, ((1 - t)[:, None] * ends[0] + t[:, None] * ends[1]).astype(np.float32))[2]
                 for ends in (E.render_at_set_rate(model, np.stack([a.z, b.z]), np.array([p, p])) for p in (48, 60, 72))) / 3
     assert pairs[0]["crossfade_max_step"] == pytest.approx(np.abs(np.diff(mixed, axis=0)).max(), abs=1e-4)
-    spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72))
+    real = {48: np.sin(2 * np.pi * 2000.0 * np.arange(4 * 48000) / 48000).astype(np.float32)}  # a stand-in note
+    spectrogram_picture(tone_model, a, tmp_path / "a.png", pitches=(48, 72), real=real, real_name="real")
     img = np.asarray(Image.open(tmp_path / "a.png").convert("L"), dtype=float)
     half = (img.shape[1] - 4) // 2
-    row = lambda hz: img.shape[0] - 1 - int(hz / 24000 * 256)  # noqa: E731 - rows count down from 24 kHz
-    band = lambda hz, cols: img[row(hz) - 1:row(hz) + 2, cols].max(axis=0).mean()  # noqa: E731
+    assert img.shape[0] == 2 * 256 + 4  # ours above, the real notes below
+    row = lambda hz, r=0: r * 260 + 255 - int(hz / 24000 * 256)  # noqa: E731 - rows count down from 24 kHz
+    band = lambda hz, cols, r=0: img[row(hz, r) - 1:row(hz, r) + 2, cols].max(axis=0).mean()  # noqa: E731
     left, right = slice(20, half - 20), slice(half + 24, -20)
-    assert band(130.8, left) > 180 and band(800.0, left) < 100  # MIDI 48: its fundamental, nothing at 800 Hz
+    assert band(130.8, left) > 180 and band(2000.0, left) < 100  # MIDI 48: its fundamental, nothing at 2 kHz
     assert band(523.3, right) > 180  # MIDI 72 two octaves up
+    assert band(2000.0, left, 1) > 180 and band(130.8, left, 1) < 100  # the real row shows the real note
+    assert img[260 + 20:, half + 4:].max() == 0  # no real note at MIDI 72: that panel stays blank (but its label)
 
 
 def test_eval_sound_measures_each_family_beside_the_real_notes(tiny_notes, tiny_model, tmp_path):
