@@ -22,7 +22,8 @@ from synth.runtime.model_file import ModelFile
 def build_window(a: argparse.Namespace) -> MainWindow:
     config = Path(a.config) if a.config else config_dir()
     model = ModelFile.read(a.model or DEFAULT_MODEL)  # its metadata: the sound process loads and runs it
-    inst = Instrument(model, user_presets=config / "presets", provider=a.provider)
+    inst = Instrument(model, user_presets=config / "presets", provider=a.provider,
+                      shipped_presets=Path(a.presets) if getattr(a, "presets", None) else None)
     return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from synth.commands.options import existing_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("gui", help="the instrument's window: morph pad, keyboard, devices, effects, MIDI learn")
     g.add_argument("--model", help="ONNX model (default: the shipped one)")
+    g.add_argument("--presets", type=existing_dir, help="preset directory to play instead of the shipped presets "
+                                                         "(your own saved presets are added as always)")
     g.add_argument("--provider", help="onnxruntime provider: cuda, coreml, directml or cpu (default: best present)")
     g.add_argument("--config", help="folder for the session and your presets (default: ~/.config/gansynth-live)")
     g.add_argument("--no-audio", action="store_true", help="do not open an audio output")

@@ -1,6 +1,7 @@
 """The instrument the window drives, with nothing of Qt in it. The sound (engine, effects, recorder, audio output,
 MIDI input) runs in a process of its own (synth.engine.sound_process), so the window's thread never shares a
-GIL with the audio callback; every method here returns at once."""
+GIL with the audio callback. Notes, timbres, gain and status return at once; `start`/`apply` wait for the sound
+process to open its devices, and recording and the effects chain (RemoteChain) wait for their answers."""
 from __future__ import annotations
 
 import time
@@ -51,6 +52,7 @@ class Instrument:
     user_presets: Path
     devices: Devices = field(default_factory=Devices)
     provider: str | None = None
+    shipped_presets: Path | None = None  # `gui --presets DIR` plays another set in the shipped ones' place
 
     def __post_init__(self) -> None:
         self.presets = self._load_presets()
@@ -73,8 +75,8 @@ class Instrument:
         """The shipped presets, then the user's; a user's preset keeps its name and the shipped one of that name
         becomes "NAME (shipped)". Files that do not load are skipped and described in `preset_problems`."""
         z_dim = self.model.info.z_dim
-        shipped, problems = scan_presets(z_dim, PRESETS_DIR)
-        if problems and not shipped:
+        shipped, problems = scan_presets(z_dim, self.shipped_presets or PRESETS_DIR)
+        if problems and not shipped and self.shipped_presets is None:
             problems = []  # the shipped presets belong to the shipped model, not to this one
         user, user_problems = scan_presets(z_dim, self.user_presets)
         self.preset_problems = problems + user_problems

@@ -1,7 +1,9 @@
 """The main window: morph pad with its corner presets, keyboard, live status, devices, effects and MIDI learn.
 
-It drives the instrument through its small API and never waits on it: timbre changes post a target to the
-renderer, notes are queued MIDI events, and status is polled ten times a second.
+It drives the instrument through its small API and never waits on it for playing: timbre changes post a target
+to the renderer, notes are queued MIDI events, and the status the sound process pushes ten times a second is read
+without waiting. Effect edits and recording are calls that wait for their answer (the sound process answers at
+once unless a plugin is loading); Apply on the devices tab starts a new sound process and waits for its devices.
 """
 from __future__ import annotations
 

@@ -196,3 +196,22 @@ def test_the_devices_tab_sets_polyphony_release_channel_and_latency(open_window,
     again = open_window()
     assert again.polyphony_box.value() == 3 and again.chosen_devices() == again.inst.devices
     qtbot.waitUntil(lambda: again.inst.status().polyphony == 3)
+
+
+def test_the_window_plays_a_preset_folder_given_on_the_command_line(tone_model, tmp_path):
+    """`gui --presets DIR` (as `play --presets`): that folder in place of the shipped presets, the user's own after
+    it; a folder that does not exist is one line from the command line."""
+    import subprocess
+    import sys
+
+    from synth.core.timbre import Preset, save_preset
+
+    folder = tmp_path / "mine"
+    for name, value in (("Glass", 0.5), ("Reed Organ", -0.5)):
+        save_preset(Preset(name, np.full(8, value, np.float32)), folder)
+    save_preset(Preset("Saved", np.zeros(8, np.float32)), tmp_path / "user")
+    inst = Instrument(ModelFile.read(tone_model), user_presets=tmp_path / "user", shipped_presets=folder)
+    assert [p.name for p in inst.presets] == ["Glass", "Reed Organ", "Saved"] and not inst.preset_problems
+    wrong = subprocess.run([sys.executable, "-m", "gui", "gui", "--presets", str(tmp_path / "nowhere")],
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "nowhere does not exist" in wrong.stderr.strip().splitlines()[-1]
