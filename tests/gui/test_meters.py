@@ -152,7 +152,7 @@ def test_keys_light_with_their_velocity(qtbot, tone_model, tmp_path):
     rig = LiveRig(RigConfig(model=str(tone_model), provider="cpu", audio=False, midi=False))
     rig.open()
     try:
-        rig.engine.renderer.render_notes(0, [(60, 127), (64, 127)])
+        assert rig.engine.renderer.wait_complete(timeout=60)  # the rig's own renderer fills the bank
         rig.engine.note_on(60, 30)
         rig.engine.note_on(64, 120)
         rig.engine.process(128)
