@@ -74,10 +74,6 @@ class MainWindow(QMainWindow):
         top.addLayout(self._pad_column(), 3)
         right = QVBoxLayout()
         right.addWidget(self._status_box())
-        self.meter = LevelMeter()
-        self.scope = Scope(self.inst.devices.rate)
-        right.addWidget(self.meter)
-        right.addWidget(self.scope)
         right.addLayout(self._master_row())
         right.addWidget(self._tabs(), 1)
         top.addLayout(right, 2)
@@ -135,8 +131,16 @@ class MainWindow(QMainWindow):
             self.status_labels[key] = QLabel("–")
             self.status_labels[key].setWordWrap(True)
             status.addRow(label, self.status_labels[key])
+        self.meter = LevelMeter()  # the output's pictures sit beside the numbers, so the window keeps its height
+        self.scope = Scope(self.inst.devices.rate)
+        pictures = QVBoxLayout()
+        pictures.addWidget(self.meter)
+        pictures.addWidget(self.scope, 1)
+        row = QHBoxLayout()
+        row.addLayout(status, 1)
+        row.addLayout(pictures, 1)
         box = QGroupBox("Status")
-        box.setLayout(status)
+        box.setLayout(row)
         return box
 
     def _master_row(self) -> QHBoxLayout:
