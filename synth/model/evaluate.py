@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 
 from synth.model import dataset
 from synth.model.voice import N_PITCHES, PITCH_MIN
+
+if TYPE_CHECKING:
+    from synth.runtime.model import NoteModel
 
 SAMPLE_RATE = dataset.SAMPLE_RATE
 
@@ -42,6 +46,9 @@ class NoteClassifier(nn.Module):
 
     Frequency position is kept to the end (time is averaged, frequency flattened) because pitch lives there.
     """
+
+    fb: torch.Tensor  # buffers (register_buffer), named here for the type checker
+    window: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -272,7 +279,7 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
     return row | sound_checks(audio)
 
 
-def render_at_set_rate(model, z: np.ndarray, pitches: np.ndarray, velocities: np.ndarray | None = None,
+def render_at_set_rate(model: NoteModel, z: np.ndarray, pitches: np.ndarray, velocities: np.ndarray | None = None,
                        batch: int = 32) -> np.ndarray:
     """Notes of a NoteModel at the note set's rate and length (an older 16 kHz model is resampled), so the
     classifier and every measure hear ours as they hear the real notes."""
