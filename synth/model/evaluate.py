@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.core.files import replacing, write_atomic
 from synth.model import dataset
 from synth.model.voice import N_PITCHES, PITCH_MIN
 
@@ -127,9 +128,8 @@ def train_classifier(data_dir: Path, limit: int | None = None, epochs: int = 12,
         if progress:
             print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}", flush=True)
     model.eval()
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     return model
 
 
@@ -364,6 +364,5 @@ def format_table(rows: list[dict]) -> str:
 
 
 def save_json(rows: list[dict], path: str | os.PathLike) -> None:
-    tmp = Path(f"{path}.part")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, path)
+    """The measured rows as JSON (atomic)."""
+    write_atomic(path, json.dumps(rows, indent=2))

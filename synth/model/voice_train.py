@@ -17,6 +17,7 @@ from typing import IO
 import numpy as np
 import torch
 
+from synth.core.files import replacing
 from synth.model import dataset
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
@@ -48,11 +49,10 @@ class VoiceTrainConfig:
 
 def atomic_save(obj: object, path: Path) -> None:
     """Write `path` atomically, keeping the one before as PATH.prev (a run that went wrong can step back)."""
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(obj, tmp)
-    if path.exists():
-        os.replace(path, path.with_suffix(".prev.pt"))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
+        if path.exists():
+            os.replace(path, path.with_suffix(".prev.pt"))
 
 
 def _distributed(cfg: VoiceTrainConfig) -> tuple[int, int, torch.device]:
