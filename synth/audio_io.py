@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.core.files import replacing
+
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}
 _PART = re.compile(r"^\.(?P<name>.+?\.(?:wav|flac|aiff|aif|ogg))(?:\.[A-Za-z0-9_]+)?\.part$", re.IGNORECASE)
 
@@ -111,21 +113,22 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, su
     data = np.asarray(audio, dtype=np.float32)
     if subtype not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
-    tmp = part_path(path)
     try:
-        sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except (sf.LibsndfileError, OSError) as e:
-        full = disk_full(e, path.parent)
-        tmp.unlink(missing_ok=True)
-        if full:
-            mb = data.nbytes / 2 / 1e6
-            raise OutputError(f"the disk holding {path.parent} is full: {path.name} (about {mb:.0f} MB) was not "
-                              "written, nothing was left behind") from None
-        raise OutputError(f"cannot write {path}: {e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with replacing(path) as tmp:
+            try:
+                sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
+            except (sf.LibsndfileError, OSError) as e:
+                raise _write_error(e, path, data.nbytes) from None  # asked while the part file holds its space
+    except OSError as e:  # the part file could not be made or renamed
+        raise _write_error(e, path, data.nbytes) from None
+
+
+def _write_error(error: BaseException, path: Path, nbytes: int) -> OutputError:
+    """A failed write in one line, a full disk said as such (the part file is removed as the error leaves)."""
+    if disk_full(error, path.parent):
+        return OutputError(f"the disk holding {path.parent} is full: {path.name} (about {nbytes / 2 / 1e6:.0f} MB) "
+                           "was not written, nothing was left behind")
+    return OutputError(f"cannot write {path}: {error}")
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from synth.engine.loudness import momentary_peak_lufs
 from synth.engine.realtime import promote_thread
 from synth.core.resample import resample
 from synth.runtime.model import NoteModel
+
+if TYPE_CHECKING:
+    from synth.engine.render_worker import RenderWorker
 
 N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
@@ -326,7 +330,7 @@ class BankRenderer:
         voices = polyphony * (2 if n_layers > 1 else 1)  # a note between two layers plays both
         self.pool = SlotPool(slots or (2 * self.bank_notes + voices + 16) * max(1, lanes), self.layout,
                              shared=process)
-        self._worker = None
+        self._worker: RenderWorker | None = None
         self._unlinked = False
         self.lanes = [Lane(n_layers) for _ in range(lanes)]
         self.blocks_per_second = 1.0
@@ -428,6 +432,7 @@ class BankRenderer:
         (offline: only what a file plays)."""
         ln = self.lanes[lane]
         if not ln.banks or ln.banks[-1].generation != ln.generation:
+            assert ln.target is not None, "render_notes before the lane has a timbre"
             ln.banks.append(Bank(ln.target, ln.generation))
         bank = ln.banks[-1]
         keys = {layer * N_KEYS + p for p, v in notes for layer in self.layers_for(v)}

@@ -11,8 +11,12 @@ import multiprocessing as mp
 import os
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synth.engine.bank import NoteLayout
 
 NICE = 15
 
@@ -25,7 +29,7 @@ class RenderWorker:
     """Start the worker, which opens the model and attaches the pool; `render()` runs one batch there."""
 
     def __init__(self, model_path: str, provider: str, threads: int, shm_name: str, shape: tuple[int, int],
-                 layout: object) -> None:
+                 layout: NoteLayout) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that holds audio and inference threads
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, model_path, provider, threads, shm_name, shape, layout),
@@ -60,7 +64,7 @@ class RenderWorker:
 
 
 def _serve(conn: Connection, model_path: str, provider: str, threads: int, shm_name: str,
-           shape: tuple[int, int], layout: object) -> None:
+           shape: tuple[int, int], layout: NoteLayout) -> None:
     try:
         if hasattr(os, "nice"):
             os.nice(NICE)

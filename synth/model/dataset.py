@@ -8,6 +8,7 @@ rebuilt from the units at the end.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from synth.core.files import replacing, write_atomic
 from synth.core.notes import FAMILIES, HOLD_SECONDS, NOTE_SECONDS, PITCH_MAX, PITCH_MIN, SAMPLE_RATE, family_of
 
 SPACING_SECONDS = 6.0
@@ -133,13 +135,11 @@ def render_units(units: list[Unit], sf_path: str, pitches: list[int], out_dir: P
                 notes.append(note.astype(np.int16))
                 kept.append(pitch)
         flac, record = _unit_paths(out_dir, unit)
-        tmp_flac, tmp_record = flac.with_name(f".{flac.name}.part"), record.with_name(f".{record.name}.part")
         if notes:
-            soundfile.write(str(tmp_flac), np.concatenate(notes), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-            os.replace(tmp_flac, flac)
+            with replacing(flac) as tmp:
+                soundfile.write(str(tmp), np.concatenate(notes), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
         summary = {"pitches": kept, "silent": silent, "clipped": clipped, "note_samples": note_len}
-        tmp_record.write_text(json.dumps(summary))
-        os.replace(tmp_record, record)
+        write_atomic(record, json.dumps(summary))
         summaries.append(summary)
     return summaries
 
@@ -180,12 +180,11 @@ def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
             rows.append({"unit": u.name, "index": i, "soundfont": u.soundfont, "program": u.program,
                          "family": FAMILIES[family_of(u.program)], "velocity": u.velocity, "pitch": pitch,
                          "split": split_of(u.soundfont, u.program, u.velocity, pitch)})
-    tmp = out_dir / "metadata.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["unit"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out_dir / "metadata.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["unit"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out_dir / "metadata.csv", table.getvalue())
     summary = {"notes": len(rows), "train": sum(r["split"] == "train" for r in rows),
                "test": sum(r["split"] == "test" for r in rows), "dropped_silent": silent,
                "dropped_clipped": clipped, "units": len(units), "sample_rate": SAMPLE_RATE,

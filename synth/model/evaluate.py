@@ -10,14 +10,19 @@ import math
 import os
 from pathlib import Path
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.core.files import replacing, write_atomic
 from synth.model import dataset
 from synth.model.voice import N_PITCHES, PITCH_MIN
+
+if TYPE_CHECKING:
+    from synth.runtime.model import NoteModel
 
 SAMPLE_RATE = dataset.SAMPLE_RATE
 
@@ -42,6 +47,9 @@ class NoteClassifier(nn.Module):
 
     Frequency position is kept to the end (time is averaged, frequency flattened) because pitch lives there.
     """
+
+    fb: torch.Tensor  # buffers (register_buffer), named here for the type checker
+    window: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -120,9 +128,8 @@ def train_classifier(data_dir: Path, limit: int | None = None, epochs: int = 12,
         if progress:
             print(f"classifier epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}", flush=True)
     model.eval()
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     return model
 
 
@@ -272,7 +279,7 @@ def score(name: str, audio: np.ndarray, pitches: np.ndarray, model: NoteClassifi
     return row | sound_checks(audio)
 
 
-def render_at_set_rate(model, z: np.ndarray, pitches: np.ndarray, velocities: np.ndarray | None = None,
+def render_at_set_rate(model: NoteModel, z: np.ndarray, pitches: np.ndarray, velocities: np.ndarray | None = None,
                        batch: int = 32) -> np.ndarray:
     """Notes of a NoteModel at the note set's rate and length (an older 16 kHz model is resampled), so the
     classifier and every measure hear ours as they hear the real notes."""
@@ -357,6 +364,5 @@ def format_table(rows: list[dict]) -> str:
 
 
 def save_json(rows: list[dict], path: str | os.PathLike) -> None:
-    tmp = Path(f"{path}.part")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, path)
+    """The measured rows as JSON (atomic)."""
+    write_atomic(path, json.dumps(rows, indent=2))

@@ -55,6 +55,10 @@ class HarmonicNoiseSynth(torch.nn.Module):
     """Controls → audio. amplitudes [B, T+1, HARMONICS] (linear, per harmonic), f0_dev [B, T+1] (semitones),
     noise [B, T+1, NOISE_BANDS] (linear band magnitudes), pitch [B] → audio [B, T * HOP]."""
 
+    basis: torch.Tensor  # buffers (register_buffer), named here for the type checker
+    noise: torch.Tensor
+    ramp: torch.Tensor
+
     def __init__(self, harmonics: int = HARMONICS, table: int = TABLE, bands: int = NOISE_BANDS) -> None:
         super().__init__()
         n = torch.arange(table + 1, dtype=torch.float64)          # one guard point: reads at i + 1 need no wrap
@@ -65,7 +69,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
         self.register_buffer("ramp", (torch.arange(HOP, dtype=torch.float32) / HOP), persistent=False)
         self.harmonics, self.table = harmonics, table
 
-    def _load_from_state_dict(self, state: dict, prefix: str, *args) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, state: dict, prefix: str, *args: object) -> None:
         state.pop(prefix + "noise", None)  # older checkpoints stored the noise; it is rebuilt from its seed
         super()._load_from_state_dict(state, prefix, *args)
 

@@ -5,6 +5,8 @@ number; `note_metrics` returns them all. The held part analysed is 0.5 s after t
 """
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 
 HOLD_SECONDS = 3.0
@@ -16,7 +18,13 @@ def _frames_rms(x: np.ndarray, size: int) -> np.ndarray:
     return np.sqrt(np.mean(x[:n * size].reshape(n, size) ** 2, axis=1) + 1e-20)
 
 
-def _db(x: np.ndarray | float) -> np.ndarray | float:
+@overload
+def _db(x: np.ndarray) -> np.ndarray: ...
+@overload
+def _db(x: float | np.floating) -> float: ...
+
+
+def _db(x: np.ndarray | float | np.floating) -> np.ndarray | float:
     return 20.0 * np.log10(np.maximum(x, 1e-10))
 
 

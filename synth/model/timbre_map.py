@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,7 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         programs = sorted({int(p) for p in notes.program[(notes.family == j) & np.isin(notes.pitch, list(pitches))]})
         if not programs:  # the note set has no such instrument
             continue
-        latents = []
+        latents: Any = []  # the rows, then np.stack of them
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
             with torch.no_grad():

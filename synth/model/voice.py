@@ -81,14 +81,16 @@ class Generator(nn.Module):
         self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
         self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
         self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
+        bias = self.head.bias
+        assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
             self.head.weight[-1].zero_()
-            self.head.bias[-1].zero_()
+            bias[-1].zero_()
             # Harmonics start at a falling k^-2 slope, as instruments have: started flat (every harmonic as loud as
             # the fundamental), they cost more than they earned and the network let the noise bands carry the notes.
             k = torch.arange(1, HARMONICS + 1, dtype=torch.float32)
             target = (0.5 * k ** -2.0) ** (1 / math.log(10.0))          # exp_sigmoid's sigmoid for that amplitude
-            self.head.bias[1:1 + HARMONICS] = torch.log(target / (1 - target))
+            bias[1:1 + HARMONICS] = torch.log(target / (1 - target))
         assert cfg.coarse * 2 ** len(cfg.channels) == FRAMES, "coarse × 2^blocks must equal FRAMES"
 
     def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
@@ -137,6 +139,9 @@ class Encoder(nn.Module):
 
 class MelFeatures(nn.Module):
     """Log-mel spectrogram (MEL_BANDS bands to 16 kHz, 10 ms hop) of 48 kHz audio: the encoder's input."""
+
+    fb: torch.Tensor  # buffers (register_buffer), named here for the type checker
+    window: torch.Tensor
 
     def __init__(self, n_fft: int = 2048) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from synth import __version__
+from synth.core.files import replacing, write_atomic
 from synth.model.hnsynth import HOLD_SECONDS, HOP, NOTE_SAMPLES, SAMPLE_RATE
 from synth.model.voice import PITCH_MAX, PITCH_MIN, Voice
 
@@ -21,18 +22,17 @@ def write_onnx(module: torch.nn.Module, path: str | os.PathLike, args: tuple[tor
     """Export any (inputs) → audio module with a dynamic batch and the given metadata; atomic."""
     import onnx
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    torch.onnx.export(module.eval(), args, str(tmp), input_names=input_names, output_names=["audio"],
-                      dynamic_axes={k: {0: "batch"} for k in input_names + ["audio"]}, opset_version=17, dynamo=False)
-    proto = onnx.load(str(tmp))
-    meta = {"version": __version__} | metadata
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.onnx.export(module.eval(), args, str(tmp), input_names=input_names, output_names=["audio"],
+                          dynamic_axes={k: {0: "batch"} for k in input_names + ["audio"]}, opset_version=17,
+                          dynamo=False)
+        proto = onnx.load(str(tmp))
+        meta = {"version": __version__} | metadata
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+        onnx.save(proto, str(tmp))
 
 
 def export_voice(voice: Voice, path: str | os.PathLike, metadata: dict[str, object]) -> None:
@@ -103,13 +103,10 @@ def reexport_model_file(path: str | os.PathLike, out: str | os.PathLike, metrics
 
 def write_card(card: str | os.PathLike, model_path: str | os.PathLike, training: dict, metrics: dict | list) -> None:
     """A Markdown model card: what the model is, how it was trained, and every measured number (atomic)."""
-    card = Path(card)
     lines = [f"# Model card: {Path(model_path).name}", "",
              "GANSynth Live's voice: G(z, pitch, velocity) → harmonic-plus-noise controls at 200 frames/s → 48 kHz "
              "audio, the synthesis inside the ONNX graph. Trained by `gansynth-live train` on this machine's "
              "FluidSynth renders of General MIDI soundfonts.", "", "## Training", "", "| fact | value |", "|---|---|"]
     lines += [f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |" for k, v in training.items()]
     lines += ["", "## Measured", "", "```json", json.dumps(metrics, indent=1), "```", ""]
-    tmp = card.with_name(f".{card.name}.part")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, card)
+    write_atomic(card, "\n".join(lines))

@@ -12,10 +12,12 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 
+from synth.core.files import replacing
 from synth.model import dataset
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
@@ -47,11 +49,10 @@ class VoiceTrainConfig:
 
 def atomic_save(obj: object, path: Path) -> None:
     """Write `path` atomically, keeping the one before as PATH.prev (a run that went wrong can step back)."""
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(obj, tmp)
-    if path.exists():
-        os.replace(path, path.with_suffix(".prev.pt"))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
+        if path.exists():
+            os.replace(path, path.with_suffix(".prev.pt"))
 
 
 def _distributed(cfg: VoiceTrainConfig) -> tuple[int, int, torch.device]:
@@ -100,35 +101,124 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ck_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed + rank)
+    nets = _networks(cfg, device)
+    run = _resume(cfg, ck_path, nets, device)
+    if world > 1:
+        _wrap_ddp(nets)
+    notes = _device_notes(cfg, device)
+    rng = np.random.default_rng(cfg.seed * 1000 + rank * 7 + run.step)
+    stop = _stop_on_signals()
+    hardware = _hardware(device, world)
+    started = last_ck = time.time()
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    while not stop["now"] and not _time_up(cfg, run.step, started):
+        t0 = time.time()
+        lr = _learning_rate(cfg, run.step)
+        spec, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
+        run.advance(spec, kl, grad, spike, time.time() - t0)
+        if log is not None and run.step % 50 == 0:
+            _log(log, run, lr, progress)
+        if time.time() - last_ck > cfg.checkpoint_every_s:
+            if rank == 0:
+                _checkpoint(ck_path, cfg, nets, run, len(notes.set), hardware)
+            last_ck = time.time()
+    if rank == 0:
+        _checkpoint(ck_path, cfg, nets, run, len(notes.set), hardware)
+    if log:
+        log.close()
+    final = {"step": run.step, "trained_s": round(run.trained_s, 1), "spectral": run.last_loss}
+    if world > 1:
+        import torch.distributed as dist
+
+        final["replica_max_diff"] = _replica_spread(nets.voice)
+        dist.destroy_process_group()
+    return final
+
+
+@dataclass
+class _Nets:
+    """One process's networks: the voice and encoder, what a step calls (gen, enc: their DDP wrappers under
+    torchrun, else themselves), the parameters learned and their optimiser."""
+    voice: Voice
+    encoder: Encoder
+    gen: torch.nn.Module
+    enc: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+
+
+@dataclass
+class _Notes:
+    """The training notes: int16 audio on the host (crops are cut per step), encoder inputs, pitches and
+    velocities (0-1) on the device."""
+    set: dataset.NoteSet
+    mels: torch.Tensor
+    pitch: torch.Tensor
+    vel: torch.Tensor
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: its step and seconds trained (both in the checkpoint), the spectral loss level the
+    spike filter compares with, batches skipped, and the losses of the steps since the last log line."""
+    step: int = 0
+    trained_s: float = 0.0
+    typical: float | None = None
+    skipped: int = 0
+    last_loss: float | None = None
+    window: list[dict] = field(default_factory=list)
+
+    def advance(self, spec: float, kl: float, grad: float, spike: bool, seconds: float) -> None:
+        """Count one step that took `seconds` (a spike is counted as skipped and leaves the loss level)."""
+        if not spike:
+            self.typical = spec if self.typical is None else 0.99 * self.typical + 0.01 * spec
+        self.skipped += spike
+        self.step += 1
+        self.trained_s += seconds
+        self.last_loss = spec
+        self.window.append({"spectral": spec, "kl": kl, "grad": grad, "step_s": seconds})
+
+
+def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
+    """A new voice and encoder on the device, and an Adam optimiser over the generator's and encoder's weights."""
     voice = Voice(cfg.net).to(device)
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    step, trained_s = 0, 0.0
+    return _Nets(voice, encoder, voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
+
+
+def _resume(cfg: VoiceTrainConfig, ck_path: Path, nets: _Nets, device: torch.device) -> _Progress:
+    """Load the run's own checkpoint if there is one (weights, optimiser, step), else start from --init-from if
+    given; a checkpoint of another kind is refused rather than overwritten."""
     if ck_path.exists():
         ck = torch.load(ck_path, map_location=device, weights_only=True)
         if ck.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{ck_path} is not a voice checkpoint (version {ck.get('version')}): use a new --out")
-        voice.generator.load_state_dict(ck["generator"])
-        encoder.load_state_dict(ck["encoder"])
-        opt.load_state_dict(ck["optimizer"])
-        step, trained_s = int(ck["step"]), float(ck["trained_s"])
-    elif cfg.init_from:
-        _init_from(cfg.init_from, voice, encoder)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        nets.voice.generator.load_state_dict(ck["generator"])
+        nets.encoder.load_state_dict(ck["encoder"])
+        nets.opt.load_state_dict(ck["optimizer"])
+        return _Progress(step=int(ck["step"]), trained_s=float(ck["trained_s"]))
+    if cfg.init_from:
+        _init_from(cfg.init_from, nets.voice, nets.encoder)
+    return _Progress()
 
-        gen = DDP(voice.generator)
-        enc = DDP(encoder)
-    else:
-        gen, enc = voice.generator, encoder
 
+def _wrap_ddp(nets: _Nets) -> None:
+    """Under torchrun: steps call DDP wrappers, which average the gradients across the processes."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    nets.gen, nets.enc = DDP(nets.voice.generator), DDP(nets.encoder)
+
+
+def _device_notes(cfg: VoiceTrainConfig, device: torch.device) -> _Notes:
+    """The training split (up to limit_notes, chosen by the seed) with its encoder inputs computed once."""
     notes = dataset.load(Path(cfg.data_dir), "train", limit=cfg.limit_notes, seed=cfg.seed)
-    mels = mel_features(notes.audio, device)
-    pitch_all = torch.from_numpy(notes.pitch).to(device)
-    vel_all = torch.from_numpy(notes.velocity.astype(np.float32) / 127.0).to(device)
-    rng = np.random.default_rng(cfg.seed * 1000 + rank * 7 + step)
+    return _Notes(notes, mel_features(notes.audio, device), torch.from_numpy(notes.pitch).to(device),
+                  torch.from_numpy(notes.velocity.astype(np.float32) / 127.0).to(device))
 
+
+def _stop_on_signals() -> dict[str, bool]:
+    """A flag that SIGINT and SIGTERM set, so a stopped run ends after its step and still writes its checkpoint."""
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -136,85 +226,81 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+    return stop
 
-    def checkpoint() -> None:
-        if rank != 0:
-            return
-        atomic_save({"version": CHECKPOINT_VERSION, "generator": voice.generator.state_dict(),
-                     "encoder": encoder.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                     "trained_s": trained_s, "net": cfg.net.to_dict(), "config": asdict(cfg) | {"net": None},
-                     "train_notes": len(notes), "hardware": _hardware(device, world)}, ck_path)
 
-    started = time.time()
-    last_ck = time.time()
-    window: list[dict] = []
-    record: dict = {}
-    last_loss = None
-    typical: float | None = None
-    skipped = 0
-    log = open(out / "log.jsonl", "a") if rank == 0 else None
-    while not stop["now"]:
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            break
-        if cfg.max_minutes is not None and time.time() - started > cfg.max_minutes * 60:
-            break
-        t0 = time.time()
-        lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * min(1.0, step / cfg.decay_steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        idx = torch.from_numpy(rng.integers(0, len(notes), cfg.batch)).to(device)
-        start = crop_start(rng, cfg.crop_frames)
-        real = torch.from_numpy(dataset.NoteSet.to_float(
-            notes.audio[idx.cpu().numpy(), start * HOP:(start + cfg.crop_frames) * HOP])).to(device)
-        pitch, vel = pitch_all[idx], vel_all[idx]
-        mean, logvar = enc(mels[idx].float(), pitch, vel)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        amplitudes, f0_dev, noise = gen(z, pitch, vel)
-        fake = voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
-        spec = spectral_loss(fake, real)
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
-        beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * step / max(1, cfg.kl_warmup))
-        loss = spec + beta * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        # A batch whose loss jumps far above the recent level is skipped, not learned from: such spikes grew into
-        # a divergence at lr 1e-3.
-        spike = not math.isfinite(loss.item()) or (typical is not None and spec.item() > 4 * typical)
-        if not spike:
-            opt.step()
-            typical = spec.item() if typical is None else 0.99 * typical + 0.01 * spec.item()
-        skipped += spike
-        step += 1
-        dt = time.time() - t0
-        trained_s += dt
-        last_loss = spec.item()
-        window.append({"spectral": last_loss, "kl": kl.item(), "grad": float(grad), "step_s": dt})
-        if step % 50 == 0 and rank == 0:
-            record = {"step": step, "lr": lr, "trained_s": round(trained_s, 1), "skipped": skipped} | {
-                k: round(float(np.mean([w[k] for w in window])), 5) for k in window[0]}
-            window = []
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if progress:
-                print(json.dumps(record), flush=True)
-        if time.time() - last_ck > cfg.checkpoint_every_s:
-            checkpoint()
-            last_ck = time.time()
-    checkpoint()
-    if log:
-        log.close()
-    final = {"step": step, "trained_s": round(trained_s, 1), "spectral": last_loss}
-    if world > 1:
-        import torch.distributed as dist
+def _time_up(cfg: VoiceTrainConfig, step: int, started: float) -> bool:
+    """Whether max_steps is reached or max_minutes have passed since this process started."""
+    if cfg.max_steps is not None and step >= cfg.max_steps:
+        return True
+    return cfg.max_minutes is not None and time.time() - started > cfg.max_minutes * 60
 
-        flat = torch.cat([p.detach().reshape(-1) for p in voice.generator.parameters()])
-        hi, lo = flat.clone(), flat.clone()
-        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-        final["replica_max_diff"] = float((hi - lo).max())
-        dist.destroy_process_group()
-    return final
+
+def _learning_rate(cfg: VoiceTrainConfig, step: int) -> float:
+    """Cosine decay from lr to lr_final over decay_steps, then lr_final."""
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * min(1.0, step / cfg.decay_steps)))
+
+
+def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Generator, run: _Progress,
+          lr: float) -> tuple[float, float, float, bool]:
+    """One optimisation step on a batch of crops: encode the notes, decode a sampled z, spectral loss plus the
+    warming KL term. Returns (spectral loss, KL, gradient norm, spike); a spike's gradient is not applied."""
+    for g in nets.opt.param_groups:
+        g["lr"] = lr
+    idx = torch.from_numpy(rng.integers(0, len(notes.set), cfg.batch)).to(notes.pitch.device)
+    start = crop_start(rng, cfg.crop_frames)
+    real = torch.from_numpy(dataset.NoteSet.to_float(
+        notes.set.audio[idx.cpu().numpy(), start * HOP:(start + cfg.crop_frames) * HOP])).to(notes.pitch.device)
+    pitch, vel = notes.pitch[idx], notes.vel[idx]
+    mean, logvar = nets.enc(notes.mels[idx].float(), pitch, vel)
+    z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+    amplitudes, f0_dev, noise = nets.gen(z, pitch, vel)
+    fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
+    spec = spectral_loss(fake, real)
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+    beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * run.step / max(1, cfg.kl_warmup))
+    loss = spec + beta * kl
+    nets.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
+    # A batch whose loss jumps far above the recent level is skipped, not learned from: such spikes grew into
+    # a divergence at lr 1e-3.
+    spike = not math.isfinite(loss.item()) or (run.typical is not None and spec.item() > 4 * run.typical)
+    if not spike:
+        nets.opt.step()
+    return spec.item(), kl.item(), float(grad), spike
+
+
+def _log(log: IO[str], run: _Progress, lr: float, progress: bool) -> None:
+    """One line of log.jsonl: the step, lr, time and skips, and the mean losses since the last line (printed too
+    when `progress`)."""
+    record = {"step": run.step, "lr": lr, "trained_s": round(run.trained_s, 1), "skipped": run.skipped} | {
+        k: round(float(np.mean([w[k] for w in run.window])), 5) for k in run.window[0]}
+    run.window = []
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+    if progress:
+        print(json.dumps(record), flush=True)
+
+
+def _checkpoint(path: Path, cfg: VoiceTrainConfig, nets: _Nets, run: _Progress, train_notes: int,
+                hardware: str) -> None:
+    """Save everything a resume, an export and the model card need (the keys load_voice and _resume read)."""
+    atomic_save({"version": CHECKPOINT_VERSION, "generator": nets.voice.generator.state_dict(),
+                 "encoder": nets.encoder.state_dict(), "optimizer": nets.opt.state_dict(), "step": run.step,
+                 "trained_s": run.trained_s, "net": cfg.net.to_dict(), "config": asdict(cfg) | {"net": None},
+                 "train_notes": train_notes, "hardware": hardware}, path)
+
+
+def _replica_spread(voice: Voice) -> float:
+    """The largest difference of any generator weight between the DDP processes (0: they stayed in sync)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().reshape(-1) for p in voice.generator.parameters()])
+    hi, lo = flat.clone(), flat.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    return float((hi - lo).max())
 
 
 def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:

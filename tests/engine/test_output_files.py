@@ -71,6 +71,15 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path, mount):
     assert parts(tmp_path) == [] and parts(read_only) == []
 
 
+def test_a_written_file_has_the_permissions_open_gives_and_no_part_file_stays(tmp_path):
+    write_audio(tmp_path / "take.flac", np.zeros(4800, np.float32), 48000)
+    with open(tmp_path / "plain", "w"):  # what open() makes under this process's umask
+        pass
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777  # noqa: E731
+    assert mode("take.flac") == mode("plain") != 0o600 and parts(tmp_path) == []
+    assert sf.info(str(tmp_path / "take.flac")).frames == 4800
+
+
 def test_two_renders_to_one_name_each_finish_whole(tone_model, tmp_path):
     """Started together; each writes its own temp file, so the survivor is one render entire, never a mix."""
     songs = [midi_file(tmp_path / f"{k}.mid", pitches) for k, pitches in enumerate([[60, 64] * 4, [72, 79] * 4])]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from synth.model.hnsynth import FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth
-from synth.model.voice_train import VoiceTrainConfig, load_voice, train
+from synth.model.voice_train import VoiceTrainConfig, atomic_save, load_voice, train
 from tests.torch_voices import TINY_NET
 
 
@@ -78,6 +78,15 @@ def test_training_learns_a_note_and_resumes(tiny_notes, tmp_path):
     assert again["step"] == 60                                           # resumed, not restarted
     _, _, facts = load_voice(run / "checkpoint.pt")
     assert facts["step"] == 60 and facts["train_notes"] == 1
+
+
+def test_a_checkpoint_keeps_the_one_before_and_no_temp_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"step": 1}, path)
+    atomic_save({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 2}
+    assert torch.load(tmp_path / "checkpoint.prev.pt", weights_only=True) == {"step": 1}
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.prev.pt", "checkpoint.pt"]
 
 
 def test_training_reduces_the_spectral_loss_on_one_note(tiny_notes, tmp_path):
