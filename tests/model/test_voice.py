@@ -164,3 +164,24 @@ def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_pat
     assert finals[0]["spectral"] != finals[1]["spectral"]               # different batches on each process
     facts = torch.load(run / "checkpoint.pt", weights_only=True)
     assert facts["hardware"].startswith("2 x CPU")
+
+
+def test_vibrato_never_detunes_a_note():
+    """However the f0 head is driven, the deviation curve has no mean over the note: a voice pushed to its largest
+    offset still plays its pitch (the note's spectrum peaks at the fundamental, not 0.4 semitone above)."""
+    from synth.model.voice import Voice
+
+    torch.manual_seed(0)
+    voice = Voice(TINY_NET).eval()
+    with torch.no_grad():
+        voice.generator.head.bias[-1] = 3.0  # tanh(3) x 0.5: an offset of ~0.5 semitone if it were kept
+        z, pitch, vel = torch.zeros(1, TINY_NET.z_dim), torch.tensor([69]), torch.tensor([0.8])
+        _, f0_dev, _ = voice.generator(z, pitch, vel)
+        audio = voice(z, pitch, vel)[0].numpy()
+    assert abs(float(f0_dev.mean())) < 1e-3
+    held = audio[SAMPLE_RATE // 2:SAMPLE_RATE * 5 // 2] * np.hanning(2 * SAMPLE_RATE)
+    spec = np.abs(np.fft.rfft(held))
+    freqs = np.fft.rfftfreq(len(held), 1 / SAMPLE_RATE)
+    band = (freqs > 400) & (freqs < 480)
+    peak = freqs[band][np.argmax(spec[band])]
+    assert abs(1200 * np.log2(peak / 440.0)) < 5
