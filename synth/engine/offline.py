@@ -181,18 +181,21 @@ class RenderResult:
     midi_seconds: float = 0.0  # the MIDI file's length (end of track)
 
 
-def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
-                block: int = 256, progress: bool = False, channels: set[int] | None = None,
-                release: float | None = None, spread: float = 0.0, mod_target: str | None = None,
-                drums: str | os.PathLike | None = None) -> RenderResult:
-    """Render a MIDI file to stereo float32 audio [frames, 2] at `rate` with the engine's voices; `channels`
-    (0-15) renders only those (a stem). Each note's velocity layers are rendered as the live bank would play
-    them; `release` None: the notes' own releases, seconds: one fixed fade. Channel controllers (volume,
-    expression, pan, modulation morph towards `mod_target` or morph_target's default, pressure) act as live;
-    `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in."""
-    events, midi_seconds = read_midi_file(path)
-    if channels is not None:
-        events = [e for e in events if e.status & 0x0F in channels]
+@dataclass
+class _Lanes:
+    """Which bank lane plays each preset in a render, and which preset each one's morph goes towards."""
+    mapping: dict[tuple[int, int], int]  # (channel, program) → preset index
+    used: list[int]  # preset indices the file plays
+    morphing: set[int]  # channels whose wheel or pressure morphs
+    target_of: dict[int, int | None]  # preset → its morph target preset
+    lane_of_preset: dict[int, int]
+    names: list[str]
+
+
+def _banks_for(events: list[MidiEvent], model: NoteModel, presets: list[Preset], rate: int,
+               mod_target: str | None) -> tuple[BankRenderer, _Lanes]:
+    """A lane per preset the file plays (and per morph target it reaches), each holding only the notes the file
+    plays with it."""
     played = notes_by_program(events)
     mapping = channel_presets(played, presets)
     used = sorted(set(mapping.values())) or [0]
@@ -214,15 +217,44 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
                   if mapping[pair] == index or (pair[0] in morphing and target_of[mapping[pair]] == index)
                   for note in ps}
         renderer.render_notes(lane, sorted(wanted))  # only what the file plays with this preset
+    return renderer, _Lanes(mapping, used, morphing, target_of, lane_of_preset, names)
+
+
+def _with_drums(audio: np.ndarray, drum_events: list[MidiEvent], drums: str | os.PathLike,
+                rate: int) -> tuple[np.ndarray, int]:
+    """The render with FluidSynth's kit playing channel 10 mixed in (longer if the kit rings on), and its notes."""
+    from synth.engine.drums import render_drums
+
+    kit, drum_notes = render_drums(drum_events, drums, rate, len(audio))
+    if len(kit) > len(audio):
+        audio = np.concatenate([audio, np.zeros((len(kit) - len(audio), 2), np.float32)])
+    audio[:len(kit)] += kit
+    return audio, drum_notes
+
+
+def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
+                block: int = 256, progress: bool = False, channels: set[int] | None = None,
+                release: float | None = None, spread: float = 0.0, mod_target: str | None = None,
+                drums: str | os.PathLike | None = None) -> RenderResult:
+    """Render a MIDI file to stereo float32 audio [frames, 2] at `rate` with the engine's voices; `channels`
+    (0-15) renders only those (a stem). Each note's velocity layers are rendered as the live bank would play
+    them; `release` None: the notes' own releases, seconds: one fixed fade. Channel controllers (volume,
+    expression, pan, modulation morph towards `mod_target` or morph_target's default, pressure) act as live;
+    `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in."""
+    events, midi_seconds = read_midi_file(path)
+    if channels is not None:
+        events = [e for e in events if e.status & 0x0F in channels]
+    renderer, lanes = _banks_for(events, model, presets, rate, mod_target)
     voices = Voices(renderer, max_block=block, polyphony=64, release=release, spread=spread)
 
     def choose(ch: int, preset: int) -> None:
-        voices.lane_of[ch] = lane_of_preset[preset]
-        target = target_of.get(preset)
-        voices.morph_lane_of[ch] = lane_of_preset[target] if ch in morphing and target in lane_of_preset else -1
+        voices.lane_of[ch] = lanes.lane_of_preset[preset]
+        target = lanes.target_of.get(preset)
+        voices.morph_lane_of[ch] = (lanes.lane_of_preset[target] if ch in lanes.morphing
+                                    and target in lanes.lane_of_preset else -1)
 
     for ch in range(16):
-        choose(ch, mapping.get((ch, 0), used[0]))
+        choose(ch, lanes.mapping.get((ch, 0), lanes.used[0]))
     end = int(round((events[-1].seconds if events else 0.0) * rate))
     out = np.zeros((end + int(TAIL_SECONDS * rate), 2), dtype=np.float32)
     cursor, notes, drums_skipped = 0, 0, 0
@@ -249,7 +281,7 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
                 drums_skipped += kind == 0x90 and e.d2 > 0
             continue
         if kind == 0xC0:
-            choose(ch, mapping.get((ch, e.d1), used[0]))
+            choose(ch, lanes.mapping.get((ch, e.d1), lanes.used[0]))
             continue
         notes += kind == 0x90 and e.d2 > 0
         voices.handle(e.status, e.d1, e.d2)
@@ -265,10 +297,5 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
                                                                                       np.float32)])
     drum_notes = 0
     if drums is not None:
-        from synth.engine.drums import render_drums
-
-        kit, drum_notes = render_drums(drum_events, drums, rate, length)
-        if len(kit) > len(audio):
-            audio = np.concatenate([audio, np.zeros((len(kit) - len(audio), 2), np.float32)])
-        audio[:len(kit)] += kit
-    return RenderResult(audio, rate, notes, drums_skipped, names, drum_notes, midi_seconds)
+        audio, drum_notes = _with_drums(audio, drum_events, drums, rate)
+    return RenderResult(audio, rate, notes, drums_skipped, lanes.names, drum_notes, midi_seconds)
