@@ -96,7 +96,18 @@ class Voices:
         self.kill_rate = 1.0 / (0.005 * self.rate)
         self.events: deque[tuple[int, int, int]] = deque(maxlen=4096)
 
-        # Layer choice per MIDI velocity: the lower and upper layer, their gains when blended, and one layer's gain.
+        self._layer_tables(renderer)
+        self.spread = float(spread)
+        # a note plays up to two layers, on its own lane and on its channel's morph lane
+        v = (polyphony + EXTRA_VOICES) * (2 if len(renderer.layers) > 1 else 1) * 2
+        self.n = 0
+        self._voice_state(v)
+        self._scratch(v, max_block)
+        self._channel_state(bend_range)
+        self._counters(max_block)
+
+    def _layer_tables(self, renderer: BankRenderer) -> None:
+        """Layer choice per MIDI velocity: the lower and upper layer, their gains when blended, one layer's gain."""
         layers = np.asarray(renderer.layers, dtype=np.float64)
         vel = np.arange(128, dtype=np.float64)
         self.layer_lo, self.layer_hi = renderer.layer_lo, renderer.layer_hi
@@ -106,10 +117,8 @@ class Voices:
         self.blend_hi = np.where(w > 0, w * self.single_gain[self.layer_hi, np.arange(128)], 0.0)
         self.layer_order = np.argsort(np.abs(layers[None, :] - vel[:, None]), axis=1, kind="stable")
 
-        self.spread = float(spread)
-        # a note plays up to two layers, on its own lane and on its channel's morph lane
-        v = (polyphony + EXTRA_VOICES) * (2 if len(layers) > 1 else 1) * 2
-        self.n = 0
+    def _voice_state(self, v: int) -> None:
+        """One entry per voice in each array: where it reads, how it loops, fades and pans."""
         self.v_slot = np.zeros(v, dtype=np.int64)
         self.v_base = np.zeros(v, dtype=np.int64)
         self.v_pos = np.zeros(v, dtype=np.float64)
@@ -145,8 +154,9 @@ class Voices:
                               self.v_side, self.v_paired, self.v_pan, self.v_touch, self.v_left, self.v_right)
         self._age = 0
 
-        # Per-sample scratch, flat so that every block's [voices, frames] view is contiguous: numpy then needs no
-        # buffer of its own (a strided `out` or a mixed-type operation makes it allocate one, every block).
+    def _scratch(self, v: int, max_block: int) -> None:
+        """Per-sample scratch, flat so that every block's [voices, frames] view is contiguous: numpy then needs no
+        buffer of its own (a strided `out` or a mixed-type operation makes it allocate one, every block)."""
         shape = v * max_block
         self._idx = np.zeros(shape, dtype=np.float64)
         self._tmp = np.zeros(shape, dtype=np.float64)
@@ -188,6 +198,8 @@ class Voices:
                         self._f32, self._env, self._ramps, self._ramps1):
             scratch.fill(0)  # np.zeros maps pages lazily: touch them now, not in the callback's first blocks
 
+    def _channel_state(self, bend_range: float) -> None:
+        """Per MIDI channel: bend, sustain, RPN, lanes and the controllers (smoothed towards their targets)."""
         self.bend_ratio = np.ones(16, dtype=np.float64)
         self.bend_range = np.full(16, bend_range, dtype=np.float64)
         self.bend_value = np.zeros(16, dtype=np.float64)
@@ -205,6 +217,8 @@ class Voices:
         self._controls_moved = False  # a controller changed: recompute the voices' channel gains
         self._settling = False  # the voices' channel gains are still gliding to their targets
 
+    def _counters(self, max_block: int) -> None:
+        """Notes waiting for their pitch, the limiter, and what the status line counts."""
         self.p_pitch = np.zeros(MAX_PENDING, dtype=np.int16)
         self.p_chan = np.zeros(MAX_PENDING, dtype=np.int8)
         self.p_vel = np.zeros(MAX_PENDING, dtype=np.int16)
@@ -620,7 +634,12 @@ class Voices:
         np.multiply(env, f32, out=env)
         np.multiply(s0, env, out=s0)
         self._pan_mix(n, b, s0, mix2)
-        # Advance each voice by the block: position (wrapped into its loop), release curve and envelope.
+        self._advance(n, b)
+
+    def _advance(self, n: int, b: int) -> None:
+        """Move each voice on by the block: position (wrapped into its loop), release curve and envelope; free
+        the voices that have ended."""
+        vt = self._vtmp[:n]
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(self.v_pos[:n], vt, out=self.v_pos[:n])
         np.add(self.v_upos[:n], vt, out=self.v_upos[:n])
