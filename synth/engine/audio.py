@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -208,8 +209,9 @@ class AudioOutput:
                 self.engine.voices.reset()
             self._failed_in_a_row = True
 
-    def _account(self, t0: float, status: object) -> None:
+    def _account(self, t0: float, status: Any) -> None:
         """Both callbacks' bookkeeping: the device's underflow flag and how long this block took."""
+        # status: a sounddevice.CallbackFlags (sounddevice ships no type hints)
         if status.output_underflow:
             self.underruns += 1
         took = self._perf() - t0
@@ -221,6 +223,7 @@ class AudioOutput:
     def _produce(self) -> None:
         """Staged mode: keep `fx_frames` mixed and processed frames ahead of the callback."""
         block, stereo, ring = self.block, self._stereo, self.ring
+        assert self.effects is not None  # the producer thread exists only with an effects chain
         promote_thread()
         nap = block / self.engine.rate / 2
         while not self._stop.is_set():

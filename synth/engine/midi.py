@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from synth.engine.midi_bytes import parse
 from synth.engine.realtime import promote_thread
@@ -98,7 +98,7 @@ class MidiInput:
         self.messages = 0
         self.dropped = 0  # malformed or non-channel messages the port delivered (synth.engine.midi_bytes)
         self._promoted = 0
-        self._midi = None
+        self._midi: Any = None  # an rtmidi.MidiIn while open (python-rtmidi ships no type hints)
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         if port is None and sys.platform == "win32":
@@ -106,7 +106,7 @@ class MidiInput:
                                 "with --midi-in NAME")
         self._open()
 
-    def _new_midi(self):
+    def _new_midi(self) -> Any:
         import rtmidi
 
         try:
@@ -119,6 +119,7 @@ class MidiInput:
 
     def _find(self, ports: list[str]) -> int | None:
         if isinstance(self.spec, int) or str(self.spec).isdigit():
+            assert self.spec is not None  # str(None) is not digits
             i = int(self.spec)
             return i if 0 <= i < len(ports) else None
         matches = [i for i, p in enumerate(ports) if str(self.spec).lower() in p.lower()]

@@ -9,7 +9,7 @@ status (a data byte continuing the previous channel message) is honoured, as the
 from __future__ import annotations
 
 import operator
-from typing import Iterable
+from typing import Any, Iterable
 
 # data bytes after each channel voice status (high nibble) and after the system common messages that have any
 CHANNEL_DATA = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
@@ -78,7 +78,7 @@ def parse(data: Iterable[int]) -> tuple[list[Message], int]:
     return out, dropped
 
 
-def checked_message(status: object, d1: object = 0, d2: object = 0) -> Message | None:
+def checked_message(status: Any, d1: Any = 0, d2: Any = 0) -> Message | None:
     """(status, d1, d2) as plain ints if it is a channel voice message in range (status 0x80-0xEF, data bytes
     0-127, all integers, numpy's included), else None."""
     try:
