@@ -233,7 +233,7 @@ def _with_drums(audio: np.ndarray, drum_events: list[MidiEvent], drums: str | os
 
 
 def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
-                block: int = 256, progress: bool = False, channels: set[int] | None = None,
+                block: int = 512, progress: bool = False, channels: set[int] | None = None,
                 release: float | None = None, spread: float = 0.0, mod_target: str | None = None,
                 drums: str | os.PathLike | None = None) -> RenderResult:
     """Render a MIDI file to stereo float32 audio [frames, 2] at `rate` with the engine's voices; `channels`
