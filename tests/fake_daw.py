@@ -104,24 +104,30 @@ def phrase_onsets(audio, notes):
     return np.array(onsets) / RATE
 
 
-def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
-    """The recorded phrase against `gansynth-live render` of the same phrase as a MIDI file: every onset within
-    10 ms (relative to the first note) and every pitch within 50 cents."""
+def write_midi(events, path):
+    """A one-track MIDI file (120 bpm, 960 ticks a second) of (seconds, message bytes) events."""
     import mido
-
-    from synth.engine.offline import render_midi
-    from synth.runtime.model import NoteModel
-    from tests.audio_checks import cents
 
     song = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     song.tracks.append(track)
     now = 0
-    for t, msg in EVENTS:  # 120 bpm: 960 ticks a second
+    for t, msg in events:
         tick = round(t * 960)
         track.append(mido.Message.from_bytes(msg, time=tick - now))
         now = tick
-    song.save(tmp_path / "phrase.mid")
+    song.save(path)
+    return path
+
+
+def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
+    """The recorded phrase against `gansynth-live render` of the same phrase as a MIDI file: every onset within
+    10 ms (relative to the first note) and every pitch within 50 cents."""
+    from synth.engine.offline import render_midi
+    from synth.runtime.model import NoteModel
+    from tests.audio_checks import cents
+
+    write_midi(EVENTS, tmp_path / "phrase.mid")
     offline = render_midi(tmp_path / "phrase.mid", NoteModel(model_path), [], rate=RATE, release=0.05).audio[:, 0]
     live_on, off_on = phrase_onsets(recorded, len(PHRASE)), phrase_onsets(offline, len(PHRASE))
     error = (live_on - live_on[0]) - (off_on - off_on[0])

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tracemalloc
 
-import mido
 import numpy as np
 import pytest
 
@@ -17,7 +16,7 @@ from synth.core.timbre import Preset, save_preset
 from synth.engine.offline import morph_target, render_midi
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
-from tests.fake_daw import RATE, FakeDaw
+from tests.fake_daw import RATE, FakeDaw, write_midi
 from tests.procs import lines_of, wait_for
 
 BLOCK = 128
@@ -248,16 +247,7 @@ def tone_presets(tmp_path):
 
 
 def phrase_midi(path):
-    song = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
-    song.tracks.append(track)
-    now = 0
-    for t, msg in PHRASE:  # 120 bpm: 960 ticks a second
-        tick = round(t * 960)
-        track.append(mido.Message.from_bytes(msg, time=tick - now))
-        now = tick
-    song.save(path)
-    return path
+    return write_midi(PHRASE, path)
 
 
 def test_controllers_from_a_jack_client_match_the_curves_and_the_offline_render(jack_server, tone_model,
