@@ -82,7 +82,7 @@ def run(a: argparse.Namespace) -> None:
     if getattr(a, "normalize", None) is not None:
         level, unit = a.normalize
         if unit == "LUFS":
-            from synth.engine.levels import integrated_lufs
+            from synth.engine.loudness import integrated_lufs
 
             before = integrated_lufs(audio, result.rate)
             if before == float("-inf"):

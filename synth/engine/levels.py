@@ -71,30 +71,3 @@ def format_levels(name: str, rows: list[ChannelLevel]) -> str:
     lines.append(f"channels within 6 dB of the median difference: {sum(s <= 6 for s in spread)}/{len(spread)}; "
                  f"largest {max(spread):.1f} dB")
     return "\n".join(lines)
-
-
-def integrated_lufs(audio: np.ndarray, rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4) of a render ([frames] or [frames, channels]), in LUFS: K-weighted
-    mean square per 400 ms block (75 % overlap), summed over channels, gated at -70 LUFS and then 10 LU under the
-    mean of the blocks that pass; -inf for silence. The K-weighting is applied to each block's spectrum
-    (synth.engine.loudness), so numpy alone computes it."""
-    from synth.engine.loudness import k_weighting
-
-    x = np.asarray(audio, np.float64)
-    x = x[:, None] if x.ndim == 1 else x
-    win, hop = int(0.4 * rate), int(0.1 * rate)
-    if len(x) < win:
-        x = np.concatenate([x, np.zeros((win - len(x), x.shape[1]))])
-    weights = k_weighting(np.fft.rfftfreq(win, 1.0 / rate))
-    weights[1:(win + 1) // 2] *= 2.0  # Parseval: every bin but DC (and Nyquist) stands for two
-    starts = range(0, len(x) - win + 1, hop)
-    z = np.array([(np.abs(np.fft.rfft(x[s:s + win], axis=0)) ** 2 * weights[:, None]).sum() / win ** 2
-                  for s in starts])
-    with np.errstate(divide="ignore"):
-        blocks = -0.691 + 10 * np.log10(z)
-    kept = z[blocks > -70.0]
-    if not len(kept):
-        return float("-inf")
-    relative = -0.691 + 10 * np.log10(kept.mean()) - 10.0
-    kept = z[(blocks > -70.0) & (blocks > relative)]
-    return float(-0.691 + 10 * np.log10(kept.mean()))

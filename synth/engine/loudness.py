@@ -1,7 +1,8 @@
-"""How loud a note sounds: the K-weighted level (ITU-R BS.1770) of its loudest 400 ms, the momentary loudness a
-meter shows while the note plays. Used to bring every timbre to one loudness, as a player expects of presets.
+"""How loud a sound is, by ITU-R BS.1770's K-weighting: a note's loudest 400 ms (the momentary loudness a meter
+shows while it plays; the bank brings every timbre to one loudness with it) and a render's integrated loudness
+(`render --normalize`).
 
-Numpy only: the filter's response is applied to a spectrum of that one window, not run sample by sample.
+Numpy only: the filter's response is applied to each 400 ms block's spectrum, not run sample by sample.
 """
 from __future__ import annotations
 
@@ -23,6 +24,17 @@ def k_weighting(freqs: np.ndarray) -> np.ndarray:
     return gain
 
 
+def k_weighted_power(blocks: np.ndarray, rate: int) -> np.ndarray:
+    """Mean square of each K-weighted block (blocks along axis 0, samples along axis 1, any trailing channels),
+    summed over channels, from the blocks' spectra (Parseval: every bin but DC and Nyquist stands for two)."""
+    win = blocks.shape[1]
+    weights = k_weighting(np.fft.rfftfreq(win, 1.0 / rate))
+    weights[1:(win + 1) // 2] *= 2.0
+    spec = np.abs(np.fft.rfft(blocks, axis=1)) ** 2
+    weights = weights.reshape((1, -1) + (1,) * (spec.ndim - 2))
+    return (spec * weights).reshape(len(blocks), -1).sum(axis=1) / win**2
+
+
 def momentary_peak_lufs(x: np.ndarray, rate: int) -> float:
     """Loudness (LUFS) of the loudest 400 ms of x (a mono note, -1..1): found by plain energy, then K-weighted."""
     x = np.asarray(x, np.float64)
@@ -31,9 +43,27 @@ def momentary_peak_lufs(x: np.ndarray, rate: int) -> float:
         return -np.inf
     cs = np.concatenate([[0.0], np.cumsum(x * x)])
     start = int(np.argmax(cs[win:] - cs[:-win]))
-    seg = x[start:start + win]
-    spec = np.abs(np.fft.rfft(seg)) ** 2
-    weighted = spec * k_weighting(np.fft.rfftfreq(win, 1.0 / rate))
-    # Parseval: mean square = (|X0|^2 + 2 sum |Xk|^2 (+|X_N/2|^2)) / N^2; the doubling is what the sum below does.
-    power = (2.0 * weighted.sum() - weighted[0] - (weighted[-1] if win % 2 == 0 else 0.0)) / win**2
+    power = float(k_weighted_power(x[None, start:start + win], rate)[0])
     return -0.691 + 10.0 * np.log10(max(power, 1e-20))
+
+
+def integrated_lufs(audio: np.ndarray, rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4) of a render ([frames] or [frames, channels]), in LUFS: K-weighted
+    mean square per 400 ms block (75 % overlap), summed over channels, gated at -70 LUFS and then 10 LU under the
+    mean of the blocks that pass; -inf for silence."""
+    x = np.asarray(audio, np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    win, hop = int(WINDOW_SECONDS * rate), int(0.1 * rate)
+    if len(x) < win:
+        x = np.concatenate([x, np.zeros((win - len(x), x.shape[1]))])
+    starts = range(0, len(x) - win + 1, hop)
+    z = np.concatenate([k_weighted_power(np.stack([x[s:s + win] for s in starts[i:i + 64]]), rate)
+                        for i in range(0, len(starts), 64)])  # 64 blocks at a time: a long render fits in memory
+    with np.errstate(divide="ignore"):
+        blocks = -0.691 + 10 * np.log10(z)
+    kept = z[blocks > -70.0]
+    if not len(kept):
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(kept.mean()) - 10.0
+    kept = z[(blocks > -70.0) & (blocks > relative)]
+    return float(-0.691 + 10 * np.log10(kept.mean()))

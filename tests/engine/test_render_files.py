@@ -71,7 +71,7 @@ def test_normalize_and_bad_bit_depths(tone_model, tmp_path):
     assert np.abs(audio).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
     proc = render(tone_model, midi, tmp_path / "l.wav", "--bit-depth", "32", "--normalize=-20LUFS")
     assert proc.returncode == 0 and "to -20 LUFS" in proc.stdout, proc.stderr
-    from synth.engine.levels import integrated_lufs
+    from synth.engine.loudness import integrated_lufs
 
     audio, _ = sf.read(str(tmp_path / "l.wav"), dtype="float32")
     assert integrated_lufs(audio, RATE) == pytest.approx(-20.0, abs=0.05)
@@ -181,7 +181,7 @@ def test_live_drums_allocate_no_buffers(tone_model):
 
 def test_integrated_loudness_reads_the_bs1770_reference():
     """BS.1770's reference: a 997 Hz sine at 0 dBFS in one channel reads -3.01 LUFS; in both, 0."""
-    from synth.engine.levels import integrated_lufs
+    from synth.engine.loudness import integrated_lufs
 
     t = np.arange(5 * RATE) / RATE
     x = np.sin(2 * np.pi * 997 * t)
