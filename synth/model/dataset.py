@@ -210,13 +210,27 @@ class NoteSet:
         return audio.astype(np.float32) / 32768.0
 
 
-def load(data_dir: Path, split: str | None = None, limit: int | None = None, seed: int = 0) -> NoteSet:
-    """Load a split of a built note set (optionally a random, reproducible subset of `limit` notes)."""
+def _rows(data_dir: Path) -> list[dict[str, str]]:
+    """The note set's metadata table, one dict per note."""
     meta_path = Path(data_dir) / "metadata.csv"
     if not meta_path.exists():
         raise DatasetError(f"no note set in {data_dir}: run 'gansynth-live dataset build --out {data_dir}' first")
     with open(meta_path) as f:
-        rows = [r for r in csv.DictReader(f) if split is None or r["split"] == split]
+        return list(csv.DictReader(f))
+
+
+def _read_unit(data_dir: Path, unit: str, start: int = 0, frames: int = -1) -> np.ndarray:
+    """int16 samples of a unit's FLAC file (all, or `frames` from `start`)."""
+    flac = Path(data_dir) / "units" / f"{unit}.flac"
+    try:
+        return soundfile.read(str(flac), dtype="int16", start=start, frames=frames)[0]
+    except (soundfile.LibsndfileError, ValueError) as e:
+        raise DatasetError(f"note set file {flac} is unreadable ({e}): delete it and its .json, then build again") from None
+
+
+def load(data_dir: Path, split: str | None = None, limit: int | None = None, seed: int = 0) -> NoteSet:
+    """Load a split of a built note set (optionally a random, reproducible subset of `limit` notes)."""
+    rows = [r for r in _rows(data_dir) if split is None or r["split"] == split]
     if not rows:
         raise DatasetError(f"the note set in {data_dir} has no {split or ''} notes")
     if limit is not None and limit < len(rows):
@@ -227,11 +241,7 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
     for i, r in enumerate(rows):
         if r["unit"] not in cache:
             cache.clear()
-            flac = Path(data_dir) / "units" / f"{r['unit']}.flac"
-            try:
-                cache[r["unit"]] = soundfile.read(str(flac), dtype="int16")[0].reshape(-1, audio.shape[1])
-            except (soundfile.LibsndfileError, ValueError) as e:
-                raise DatasetError(f"note set file {flac} is unreadable ({e}): delete it and its .json, then build again") from None
+            cache[r["unit"]] = _read_unit(data_dir, r["unit"]).reshape(-1, audio.shape[1])
         audio[i] = cache[r["unit"]][int(r["index"])]
     col = lambda k: np.array([int(r[k]) for r in rows], dtype=np.int64)  # noqa: E731
     return NoteSet(audio=audio, pitch=col("pitch"), velocity=col("velocity"), program=col("program"),
@@ -241,21 +251,13 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
 def real_notes(data_dir: Path, program: int, pitches: list[int], velocity: int = 100) -> dict[int, np.ndarray]:
     """The note set's notes of one GM program at these pitches (float, any split), each at the velocity nearest
     `velocity`; pitches the set lacks are left out. Reads only the units it needs."""
-    meta_path = Path(data_dir) / "metadata.csv"
-    if not meta_path.exists():
-        raise DatasetError(f"no note set in {data_dir}: run 'gansynth-live dataset build --out {data_dir}' first")
-    with open(meta_path) as f:
-        rows = [r for r in csv.DictReader(f) if int(r["program"]) == program and int(r["pitch"]) in pitches]
+    rows = [r for r in _rows(data_dir) if int(r["program"]) == program and int(r["pitch"]) in pitches]
     best: dict[int, dict] = {}
     for r in rows:
         p = int(r["pitch"])
         if p not in best or abs(int(r["velocity"]) - velocity) < abs(int(best[p]["velocity"]) - velocity):
             best[p] = r
-    out = {}
-    for p, r in best.items():
-        flac = Path(data_dir) / "units" / f"{r['unit']}.flac"
-        frames = int(NOTE_SECONDS * SAMPLE_RATE)
-        note, _ = soundfile.read(str(flac), dtype="int16", start=int(r["index"]) * frames, frames=frames)
-        out[p] = NoteSet.to_float(note)
-    return out
+    frames = int(NOTE_SECONDS * SAMPLE_RATE)
+    return {p: NoteSet.to_float(_read_unit(data_dir, r["unit"], int(r["index"]) * frames, frames))
+            for p, r in best.items()}
 
