@@ -104,7 +104,7 @@ def run_curve(a: argparse.Namespace) -> None:
 
 def run_pictures(a: argparse.Namespace) -> None:
     from synth.core.timbre import preset_filename
-    from synth.model.timbre_map import spectrogram_picture
+    from synth.model.timbre_map import PICTURE_PITCHES, spectrogram_picture
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def run_pictures(a: argparse.Namespace) -> None:
 
             program = preset.extra.get("gm_program", 8 * FAMILIES.index(preset.family) if preset.family else None)
             if program is not None:
-                real, name = real_notes(Path(a.data), int(program), [36, 48, 60, 72, 84]), f"GM {program}"
+                real, name = real_notes(Path(a.data), int(program), list(PICTURE_PITCHES)), f"GM {program}"
         spectrogram_picture(_model(a), preset, path, real=real, real_name=name)
         print(f"wrote {path}")
 

@@ -301,6 +301,9 @@ def _keys(pitches: list[int] | tuple[int, ...]) -> str:
     return f"{pitches[0]}-{pitches[-1]}" if run else "/".join(map(str, pitches))
 
 
+PICTURE_PITCHES = (36, 48, 60, 72, 84)
+
+
 def _spectrogram_panel(note: np.ndarray, rate: int) -> np.ndarray:
     """uint8 [256, frames]: log magnitude over 80 dB (loudest white), linear frequency 0 to Nyquist."""
     n_fft, hop = 2048, rate // 50
@@ -311,7 +314,7 @@ def _spectrogram_panel(note: np.ndarray, rate: int) -> np.ndarray:
 
 
 def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str | os.PathLike,
-                        pitches: tuple[int, ...] = (36, 48, 60, 72, 84),
+                        pitches: tuple[int, ...] = PICTURE_PITCHES,
                         real: dict[int, np.ndarray] | None = None, real_name: str = "") -> None:
     """A PNG of the preset's spectrograms (log magnitude over 80 dB, 0-24 kHz, 4 s each) across the keyboard, and
     under them, same analysis, the real notes at the same pitches (`real`, 48 kHz) when given; written atomically."""
