@@ -29,7 +29,9 @@ class FakeDaw:
         self.client = jack.Client(name, no_start_server=True)
         self.ins = [self.client.inports.register(f"audio_in_{i}") for i in (1, 2)]
         self.track = self.client.midi_outports.register("midi_out")
-        self.take = np.zeros((RATE * 30, 2), dtype=np.float32)
+        self.take = np.zeros((RATE * 60, 2), dtype=np.float32)
+        self.got = np.zeros(RATE * 60, dtype=bool)  # frames the server ran this client for
+        self.heard = np.zeros(0, dtype=bool)  # `got` over the last phrase's take
         self.where = 0  # frames of the take so far: the server's frames since this client's first cycle
         self.missed = 0  # cycles the server ran without this client
         self.cue = [(round(t * RATE), bytes(msg)) for t, msg in events]
@@ -55,6 +57,7 @@ class FakeDaw:
         if i + frames <= len(self.take):
             self.take[i:i + frames, 0] = self.ins[0].get_array()
             self.take[i:i + frames, 1] = self.ins[1].get_array()
+            self.got[i:i + frames] = True
             self.where = max(self.where, i + frames)
 
     def record_from(self, fragment: str) -> None:
@@ -74,19 +77,23 @@ class FakeDaw:
         assert self.where >= end, "the JACK server stopped running this client"
 
     def play_phrase_into(self, port_fragment: str) -> np.ndarray:
-        """Connect the MIDI track to the one MIDI input whose name holds `port_fragment`, play the phrase and
-        return what was recorded from its start on."""
+        """Connect the MIDI track to the one MIDI input whose name holds `port_fragment` (once), play the phrase
+        and return what was recorded from its start on; `heard` marks the frames of it that were recorded."""
         targets = [p for p in self.client.get_ports(is_midi=True, is_input=True) if port_fragment in p.name]
         assert len(targets) == 1, [p.name for p in self.client.get_ports(is_midi=True)]
-        self.client.connect(self.track, targets[0])
-        time.sleep(0.3)
+        if targets[0].name not in [p.name for p in self.client.get_all_connections(self.track)]:
+            self.client.connect(self.track, targets[0])
+            time.sleep(0.3)
+        self.start = None
+        self.sent = 0
         self.start = self.where + RATE // 5
         end = self.start + self.cue[-1][0] + RATE // 2
         deadline = time.monotonic() + 30
         while self.where < end and time.monotonic() < deadline:
             time.sleep(0.05)
         assert self.where >= end, "the fake DAW's recording stopped before the phrase ended"
-        return self.take[self.start:end]
+        self.heard = self.got[self.start:end].copy()
+        return self.take[self.start:end].copy()
 
     def close(self) -> None:
         self.client.deactivate()
@@ -120,9 +127,11 @@ def write_midi(events, path):
     return path
 
 
-def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
+def assert_matches_offline_render(recorded, model_path, tmp_path, heard=None) -> None:
     """The recorded phrase against `gansynth-live render` of the same phrase as a MIDI file: every onset within
-    10 ms (relative to the first note) and every pitch within 50 cents."""
+    10 ms (relative to the first note) and every pitch within 50 cents. Notes whose onset or pitch window fell in
+    a gap of the recording (`heard` False: the server skipped the recorder, not our player) are left out, and at
+    least half of them must be left to check."""
     from synth.engine.offline import render_midi
     from synth.runtime.model import NoteModel
     from tests.audio_checks import cents
@@ -130,11 +139,15 @@ def assert_matches_offline_render(recorded, model_path, tmp_path) -> None:
     write_midi(EVENTS, tmp_path / "phrase.mid")
     offline = render_midi(tmp_path / "phrase.mid", NoteModel(model_path), [], rate=RATE, release=0.05).audio[:, 0]
     live_on, off_on = phrase_onsets(recorded, len(PHRASE)), phrase_onsets(offline, len(PHRASE))
+    whole = np.array([heard is None or bool(heard[int((t - 0.05) * RATE):int((t + 0.16) * RATE)].all())
+                      for t in live_on])
+    assert whole.sum() >= len(PHRASE) / 2 and whole[0], f"the recorder missed too much: {whole}"
     error = (live_on - live_on[0]) - (off_on - off_on[0])
-    print("onset error against the offline render, ms:", np.round(error * 1000, 1))
-    assert np.max(np.abs(error)) < 0.010, error
-    for (_, pitch), a, b in zip(PHRASE, live_on, off_on):
-        assert abs(cents(recorded, RATE, a - 0.02, pitch) - cents(offline, RATE, b - 0.02, pitch)) < 50
+    print("onset error against the offline render, ms:", np.round(error * 1000, 1), "checked:", whole)
+    assert np.max(np.abs(error[whole])) < 0.010, error
+    for (_, pitch), a, b, ok in zip(PHRASE, live_on, off_on, whole):
+        if ok:
+            assert abs(cents(recorded, RATE, a - 0.02, pitch) - cents(offline, RATE, b - 0.02, pitch)) < 50
 
 
 if __name__ == "__main__":
@@ -143,8 +156,13 @@ if __name__ == "__main__":
         if len(sys.argv) > 2:
             daw.record_from(sys.argv[2])
         take = daw.play_phrase_into(sys.argv[1])
+        for _ in range(2):  # a loaded machine can skip this client (not the player) mid-phrase: play it again
+            if daw.heard.all():
+                break
+            take = daw.play_phrase_into(sys.argv[1])
     finally:
         daw.close()
     if len(sys.argv) > 3:
         np.save(sys.argv[3], take)
+        np.save(sys.argv[3].removesuffix(".npy") + ".heard.npy", daw.heard)
     print(f"played; missed {daw.missed} cycles", flush=True)

@@ -128,7 +128,7 @@ def test_connect_routes_into_a_daw_recorder_and_matches_the_offline_render(jack_
             proc.kill()
 
     assert np.array_equal(recorded[:, 0], recorded[:, 1])
-    assert_matches_offline_render(recorded[:, 0], tone_model, tmp_path)
+    assert_matches_offline_render(recorded[:, 0], tone_model, tmp_path, daw.heard)
 
 
 def test_connect_to_a_missing_port_and_devices_marks_jack_as_virtual(jack_server, tone_model):

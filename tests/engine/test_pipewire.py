@@ -111,7 +111,7 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
 
     audio = np.load(take)
     assert audio.ndim == 2 and audio.shape[1] == 2
-    assert_matches_offline_render(audio[:, 0], tone_model, tmp_path)
+    assert_matches_offline_render(audio[:, 0], tone_model, tmp_path, np.load(tmp_path / "monitor.heard.npy"))
 
 
 def test_default_midi_api_on_pipewire_is_jack_only_where_rtmidi_reaches_it(pipewire):
