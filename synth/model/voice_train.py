@@ -19,6 +19,7 @@ import torch
 
 from synth.core.files import replacing
 from synth.model import dataset
+from synth.model.envelope import BandEnvelope
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
@@ -36,6 +37,7 @@ class VoiceTrainConfig:
     lr_final: float = 3e-5               # cosine decay to this over decay_steps
     decay_steps: int = 200_000
     kl_weight: float = 1e-3
+    envelope_weight: float = 0.5         # the whole-note band envelope loss (envelope.py), beside the crops' loss
     kl_warmup: int = 2000                # steps over which the KL weight rises from a tenth of its value
     limit_notes: int | None = 12000
     seed: int = 0
@@ -114,8 +116,8 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
     while not stop["now"] and not _time_up(cfg, run.step, started):
         t0 = time.time()
         lr = _learning_rate(cfg, run.step)
-        spec, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
-        run.advance(spec, kl, grad, spike, time.time() - t0)
+        spec, env, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
+        run.advance(spec, env, kl, grad, spike, time.time() - t0)
         if log is not None and run.step % 50 == 0:
             _log(log, run, lr, progress)
         if time.time() - last_ck > cfg.checkpoint_every_s:
@@ -138,9 +140,10 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
 @dataclass
 class _Nets:
     """One process's networks: the voice and encoder, what a step calls (gen, enc: their DDP wrappers under
-    torchrun, else themselves), the parameters learned and their optimiser."""
+    torchrun, else themselves), the parameters learned and their optimiser, and the envelope loss's bands."""
     voice: Voice
     encoder: Encoder
+    envelope: BandEnvelope
     gen: torch.nn.Module
     enc: torch.nn.Module
     params: list[torch.nn.Parameter]
@@ -168,7 +171,7 @@ class _Progress:
     last_loss: float | None = None
     window: list[dict] = field(default_factory=list)
 
-    def advance(self, spec: float, kl: float, grad: float, spike: bool, seconds: float) -> None:
+    def advance(self, spec: float, env: float, kl: float, grad: float, spike: bool, seconds: float) -> None:
         """Count one step that took `seconds` (a spike is counted as skipped and leaves the loss level)."""
         if not spike:
             self.typical = spec if self.typical is None else 0.99 * self.typical + 0.01 * spec
@@ -176,7 +179,7 @@ class _Progress:
         self.step += 1
         self.trained_s += seconds
         self.last_loss = spec
-        self.window.append({"spectral": spec, "kl": kl, "grad": grad, "step_s": seconds})
+        self.window.append({"spectral": spec, "envelope": env, "kl": kl, "grad": grad, "step_s": seconds})
 
 
 def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
@@ -184,7 +187,8 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     voice = Voice(cfg.net).to(device)
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
-    return _Nets(voice, encoder, voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
+    return _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), voice.generator, encoder, params,
+                 torch.optim.Adam(params, lr=cfg.lr))
 
 
 def _resume(cfg: VoiceTrainConfig, ck_path: Path, nets: _Nets, device: torch.device) -> _Progress:
@@ -242,24 +246,27 @@ def _learning_rate(cfg: VoiceTrainConfig, step: int) -> float:
 
 
 def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Generator, run: _Progress,
-          lr: float) -> tuple[float, float, float, bool]:
-    """One optimisation step on a batch of crops: encode the notes, decode a sampled z, spectral loss plus the
-    warming KL term. Returns (spectral loss, KL, gradient norm, spike); a spike's gradient is not applied."""
+          lr: float) -> tuple[float, float, float, float, bool]:
+    """One optimisation step on a batch of notes: encode them, decode a sampled z, the spectral loss on a crop plus
+    the whole-note envelope loss plus the warming KL term. Returns (spectral loss, envelope loss, KL, gradient
+    norm, spike); a spike's gradient is not applied."""
     for g in nets.opt.param_groups:
         g["lr"] = lr
-    idx = torch.from_numpy(rng.integers(0, len(notes.set), cfg.batch)).to(notes.pitch.device)
+    rows = rng.integers(0, len(notes.set), cfg.batch)
+    idx = torch.from_numpy(rows).to(notes.pitch.device)
     start = crop_start(rng, cfg.crop_frames)
-    real = torch.from_numpy(dataset.NoteSet.to_float(
-        notes.set.audio[idx.cpu().numpy(), start * HOP:(start + cfg.crop_frames) * HOP])).to(notes.pitch.device)
+    whole = torch.from_numpy(dataset.NoteSet.to_float(notes.set.audio[rows])).to(notes.pitch.device)
+    real = whole[:, start * HOP:(start + cfg.crop_frames) * HOP]
     pitch, vel = notes.pitch[idx], notes.vel[idx]
     mean, logvar = nets.enc(notes.mels[idx].float(), pitch, vel)
     z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
     amplitudes, f0_dev, noise = nets.gen(z, pitch, vel)
     fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
     spec = spectral_loss(fake, real)
+    env = nets.envelope.loss(amplitudes, noise, pitch, whole)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
     beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * run.step / max(1, cfg.kl_warmup))
-    loss = spec + beta * kl
+    loss = spec + cfg.envelope_weight * env + beta * kl
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
@@ -268,7 +275,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     spike = not math.isfinite(loss.item()) or (run.typical is not None and spec.item() > 4 * run.typical)
     if not spike:
         nets.opt.step()
-    return spec.item(), kl.item(), float(grad), spike
+    return spec.item(), env.item(), kl.item(), float(grad), spike
 
 
 def _log(log: IO[str], run: _Progress, lr: float, progress: bool) -> None:

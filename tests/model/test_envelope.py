@@ -1,0 +1,41 @@
+"""The whole-note envelope loss compares like with like: the band powers it reads off the controls are the band
+powers of the audio the synth makes of them."""
+import numpy as np
+import torch
+
+from synth.model.envelope import BandEnvelope
+from synth.model.hnsynth import FRAMES, HARMONICS, NOISE_BANDS, HarmonicNoiseSynth
+
+
+def _controls(pitch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A plucked note: ten harmonics at a k^-1 slope decaying 20 dB/s after a 20 ms attack, and breath noise."""
+    t = torch.arange(FRAMES + 1, dtype=torch.float32) * 0.005
+    level = torch.clamp(t / 0.02, max=1.0) * 10 ** (-t)
+    amplitudes = torch.zeros(1, FRAMES + 1, HARMONICS)
+    amplitudes[0, :, :10] = 0.3 * level[:, None] / torch.arange(1, 11)
+    noise = torch.full((1, FRAMES + 1, NOISE_BANDS), 0.01) * level[None, :, None]
+    return amplitudes, noise
+
+
+def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio():
+    synth = HarmonicNoiseSynth()
+    envelope = BandEnvelope(synth)
+    amplitudes, noise = _controls(57)
+    pitch = torch.tensor([57])
+    audio = synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
+    fake, real = envelope.controls(amplitudes, noise, pitch)[0], envelope.audio(audio)[0]
+    assert fake.shape == real.shape == (FRAMES + 1, 8)
+    loud = real > 1e-6
+    db = 10 * np.log10((fake[loud] / real[loud]).numpy())
+    assert loud.sum() > 2000 and np.percentile(np.abs(db), 95) < 1.0, np.percentile(np.abs(db), [50, 95, 100])
+    assert envelope.loss(amplitudes, noise, pitch, audio) < 0.05
+
+
+def test_the_loss_sees_a_late_attack():
+    synth = HarmonicNoiseSynth()
+    envelope = BandEnvelope(synth)
+    amplitudes, noise = _controls(57)
+    pitch = torch.tensor([57])
+    audio = synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
+    slow = torch.clamp(torch.arange(FRAMES + 1) * 0.005 / 0.4, max=1.0)[None, :, None]
+    assert envelope.loss(amplitudes * slow, noise * slow, pitch, audio) > 0.1
