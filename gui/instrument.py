@@ -35,6 +35,8 @@ class Devices:
     polyphony: int = 32
     release: float | None = None  # None: each note's own release
     connect: str | None = None  # JACK ports to wire our outputs to
+    mod_target: str | None = None  # the preset the modulation wheel and pressure morph towards (None: the default)
+    drums: str | None = None  # a SoundFont whose GM kit FluidSynth plays channel 10 with (None: the timbre plays it)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -90,7 +92,7 @@ class Instrument:
 
     # -- the sound process ---------------------------------------------------------------------------------------
     def start(self, audio: bool = True, midi: bool = True) -> None:
-        d = self.devices
+        d = self._playable(self.devices)
         config = RigConfig(model=str(self.model.path), provider=self.provider, presets=self.presets, timbre=self.z,
                            gain=MASTER_GAIN * 10 ** (self.master_db / 20), effects=list(self.saved_effects),
                            audio=audio, midi=midi, **d.to_dict())
@@ -103,6 +105,18 @@ class Instrument:
                                                                self.sound.chain_error)
         self.chain = RemoteChain(self.sound)
         self._posted = time.monotonic()
+
+    def _playable(self, d: Devices) -> Devices:
+        """The devices with a saved morph target that is no longer a preset, or a drum SoundFont that is gone,
+        left out (and said): the sound starts without them, and `devices` keeps the choice for when they are back."""
+        if d.mod_target is not None and d.mod_target not in {p.name for p in self.presets}:
+            self._notices.append(("error", f"the mod wheel's preset '{d.mod_target}' is not loaded; it morphs "
+                                           "towards the default until it is"))
+            d = replace(d, mod_target=None)
+        if d.drums is not None and not Path(d.drums).is_file():
+            self._notices.append(("error", f"drum SoundFont {d.drums} not found; channel 10 plays the timbre"))
+            d = replace(d, drums=None)
+        return d
 
     def effects_list(self) -> list[dict]:
         """The chain as it should be saved: what plays, or the saved chain while that failed to load."""
@@ -178,9 +192,11 @@ class Instrument:
             self.sound.set_timbre(z)
 
     def set_mod_target(self, name: str) -> None:
-        """The preset the modulation wheel and pressure morph towards (SoundProcessError if it is refused)."""
+        """The preset the modulation wheel and pressure morph towards (SoundProcessError if it is refused); kept
+        in `devices`, so the session saves it and a new sound process starts with it."""
         if self.sound is not None:
             self.sound.call("mod_target", name)
+        self.devices = replace(self.devices, mod_target=name)
 
     def set_corner(self, corner: int, preset: Preset) -> None:
         self.corners[corner] = preset

@@ -220,6 +220,14 @@ class MainWindow(QMainWindow):
         self.channel_box = _combo([("All (omni)", None)] + [(str(c + 1), c) for c in range(16)])
         self.connect_edit = QLineEdit()
         self.connect_edit.setPlaceholderText("JACK input ports, e.g. ardour:audio_in (comma-separated)")
+        self.drums_edit = QLineEdit()
+        self.drums_edit.setPlaceholderText("empty: channel 10 plays the timbre like any other channel")
+        self.drums_edit.setToolTip("a SoundFont (.sf2/.sf3) whose General MIDI kit FluidSynth plays channel 10 with")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self.choose_drums)
+        drums = QHBoxLayout()
+        drums.addWidget(self.drums_edit, 1)
+        drums.addWidget(browse)
         apply = QPushButton("Apply")
         apply.clicked.connect(self.apply_devices)
         for label, widget in (("Audio output", self.audio_box), ("Host API", self.host_api_box),
@@ -229,8 +237,15 @@ class MainWindow(QMainWindow):
                               ("MIDI API", self.midi_api_box), ("MIDI channel", self.channel_box),
                               ("Connect to", self.connect_edit)):
             form.addRow(label, widget)
+        form.addRow("Drums (channel 10)", drums)
         form.addRow(apply)
         return w
+
+    def choose_drums(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SoundFont for the drums", self.drums_edit.text(),
+                                              "SoundFonts (*.sf2 *.sf3);;All files (*)")
+        if path:
+            self.drums_edit.setText(path)
 
     def _show_devices(self, d: Devices) -> None:
         for box, value in ((self.audio_box, d.audio_out), (self.host_api_box, d.host_api), (self.rate_box, d.rate),
@@ -240,6 +255,11 @@ class MainWindow(QMainWindow):
         self.polyphony_box.setValue(d.polyphony)
         self.release_box.setValue(d.release or 0.0)
         self.connect_edit.setText(d.connect or "")
+        self.drums_edit.setText(d.drums or "")
+        if d.mod_target is not None and d.mod_target in [p.name for p in self.inst.presets]:
+            self.mod_box.blockSignals(True)
+            self.mod_box.setCurrentText(d.mod_target)
+            self.mod_box.blockSignals(False)
 
     def chosen_devices(self) -> Devices:
         """What the devices tab shows now."""
@@ -248,7 +268,8 @@ class MainWindow(QMainWindow):
                        latency=self.latency_box.currentData(), midi_in=self.midi_box.currentData(),
                        midi_api=self.midi_api_box.currentData(), channel=self.channel_box.currentData(),
                        polyphony=self.polyphony_box.value(), release=self.release_box.value() or None,
-                       connect=self.connect_edit.text().strip() or None)
+                       connect=self.connect_edit.text().strip() or None, mod_target=self.inst.devices.mod_target,
+                       drums=self.drums_edit.text().strip() or None)
 
     def _learn_tab(self) -> QWidget:
         w = QWidget()
@@ -335,6 +356,7 @@ class MainWindow(QMainWindow):
         try:
             self.inst.set_mod_target(name)
             self._mod_chosen: str | None = name  # until a status says so, older statuses do not undo the choice
+            self.schedule_save()
         except ValueError as e:  # SoundProcessError: said in the status bar, the old target plays on
             self.report(str(e))
 

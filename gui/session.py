@@ -94,8 +94,9 @@ def _play_options(d: dict, where: str) -> dict:
         out["release"] = schema.number(d["release"], where, "devices.release", 0.0, 10.0)
     if d.get("channel") is not None:
         out["channel"] = schema.integer(d["channel"], where, "devices.channel", 0, 15)
-    if "connect" in d:
-        out["connect"] = schema.string(d["connect"], where, "devices.connect", 2000, optional=True)
+    for key, longest in (("connect", 2000), ("mod_target", 200), ("drums", 4096)):
+        if key in d:
+            out[key] = schema.string(d[key], where, f"devices.{key}", longest, optional=True)
     return out
 
 

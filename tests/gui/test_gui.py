@@ -112,9 +112,13 @@ def test_session_round_trip(open_window, qtbot, tmp_path):
     win.effects.add_builtin("delay")
     win.inst.chain.set_bypass(1, True)
     win.mappings["morph_y"] = (0, 1)
+    target = win.inst.presets[2].name
+    win.mod_box.setCurrentText(target)
+    win.drums_edit.setText(str(tmp_path / "kit.sf2"))
     win.close()
     saved = json.loads((tmp_path / "session.json").read_text())
     assert saved["position"] == pytest.approx([0.3, 0.6])
+    assert saved["devices"]["mod_target"] == target and saved["devices"]["drums"] is None  # drums wait for Apply
 
     again = open_window()
     assert [c.name for c in again.inst.corners] == [c.name for c in win.inst.corners]
@@ -124,8 +128,24 @@ def test_session_round_trip(open_window, qtbot, tmp_path):
     assert again.inst.chain.effects[0].parameters()["room_size"][0] == pytest.approx(0.8)
     assert again.inst.chain.effects[1].bypass and again.effects.list.count() == 2
     assert again.mappings == {"morph_y": (0, 1)}
+    assert again.mod_box.currentText() == target and again.inst.devices.mod_target == target  # the rig starts with it
     expected = morph([c.z for c in win.inst.corners], 0.3, 0.6)
     qtbot.waitUntil(lambda: np.allclose(playing(again), expected, atol=1e-6))
+
+
+def test_a_saved_mod_target_or_drum_kit_that_is_gone_is_said_and_the_sound_starts_without_it(open_window, qtbot,
+                                                                                            tmp_path, capsys):
+    (tmp_path / "session.json").write_text(json.dumps({"devices": {"mod_target": "Deleted Pad",
+                                                                   "drums": str(tmp_path / "gone.sf2")}}))
+    win = open_window()
+    assert win.inst.sound is not None and win.inst.audio_error is None
+    win.poll()
+    out = capsys.readouterr().out
+    assert "'Deleted Pad' is not loaded" in out and "gone.sf2 not found; channel 10 plays the timbre" in out
+    assert win.drums_edit.text() == str(tmp_path / "gone.sf2")
+    win.close()
+    kept = json.loads((tmp_path / "session.json").read_text())["devices"]
+    assert kept["mod_target"] == "Deleted Pad" and kept["drums"] == str(tmp_path / "gone.sf2")  # kept for later
 
 
 def test_corrupt_session_is_set_aside_and_reported(open_window, tmp_path, capsys):

@@ -23,6 +23,7 @@ MORE_BAD_SESSIONS = [
     {"position": [0.5]}, {"position": "middle"}, {"velocity": True}, {"mappings": {"morph_x": [0, 300]}},
     {"devices": {"rate": "fast"}}, {"devices": {"block": -1}}, {"corners": ["a", 3]}, {"master_db": math.inf},
     {"effects": [{"kind": "reverb", "bypass": "no"}]}, {"corners": ["x"] * 5}, [1, 2], "session",
+    {"devices": {"drums": 3}}, {"devices": {"mod_target": ["Pad"]}}, {"devices": {"mod_target": "x" * 201}},
 ]
 
 
