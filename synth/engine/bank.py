@@ -518,11 +518,15 @@ class BankRenderer:
             self.last_first_note_seconds = bank.first_ready - bank.started
 
     def _loop_end(self, bank: Bank, pitch: int) -> int:
-        """The loop end the bank's other layers of this pitch have (0: none rendered yet)."""
-        for layer in range(len(self.layers)):
-            slot = bank.slot_of.get(layer * N_KEYS + pitch)
-            if slot is not None:
-                return int(self.pool.loop_start[slot] + self.pool.loop_len[slot])
+        """The loop end the bank's other layers of this pitch have, else the one the other lanes' newest banks
+        have for it (0: none rendered yet): a note and its morph partner on the other lane wrap together, so a
+        long held morph keeps its phase relation instead of drifting into comb filtering."""
+        others = [ln.banks[-1] for ln in self.lanes if ln.banks and ln.banks[-1] is not bank]
+        for b in [bank] + others:
+            for layer in range(len(self.layers)):
+                slot = b.slot_of.get(layer * N_KEYS + pitch)
+                if slot is not None:
+                    return int(self.pool.loop_start[slot] + self.pool.loop_len[slot])
         return 0
 
     def _take_slot(self) -> int:

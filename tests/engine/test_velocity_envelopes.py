@@ -341,3 +341,18 @@ def test_layers_of_a_pitch_share_their_loop(models, tmp_path):
     v.handle(0x90, 60, 100)
     db = rms_db(run(v, 8.0), 0.5, 8.0, step=0.1)
     assert db.max() - db.min() < 0.5
+
+
+def test_a_note_and_its_morph_partner_share_their_loop(tmp_path):
+    """The morph lane's note of a pitch wraps where the main lane's does (each alone would loop elsewhere), so a
+    long hold with the wheel half up keeps the two in phase."""
+    model = NoteModel(tone_onnx(tmp_path / "st.onnx", envelope("sustained"), layers=LAYERS, stretch=0.02))
+    renderer = BankRenderer(model, RATE, lanes=2, match_loudness=False)
+    for lane in (0, 1):
+        renderer.set_timbre(np.full(4, lane, np.float32), lane)
+    renderer.render_notes(0, [(60, 40)])
+    renderer.render_notes(1, [(60, 120)])
+    pool = renderer.pool
+    ends = [pool.loop_start[s] + pool.loop_len[s] for s in (renderer.lanes[0].slot_for[0, 60],
+                                                             renderer.lanes[1].slot_for[2, 60])]
+    assert ends[0] == ends[1]
