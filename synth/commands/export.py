@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
+    e.add_argument("--data", help="note set to fit the prior map to (default: the one the run trained on)")
     e.set_defaults(func=run)
 
 
@@ -25,7 +26,7 @@ def run(a: argparse.Namespace) -> None:
         NoteModel(a.checkpoint, provider="cpu")  # a broken file stops here, in one line
         training = reexport_model_file(a.checkpoint, a.out, metrics)
     else:
-        training = export_checkpoint(a.checkpoint, a.out, metrics or {})
+        training = export_checkpoint(a.checkpoint, a.out, metrics or {}, a.data)
     print(f"wrote {a.out}")
     if a.card:
         write_card(a.card, a.out, training, metrics or {})

@@ -177,7 +177,10 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
     from synth.model.voice import MelFeatures
     from synth.model.voice_train import load_voice
 
+    from synth.model.voice_export import voice_from_model_file
+
     _, encoder, _ = load_voice(checkpoint)
+    played = voice_from_model_file(model_path)  # its prior map turns encoded latents into played ones
     mel = MelFeatures()
     clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
     model = NoteModel(model_path)
@@ -192,11 +195,11 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
             with torch.no_grad():
-                z = torch.cat([encoder(mel(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 32]]))),
-                                       torch.from_numpy(notes.pitch[idx[i:i + 32]]),
-                                       torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
-                               for i in range(0, len(idx), 32)]).mean(dim=0).numpy()
-            latents.append(z)
+                mean = torch.cat([encoder(mel(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 32]]))),
+                                          torch.from_numpy(notes.pitch[idx[i:i + 32]]),
+                                          torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
+                                  for i in range(0, len(idx), 32)]).mean(dim=0)
+                latents.append(played.to_input(mean[None])[0].numpy())
         latents = np.stack(latents).astype(np.float32)
         probs = family_probabilities(model, clf, latents)[:, j]
         k = int(np.argmax(probs))

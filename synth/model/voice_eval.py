@@ -50,7 +50,7 @@ def checkpoint_renderer(path: str | os.PathLike) -> Renderer:
             p = torch.from_numpy(pitch[i:i + 16])
             v = torch.from_numpy(velocity[i:i + 16].astype(np.float32) / 127)
             z, _ = encoder(mel(x), p, v)
-            out.append(voice(z, p, v).numpy())
+            out.append(voice.decode(z, p, v).numpy())
         return np.concatenate(out)
     return render
 

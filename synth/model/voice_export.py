@@ -15,6 +15,7 @@ from synth.model.voice import PITCH_MAX, PITCH_MIN, Voice
 
 VELOCITY_LAYERS = (40, 80, 120)
 DECODER = "harmonic-plus-noise"
+PRIOR_NOTES = 1000  # training notes the prior map is fitted to
 
 
 def write_onnx(module: torch.nn.Module, path: str | os.PathLike, args: tuple[torch.Tensor, ...],
@@ -64,6 +65,9 @@ def voice_from_model_file(path: str | os.PathLike) -> Voice:
     missing = voice.generator.load_state_dict(state, strict=False).missing_keys
     if missing:
         raise ValueError(f"{path} lacks generator weights {', '.join(missing[:3])}")
+    for name in ("prior_mean", "prior_map"):  # files from before the prior map have none: N(0, I)
+        if name in weights:
+            getattr(voice, name).copy_(weights[name])
     return voice
 
 
@@ -74,17 +78,44 @@ def _data_facts(data_dir: str) -> dict:
             "dataset_rate": summary.get("sample_rate")}
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, metrics: dict | list) -> dict:
-    """Export a training checkpoint's voice; returns the training facts stored in the file."""
+def fit_prior_to_notes(voice: Voice, encoder: torch.nn.Module, data_dir: str | os.PathLike) -> int:
+    """Fit the voice's prior map (Voice.fit_prior) to the encoder's posteriors of up to PRIOR_NOTES training notes
+    of the note set; returns how many notes."""
+    import numpy as np
+
+    from synth.model import dataset
+    from synth.model.voice import MelFeatures
+
+    notes = dataset.load(Path(data_dir), "train", limit=PRIOR_NOTES, seed=7)
+    mel, means, variances = MelFeatures(), [], []
+    with torch.no_grad():
+        for i in range(0, len(notes.pitch), 32):
+            mean, logvar = encoder(mel(torch.from_numpy(notes.to_float(notes.audio[i:i + 32]))),
+                                   torch.from_numpy(notes.pitch[i:i + 32]),
+                                   torch.from_numpy(notes.velocity[i:i + 32].astype(np.float32) / 127))
+            means.append(mean)
+            variances.append(logvar.exp())
+    voice.fit_prior(torch.cat(means), torch.cat(variances))
+    return len(notes.pitch)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, metrics: dict | list,
+                      data_dir: str | os.PathLike | None = None) -> dict:
+    """Export a training checkpoint's voice, its prior map fitted to the note set it was trained on (`data_dir`,
+    default the run's own; without one the prior stays N(0, I)); returns the training facts stored in the file."""
     from synth.model.voice_train import load_voice
 
-    voice, _, facts = load_voice(checkpoint)
+    voice, encoder, facts = load_voice(checkpoint)
     cfg = facts.get("config") or {}
+    data = Path(data_dir or cfg.get("data_dir") or "")
+    prior = "N(0, I): no note set to fit it to"
+    if (data / "metadata.csv").is_file():
+        prior = f"Gaussian fit of the encoder's posteriors of {fit_prior_to_notes(voice, encoder, data)} training notes"
     training = _data_facts(cfg.get("data_dir", "")) | {
-        "decoder": DECODER, "objective": "VAE: multi-resolution STFT loss on crops + KL to N(0, I)",
+        "decoder": DECODER, "objective": "VAE: multi-resolution STFT loss on crops + whole-note band envelope loss + KL to N(0, I)",
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
-        "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from")}
+        "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from"), "prior": prior}
     export_voice(voice, out, {"training_data": training, "metrics": metrics})
     return training
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from synth.model.hnsynth import FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth
+from synth.model.voice_export import voice_from_model_file
 from synth.model.voice_train import VoiceTrainConfig, atomic_save, load_voice, train
 from tests.torch_voices import TINY_NET
 
@@ -121,6 +122,7 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     model = NoteModel(tmp_path / "m.onnx")
     facts = json.loads(model.info.training_data)
     assert facts["steps"] == 2 and facts["soundfonts"] == ["timgm6mb"] and facts["decoder"] == "harmonic-plus-noise"
+    assert facts["prior"].startswith("Gaussian fit of the encoder's posteriors of ")
     assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
     assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
@@ -133,9 +135,30 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tuned), net=TINY_NET, batch=2, max_steps=1,
                            lr=1e-12, init_from=str(tmp_path / "m.onnx")), progress=False)
     voice, _, _ = load_voice(tuned / "checkpoint.pt")
+    played = voice_from_model_file(tmp_path / "m.onnx")
+    assert not torch.equal(played.prior_map, torch.eye(16))  # the file's prior map came back with it
     with torch.no_grad():
-        got = voice(torch.from_numpy(z), torch.tensor([40, 70]), torch.tensor([0.3, 0.9])).numpy()
+        got = voice.decode(played.prior_mean + torch.from_numpy(z) @ played.prior_map, torch.tensor([40, 70]),
+                           torch.tensor([0.3, 0.9])).numpy()
     np.testing.assert_allclose(got, model.render(z, [40, 70], [0.3, 0.9]), atol=1e-4)
+
+
+def test_the_prior_map_sends_random_latents_where_the_encoder_puts_real_notes():
+    """z ~ N(0, I) through the fitted map has the aggregate posterior's mean and covariance, and to_input finds
+    the played z of any generator latent."""
+    from synth.model.voice import Voice, VoiceConfig
+
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal((4, 4)) * [3.0, 1.0, 0.3, 0.1]
+    means = torch.from_numpy(rng.standard_normal((20000, 4)) @ mix.T + [2.0, -1.0, 0.0, 0.5]).float()
+    variances = torch.full((20000, 4), 0.04)
+    voice = Voice(VoiceConfig(z_dim=4, cond=32, channels=[16, 16, 8, 8, 8]))
+    voice.fit_prior(means, variances)
+    played = voice.prior_mean + torch.from_numpy(rng.standard_normal((20000, 4))).float() @ voice.prior_map
+    np.testing.assert_allclose(played.mean(0), means.mean(0), atol=0.05)
+    np.testing.assert_allclose(torch.cov(played.T), torch.cov(means.T) + 0.04 * torch.eye(4), rtol=0.05, atol=0.02)
+    latent = means[:3]
+    np.testing.assert_allclose(voice.prior_mean + voice.to_input(latent) @ voice.prior_map, latent, atol=1e-4)
 
 
 def test_a_shape_that_does_not_fit_is_one_line(tiny_notes, tiny_model, tmp_path):
