@@ -17,12 +17,16 @@ def _controls(pitch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return amplitudes, noise
 
 
-def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio():
+def _note() -> tuple[BandEnvelope, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The envelope loss's bands, and the plucked note's controls, pitch and audio."""
     synth = HarmonicNoiseSynth()
-    envelope = BandEnvelope(synth)
     amplitudes, noise = _controls(57)
     pitch = torch.tensor([57])
-    audio = synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
+    return BandEnvelope(synth), amplitudes, noise, pitch, synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
+
+
+def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio():
+    envelope, amplitudes, noise, pitch, audio = _note()
     fake, real = envelope.controls(amplitudes, noise, pitch)[0], envelope.audio(audio)[0]
     assert fake.shape == real.shape == (FRAMES + 1, 8)
     loud = real > 1e-6
@@ -32,10 +36,6 @@ def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio():
 
 
 def test_the_loss_sees_a_late_attack():
-    synth = HarmonicNoiseSynth()
-    envelope = BandEnvelope(synth)
-    amplitudes, noise = _controls(57)
-    pitch = torch.tensor([57])
-    audio = synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
+    envelope, amplitudes, noise, pitch, audio = _note()
     slow = torch.clamp(torch.arange(FRAMES + 1) * 0.005 / 0.4, max=1.0)[None, :, None]
     assert envelope.loss(amplitudes * slow, noise * slow, pitch, audio) > 0.1
