@@ -20,7 +20,7 @@ import torch
 from synth.core.files import replacing
 from synth.model import dataset
 from synth.model.envelope import BandEnvelope
-from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, spectral_loss
+from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
@@ -38,6 +38,7 @@ class VoiceTrainConfig:
     decay_steps: int = 200_000
     kl_weight: float = 1e-3
     envelope_weight: float = 0.5         # the whole-note band envelope loss (envelope.py), beside the crops' loss
+    spectrum_weight: float = 0.1         # the crops' average spectrum (hnsynth.average_spectrum_loss)
     kl_warmup: int = 2000                # steps over which the KL weight rises from a tenth of its value
     limit_notes: int | None = 12000
     seed: int = 0
@@ -116,8 +117,8 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
     while not stop["now"] and not _time_up(cfg, run.step, started):
         t0 = time.time()
         lr = _learning_rate(cfg, run.step)
-        spec, env, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
-        run.advance(spec, env, kl, grad, spike, time.time() - t0)
+        spec, env, avg, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
+        run.advance(spec, env, avg, kl, grad, spike, time.time() - t0)
         if log is not None and run.step % 50 == 0:
             _log(log, run, lr, progress)
         if time.time() - last_ck > cfg.checkpoint_every_s:
@@ -171,7 +172,8 @@ class _Progress:
     last_loss: float | None = None
     window: list[dict] = field(default_factory=list)
 
-    def advance(self, spec: float, env: float, kl: float, grad: float, spike: bool, seconds: float) -> None:
+    def advance(self, spec: float, env: float, avg: float, kl: float, grad: float, spike: bool,
+                seconds: float) -> None:
         """Count one step that took `seconds` (a spike is counted as skipped and leaves the loss level)."""
         if not spike:
             self.typical = spec if self.typical is None else 0.99 * self.typical + 0.01 * spec
@@ -179,7 +181,7 @@ class _Progress:
         self.step += 1
         self.trained_s += seconds
         self.last_loss = spec
-        self.window.append({"spectral": spec, "envelope": env, "kl": kl, "grad": grad, "step_s": seconds})
+        self.window.append({"spectral": spec, "envelope": env, "spectrum": avg, "kl": kl, "grad": grad, "step_s": seconds})
 
 
 def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
@@ -246,10 +248,10 @@ def _learning_rate(cfg: VoiceTrainConfig, step: int) -> float:
 
 
 def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Generator, run: _Progress,
-          lr: float) -> tuple[float, float, float, float, bool]:
-    """One optimisation step on a batch of notes: encode them, decode a sampled z, the spectral loss on a crop plus
-    the whole-note envelope loss plus the warming KL term. Returns (spectral loss, envelope loss, KL, gradient
-    norm, spike); a spike's gradient is not applied."""
+          lr: float) -> tuple[float, float, float, float, float, bool]:
+    """One optimisation step on a batch of notes: encode them, decode a sampled z, the spectral and average
+    spectrum losses on a crop plus the whole-note envelope loss plus the warming KL term. Returns (spectral loss,
+    envelope loss, average spectrum loss, KL, gradient norm, spike); a spike's gradient is not applied."""
     for g in nets.opt.param_groups:
         g["lr"] = lr
     rows = rng.integers(0, len(notes.set), cfg.batch)
@@ -264,9 +266,10 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
     spec = spectral_loss(fake, real)
     env = nets.envelope.loss(amplitudes, noise, pitch, whole)
+    avg = average_spectrum_loss(fake, real)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
     beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * run.step / max(1, cfg.kl_warmup))
-    loss = spec + cfg.envelope_weight * env + beta * kl
+    loss = spec + cfg.envelope_weight * env + cfg.spectrum_weight * avg + beta * kl
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
@@ -275,7 +278,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     spike = not math.isfinite(loss.item()) or (run.typical is not None and spec.item() > 4 * run.typical)
     if not spike:
         nets.opt.step()
-    return spec.item(), env.item(), kl.item(), float(grad), spike
+    return spec.item(), env.item(), avg.item(), kl.item(), float(grad), spike
 
 
 def _log(log: IO[str], run: _Progress, lr: float, progress: bool) -> None:
