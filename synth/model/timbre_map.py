@@ -167,17 +167,16 @@ def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
                    pitches: range = range(36, 85), limit: int = 8000) -> list[tuple[Preset, float]]:
-    """(preset, its `firmness` by the two classifiers) per target family: for every program of the family the mean
-    encoder latent of its real training notes over `pitches` (a reproducible subset of `limit` notes); the
-    evaluation classifier picks the program, the second classifier checks it. `model_path` must be the export of
-    `checkpoint` (the latents are rendered through it). Families the note set lacks are left out."""
-    import torch
-
+    """(preset, its `firmness` by the two classifiers) per target family. Candidates, for every program of the
+    family: the mean encoder latent of its real training notes over `pitches` (a reproducible subset of `limit`
+    notes), and the latents of its single notes nearest MIDI 48, 60 and 72 (a mean over the keyboard can fall
+    between what the encoder does with low and high notes). The evaluation classifier picks the candidate, the
+    second classifier checks it. `model_path` must be the export of `checkpoint` (the latents are rendered
+    through it). Families the note set lacks are left out."""
     from synth.model import dataset
     from synth.model.voice import MelFeatures
-    from synth.model.voice_train import load_voice
-
     from synth.model.voice_export import voice_from_model_file
+    from synth.model.voice_train import load_voice
 
     _, encoder, _ = load_voice(checkpoint)
     played = voice_from_model_file(model_path)  # its prior map turns encoded latents into played ones
@@ -191,24 +190,39 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         programs = sorted({int(p) for p in notes.program[(notes.family == j) & np.isin(notes.pitch, list(pitches))]})
         if not programs:  # the note set has no such instrument
             continue
-        latents: Any = []  # the rows, then np.stack of them
+        latents, sources = [], []
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
-            with torch.no_grad():
-                mean = torch.cat([encoder(mel(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 32]]))),
-                                          torch.from_numpy(notes.pitch[idx[i:i + 32]]),
-                                          torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
-                                  for i in range(0, len(idx), 32)]).mean(dim=0)
-                latents.append(played.to_input(mean[None])[0].numpy())
-        latents = np.stack(latents).astype(np.float32)
-        probs = family_probabilities(model, clf, latents)[:, j]
+            for z, how in _program_latents(encoder, mel, notes, idx):
+                latents.append(played.to_input(z[None])[0].numpy())
+                sources.append((program, how))
+        stacked = np.stack(latents).astype(np.float32)
+        probs = family_probabilities(model, clf, stacked)[:, j]
         k = int(np.argmax(probs))
-        probs_near = neighbourhood(model, (clf, check), latents[k], j)
-        how = (f"encoded: mean latent of program {programs[k]}'s training notes at MIDI "
-               f"{pitches.start}-{pitches.stop - 1}")
-        preset = _checked(name, latents[k], family, float(probs[k]), float(probs_near[1, 0]), how)
-        preset.extra["gm_program"] = programs[k]  # the instrument it was encoded from: its real notes for pictures
+        probs_near = neighbourhood(model, (clf, check), stacked[k], j)
+        program, how = sources[k]
+        preset = _checked(name, stacked[k], family, float(probs[k]), float(probs_near[1, 0]),
+                          f"encoded: {how} of program {program}'s training notes")
+        preset.extra["gm_program"] = program  # the instrument it was encoded from: its real notes for pictures
         out.append((preset, firmness(probs_near)))
+    return out
+
+
+def _program_latents(encoder: Any, mel: Any, notes: Any, idx: np.ndarray) -> list[tuple[Any, str]]:
+    """(generator latent, how it was made) candidates of one program's notes `idx`: their mean latent, and the
+    latents of the notes nearest MIDI 48, 60 and 72."""
+    import torch
+
+    with torch.no_grad():
+        means = torch.cat([encoder(mel(torch.from_numpy(notes.to_float(notes.audio[idx[i:i + 32]]))),
+                                   torch.from_numpy(notes.pitch[idx[i:i + 32]]),
+                                   torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
+                           for i in range(0, len(idx), 32)])
+    lo, hi = int(notes.pitch[idx].min()), int(notes.pitch[idx].max())
+    out = [(means.mean(dim=0), f"mean latent at MIDI {lo}-{hi}")]
+    for key in (48, 60, 72):
+        i = int(np.argmin(np.abs(notes.pitch[idx] - key)))
+        out.append((means[i], f"latent of the MIDI {notes.pitch[idx[i]]} velocity {notes.velocity[idx[i]]} note"))
     return out
 
 
