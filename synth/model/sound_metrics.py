@@ -11,6 +11,7 @@ import numpy as np
 
 HOLD_SECONDS = 3.0
 SILENCE_DB = -80.0
+AUDIBLE_LEVEL_DB = 0.1  # level changes smaller than this (RMS over a held note) go unheard
 
 
 def _frames_rms(x: np.ndarray, size: int) -> np.ndarray:
@@ -126,7 +127,8 @@ def centroid(audio: np.ndarray, sr: int) -> float:
 
 def loop_periodicity(audio: np.ndarray, sr: int, start: float = 0.5, end: float | None = None) -> float:
     """Largest autocorrelation of the detrended 100 ms RMS envelope (dB) at lags 0.3-2 s: a loop's repeating level
-    pattern. For notes held longer than the model's note (rendered through the engine)."""
+    pattern. For notes held longer than the model's note (rendered through the engine). 0 when the detrended
+    envelope moves less than AUDIBLE_LEVEL_DB (RMS): a pattern nobody hears is no loop to hear."""
     x = audio[int(start * sr):int((end or len(audio) / sr) * sr)]
     env = _db(_frames_rms(x, int(0.1 * sr)))
     if len(env) < 8:
@@ -135,7 +137,7 @@ def loop_periodicity(audio: np.ndarray, sr: int, start: float = 0.5, end: float 
     env = env - np.polyval(np.polyfit(t, env, 2), t)
     env = env - env.mean()
     denom = (env ** 2).sum()
-    if denom < 1e-9:
+    if np.sqrt(denom / len(env)) < AUDIBLE_LEVEL_DB:
         return 0.0
     lags = range(3, min(21, len(env) - 3))
     return float(max((env[:-lag] * env[lag:]).sum() / denom for lag in lags)) if lags else float("nan")

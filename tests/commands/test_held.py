@@ -1,0 +1,36 @@
+"""`gansynth-live held`: a preset's long held note beside FluidSynth's, with the loop measure that can fail."""
+import numpy as np
+
+from synth.cli import main
+from synth.core.timbre import Preset, save_preset
+from synth.model.sound_metrics import loop_periodicity
+
+RATE = 48000
+
+
+def _held(level_db: np.ndarray, seconds: float = 8.0) -> np.ndarray:
+    """A 440 Hz tone whose level (dB) follows `level_db`, sampled every 10 ms over the note."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    level = np.interp(t, np.arange(len(level_db)) * 0.01, level_db)
+    return 0.3 * 10 ** (level / 20) * np.sin(2 * np.pi * 440 * t)
+
+
+def test_the_loop_measure_sees_a_level_pattern_that_repeats_every_second_and_not_a_steady_or_decaying_note():
+    frames = np.arange(800)
+    swell = -6.0 * (frames % 100) / 100  # a 6 dB sawtooth, once a second: a loop's seam
+    assert loop_periodicity(_held(swell), RATE) > 0.8
+    assert loop_periodicity(_held(np.zeros(800)), RATE) < 0.3
+    assert loop_periodicity(_held(-5.0 * frames / 100), RATE) < 0.3  # a steady decay is no loop
+    assert loop_periodicity(_held(swell / 100), RATE) == 0.0  # a 0.06 dB seam repeats, but nobody hears it
+
+
+def test_held_prints_ours_beside_fluidsynth_for_each_preset(tone_model, tmp_path, capsys):
+    save_preset(Preset("Tone", np.ones(8, np.float32), family="organ", extra={"gm_program": 19}), tmp_path)
+    main(["held", "--model", str(tone_model), "--presets", str(tmp_path), "--seconds", "6"])
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith("Tone"))
+    program, ours, theirs, ours_fall, theirs_fall = row.split()[1:6]
+    assert program == "19"  # the GM program the preset was encoded from
+    assert float(ours) == 0.0  # the tone model's note is steady: its loop leaves no pattern you could hear
+    assert abs(float(ours_fall)) < 1.0 and np.isfinite(float(theirs_fall)) and -1 <= float(theirs) <= 1
+    assert out[-1] == "presets whose held note shows a loop the soundfont's lacks: 0/1"
