@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from synth.commands import options as opt
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export a checkpoint's voice to ONNX with its metadata")
@@ -12,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--metrics", help="JSON written by 'gansynth-live eval --json', stored in the model file")
     e.add_argument("--card", help="also write a Markdown model card here")
-    e.add_argument("--data", help="note set to fit the prior map to (default: the one the run trained on)")
+    e.add_argument("--data", type=opt.existing_dir,
+                   help="note set to fit the prior map to (default: the one the run trained on)")
     e.set_defaults(func=run)
 
 

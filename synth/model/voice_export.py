@@ -108,6 +108,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
     voice, encoder, facts = load_voice(checkpoint)
     cfg = facts.get("config") or {}
     data = Path(data_dir or cfg.get("data_dir") or "")
+    if data_dir is not None and not (data / "metadata.csv").is_file():
+        from synth.model.dataset import DatasetError
+
+        raise DatasetError(f"{data} holds no note set (no metadata.csv) to fit the prior map to")
     prior = "N(0, I): no note set to fit it to"
     if (data / "metadata.csv").is_file():
         prior = f"Gaussian fit of the encoder's posteriors of {fit_prior_to_notes(voice, encoder, data)} training notes"

@@ -36,6 +36,8 @@ def parse_error(argv, capsys) -> str:
     (SONG + ["--channels", "x"], "argument --channels: 'x' is not a number or a range"),
     (["play", "--presets", "/nonexistent"], "argument --presets: /nonexistent does not exist"),
     (["play", "--release", "inf"], "argument --release: inf is not from 0 to 10 seconds"),
+    (["export", "ck.pt", "-o", "m.onnx", "--data", "/nonexistent"], "argument --data: /nonexistent does not exist"),
+    (["held", "--seconds", "0.5"], "argument --seconds: 0.5 is not from 2 to 60 seconds"),
 ])
 def test_bad_option_is_one_line(argv, says, capsys):
     assert says in parse_error(argv, capsys)

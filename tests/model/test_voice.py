@@ -142,6 +142,13 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
     assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
+    from synth.model.dataset import DatasetError
+    from synth.model.voice_export import export_checkpoint
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="holds no note set"):
+        export_checkpoint(run / "checkpoint.pt", tmp_path / "never.onnx", {}, tmp_path / "empty")
+    assert not (tmp_path / "never.onnx").exists()
     # An exported file can be exported again (new metrics) and trained on: its weights come back exactly.
     main(["export", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "again.onnx")])
     z = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
