@@ -29,6 +29,13 @@ TARGETS = [("Keys", "piano"), ("Mallets", "chromatic_percussion"), ("Organ", "or
            ("Bass", "bass"), ("Strings", "strings"), ("Brass", "brass"), ("Reeds", "reed"), ("Flutes", "pipe"),
            ("Synth Lead", "synth_lead"), ("Synth Pad", "synth_pad"), ("Voices", "ensemble")]
 PITCHES = (48, 60, 72)
+# The GM programs a musician means by each preset's name (Keys: a piano, not a harpsichord; Strings: bowed, not
+# pizzicato or timpani; Guitar: plucked, not guitar harmonics); `presets encode` takes the others of the family
+# only when the note set has none of these.
+ARCHETYPES = {"Keys": range(0, 4), "Mallets": range(8, 14), "Organ": range(16, 21), "Guitar": range(24, 28),
+              "Bass": range(32, 36), "Strings": range(40, 45), "Brass": range(56, 62), "Reeds": range(64, 72),
+              "Flutes": range(72, 77), "Synth Lead": range(80, 88), "Synth Pad": range(88, 96),
+              "Voices": range(52, 55)}
 
 
 def family_scores(model: NoteModel, classifiers: tuple, z: np.ndarray, pitches: tuple[int, ...] = PITCHES,
@@ -168,7 +175,7 @@ def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
                    pitches: range = range(36, 85), limit: int = 8000) -> list[tuple[Preset, float]]:
     """(preset, its `firmness` by the two classifiers) per target family. Candidates, for every program of the
-    family: the mean encoder latent of its real training notes over `pitches` (a reproducible subset of `limit`
+    family that the preset's name means (ARCHETYPES; else every program of the family): the mean encoder latent of its real training notes over `pitches` (a reproducible subset of `limit`
     notes), and the latents of its single notes nearest MIDI 48, 60 and 72 (a mean over the keyboard can fall
     between what the encoder does with low and high notes). The evaluation classifier picks the candidate, the
     second classifier checks it. `model_path` must be the export of `checkpoint` (the latents are rendered
@@ -190,6 +197,7 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         programs = sorted({int(p) for p in notes.program[(notes.family == j) & np.isin(notes.pitch, list(pitches))]})
         if not programs:  # the note set has no such instrument
             continue
+        programs = [p for p in programs if p in ARCHETYPES[name]] or programs
         latents, sources = [], []
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))

@@ -84,6 +84,15 @@ def test_presets_find_writes_one_checked_preset_per_family(tiny_notes, tiny_mode
     assert len(typo.stderr.strip().splitlines()) == 1
 
 
+def test_every_preset_name_means_programs_of_its_own_family():
+    from synth.core.notes import FAMILIES
+    from synth.model.timbre_map import ARCHETYPES, TARGETS
+
+    assert sorted(ARCHETYPES) == sorted(name for name, _ in TARGETS)
+    for name, family in TARGETS:
+        assert ARCHETYPES[name] and {p // 8 for p in ARCHETYPES[name]} == {FAMILIES.index(family)}, name
+
+
 def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_preset(tiny_notes, tmp_path):
     from synth.cli import main
     from synth.core.timbre import Preset, load_presets, save_preset
