@@ -138,7 +138,7 @@ def run_find(a: argparse.Namespace) -> None:
 def run_encode(a: argparse.Namespace) -> None:
     from synth.model.timbre_map import encode_presets
 
-    _write_found(a, encode_presets(a.data, a.checkpoint, _model(a)))
+    _write_found(a, encode_presets(a.data, a.checkpoint, _model(a), min_probability=a.min_probability))
 
 
 def _write_found(a: argparse.Namespace, found: list) -> None:

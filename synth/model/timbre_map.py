@@ -173,13 +173,15 @@ def recheck(data_dir: str | os.PathLike, model_path: str | os.PathLike, preset: 
 
 
 def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, model_path: str | os.PathLike,
-                   pitches: range = range(36, 85), limit: int = 8000) -> list[tuple[Preset, float]]:
+                   pitches: range = range(36, 85), limit: int = 8000,
+                   min_probability: float = 0.3) -> list[tuple[Preset, float]]:
     """(preset, its `firmness` by the two classifiers) per target family. Candidates, for every program of the
-    family that the preset's name means (ARCHETYPES; else every program of the family): the mean encoder latent of its real training notes over `pitches` (a reproducible subset of `limit`
+    family: the mean encoder latent of its real training notes over `pitches` (a reproducible subset of `limit`
     notes), and the latents of its single notes nearest MIDI 48, 60 and 72 (a mean over the keyboard can fall
-    between what the encoder does with low and high notes). The evaluation classifier picks the candidate, the
-    second classifier checks it. `model_path` must be the export of `checkpoint` (the latents are rendered
-    through it). Families the note set lacks are left out."""
+    between what the encoder does with low and high notes). The programs the preset's name means (ARCHETYPES)
+    come first; the family's others only when none of those reaches `min_probability` firmness. The evaluation
+    classifier picks the candidate, the second classifier checks it. `model_path` must be the export of
+    `checkpoint` (the latents are rendered through it). Families the note set lacks are left out."""
     from synth.model import dataset
     from synth.model.voice import MelFeatures
     from synth.model.voice_export import voice_from_model_file
@@ -188,35 +190,45 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
     _, encoder, _ = load_voice(checkpoint)
     played = voice_from_model_file(model_path)  # its prior map turns encoded latents into played ones
     mel = MelFeatures()
-    clf, check = train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1)
+    classifiers = (train_classifier(Path(data_dir)), train_classifier(Path(data_dir), seed=1))
     model = NoteModel(model_path)
     notes = dataset.load(Path(data_dir), "train", limit=limit, seed=4)
+
+    def best(programs: list[int], family: int) -> tuple[np.ndarray, float, np.ndarray, int, str]:
+        """(latent, its probability, its neighbourhood's probabilities, program, how) of the best candidate."""
+        latents, sources = [], []
+        for program in programs:
+            idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
+            for z, how in _program_latents(encoder, mel, notes, idx, program):
+                latents.append(played.to_input(z[None])[0].numpy())
+                sources.append((program, how))
+        stacked = np.stack(latents).astype(np.float32)
+        probs = family_probabilities(model, classifiers[0], stacked)[:, family]
+        k = int(np.argmax(probs))
+        return stacked[k], float(probs[k]), neighbourhood(model, classifiers, stacked[k], family), *sources[k]
+
     out = []
     for name, family in TARGETS:
         j = FAMILIES.index(family)
         programs = sorted({int(p) for p in notes.program[(notes.family == j) & np.isin(notes.pitch, list(pitches))]})
         if not programs:  # the note set has no such instrument
             continue
-        programs = [p for p in programs if p in ARCHETYPES[name]] or programs
-        latents, sources = [], []
-        for program in programs:
-            idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
-            for z, how in _program_latents(encoder, mel, notes, idx):
-                latents.append(played.to_input(z[None])[0].numpy())
-                sources.append((program, how))
-        stacked = np.stack(latents).astype(np.float32)
-        probs = family_probabilities(model, clf, stacked)[:, j]
-        k = int(np.argmax(probs))
-        probs_near = neighbourhood(model, (clf, check), stacked[k], j)
-        program, how = sources[k]
-        preset = _checked(name, stacked[k], family, float(probs[k]), float(probs_near[1, 0]),
-                          f"encoded: {how} of program {program}'s training notes")
+        meant = [p for p in programs if p in ARCHETYPES[name]]
+        others = [p for p in programs if p not in meant]
+        choice = best(meant, j) if meant else None
+        if others and (choice is None or firmness(choice[2]) < min_probability):
+            other = best(others, j)
+            if choice is None or firmness(other[2]) > firmness(choice[2]):
+                choice = other
+        assert choice is not None
+        z, p, near, program, how = choice
+        preset = _checked(name, z, family, p, float(near[1, 0]), f"encoded: {how}")
         preset.extra["gm_program"] = program  # the instrument it was encoded from: its real notes for pictures
-        out.append((preset, firmness(probs_near)))
+        out.append((preset, firmness(near)))
     return out
 
 
-def _program_latents(encoder: Any, mel: Any, notes: Any, idx: np.ndarray) -> list[tuple[Any, str]]:
+def _program_latents(encoder: Any, mel: Any, notes: Any, idx: np.ndarray, program: int) -> list[tuple[Any, str]]:
     """(generator latent, how it was made) candidates of one program's notes `idx`: their mean latent, and the
     latents of the notes nearest MIDI 48, 60 and 72."""
     import torch
@@ -227,10 +239,11 @@ def _program_latents(encoder: Any, mel: Any, notes: Any, idx: np.ndarray) -> lis
                                    torch.from_numpy(notes.velocity[idx[i:i + 32]].astype(np.float32) / 127))[0]
                            for i in range(0, len(idx), 32)])
     lo, hi = int(notes.pitch[idx].min()), int(notes.pitch[idx].max())
-    out = [(means.mean(dim=0), f"mean latent at MIDI {lo}-{hi}")]
+    out = [(means.mean(dim=0), f"mean latent of program {program}'s notes at MIDI {lo}-{hi}")]
     for key in (48, 60, 72):
         i = int(np.argmin(np.abs(notes.pitch[idx] - key)))
-        out.append((means[i], f"latent of the MIDI {notes.pitch[idx[i]]} velocity {notes.velocity[idx[i]]} note"))
+        out.append((means[i], f"latent of program {program}'s MIDI {notes.pitch[idx[i]]} note at velocity "
+                              f"{notes.velocity[idx[i]]}"))
     return out
 
 

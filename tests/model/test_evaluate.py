@@ -112,8 +112,8 @@ def test_presets_encode_takes_latents_of_real_notes_and_keeps_the_stronger_prese
     presets = {p.name: p for p in load_presets(16, out)}
     assert sorted(presets) == ["Keys", "Strings"]  # the tiny note set has piano and violin only
     for p in presets.values():
-        assert re.search(r"encoded: (mean latent at MIDI \d+-\d+|latent of the MIDI \d+ velocity \d+ note) of "
-                         r"program \d+'s training notes", p.description), p.description
+        assert re.search(r"encoded: (mean latent of program \d+'s notes at MIDI \d+-\d+|latent of program \d+'s "
+                         r"MIDI \d+ note at velocity \d+)$", p.description), p.description
         assert 0.0 <= min(p.extra["classifier_p"], p.extra["second_classifier_p"]) <= 1.0
         assert np.isfinite(p.z).all() and p.z.shape == (16,)
     # stored scores belong to the model they were measured on: the old preset is measured again, and kept (with
