@@ -170,9 +170,10 @@ class Voice(nn.Module):
     """The whole playable voice: (z, pitch, velocity) → audio [B, FRAMES * HOP]; this is what is exported.
 
     The played z is the contract's N(0, I) draw; it reaches the generator through the prior map
-    z → prior_mean + z · prior_map (prior_map: the transposed Cholesky factor), a Gaussian fit of where the encoder puts real notes (`fit_prior`). Without it
-    random latents fell between the notes the decoder learned: 9 of 14 families and twice the FID of the same
-    decoder's reconstructions; with it, random latents score as reconstructions do."""
+    z → prior_mean + z · prior_map (prior_map: the transposed Cholesky factor), a Gaussian fit of where the encoder
+    puts real notes (`fit_prior`). Without it random latents fell between the notes the decoder learned: 9 of 14
+    families and twice the FID of the same decoder's reconstructions; with it, random latents score as
+    reconstructions do."""
 
     prior_mean: torch.Tensor  # buffers (register_buffer), named here for the type checker
     prior_map: torch.Tensor

@@ -16,6 +16,8 @@ from synth.model.voice import PITCH_MAX, PITCH_MIN, Voice
 VELOCITY_LAYERS = (40, 80, 120)
 DECODER = "harmonic-plus-noise"
 PRIOR_NOTES = 1000  # training notes the prior map is fitted to
+OBJECTIVE = ("VAE: multi-resolution STFT loss and average-spectrum loss on crops, whole-note band envelope loss, "
+             "KL to N(0, I)")
 
 
 def write_onnx(module: torch.nn.Module, path: str | os.PathLike, args: tuple[torch.Tensor, ...],
@@ -114,9 +116,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
         raise DatasetError(f"{data} holds no note set (no metadata.csv) to fit the prior map to")
     prior = "N(0, I): no note set to fit it to"
     if (data / "metadata.csv").is_file():
-        prior = f"Gaussian fit of the encoder's posteriors of {fit_prior_to_notes(voice, encoder, data)} training notes"
+        fitted = fit_prior_to_notes(voice, encoder, data)
+        prior = f"Gaussian fit of the encoder's posteriors of {fitted} training notes"
     training = _data_facts(cfg.get("data_dir", "")) | {
-        "decoder": DECODER, "objective": "VAE: multi-resolution STFT loss on crops + whole-note band envelope loss + KL to N(0, I)",
+        "decoder": DECODER, "objective": OBJECTIVE,
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
         "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from"), "prior": prior}

@@ -181,7 +181,8 @@ class _Progress:
         self.step += 1
         self.trained_s += seconds
         self.last_loss = spec
-        self.window.append({"spectral": spec, "envelope": env, "spectrum": avg, "kl": kl, "grad": grad, "step_s": seconds})
+        self.window.append({"spectral": spec, "envelope": env, "spectrum": avg, "kl": kl, "grad": grad,
+                            "step_s": seconds})
 
 
 def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
