@@ -32,6 +32,23 @@ def render_options(r: argparse.ArgumentParser) -> None:
                    help="file sample format: 16 or 24-bit PCM, or 32-bit float (WAV only)")
 
 
+def fluidsynth_comparison_options(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that set our notes beside FluidSynth's (`levels`, `held`)."""
+    p.add_argument("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2", help="FluidSynth's SoundFont")
+    p.add_argument("--model", help="ONNX model (default: the shipped one)")
+    p.add_argument("--presets", type=opt.existing_dir, help="preset directory (default: the shipped presets/)")
+    p.add_argument("--rate", type=opt.RATE, default=48000)
+    p.add_argument("--provider", help="onnxruntime provider (default: best present)")
+
+
+def model_and_presets(a: argparse.Namespace) -> tuple:
+    """(NoteModel, presets) of --model (default: the shipped one) and --presets/--preset."""
+    from synth.runtime.model import DEFAULT_MODEL, NoteModel
+
+    model = NoteModel(a.model or DEFAULT_MODEL, provider=a.provider)
+    return model, load_presets(a, model.info.z_dim)
+
+
 def stop_on_sigterm() -> None:
     """A killed command unwinds as Ctrl-C does: temp files are removed, takes are finished."""
     def interrupt(signum: int, frame: object) -> None:
