@@ -6,7 +6,6 @@ import math
 import signal
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from synth.core.timbre import Preset, save_preset
 from synth.engine.offline import morph_target, render_midi
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
+from tests.allocation import peak_allocation
 from tests.fake_daw import RATE, FakeDaw, write_midi
 from tests.procs import lines_of, wait_for
 
@@ -169,20 +169,16 @@ def test_moving_controllers_allocate_no_buffers(model):
         v.handle(0x90, p, 90)
     for _ in range(20):
         v.process(block)
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for k in range(100):
-            v.events.append((0xB0, (7, 10, 11, 1)[k % 4], (k * 37) % 128))
-            v.events.append((0xD0, (k * 11) % 128, 0))
-            v.events.append((0xA0, 60, (k * 5) % 128))
-            v.process(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    def step(k: int) -> None:
+        v.events.append((0xB0, (7, 10, 11, 1)[k % 4], (k * 37) % 128))
+        v.events.append((0xD0, (k * 11) % 128, 0))
+        v.events.append((0xA0, 60, (k * 5) % 128))
+        v.process(block)
+
+    allocated = peak_allocation(step, 100)
     assert v.n == 8
-    assert peak - base < 16384  # one per-sample buffer for 8 voices would be 8 × 1024 × 4 = 32 KB
+    assert allocated < 16384  # one per-sample buffer for 8 voices would be 8 × 1024 × 4 = 32 KB
 
 
 def test_morph_target_default_is_a_pad_and_can_be_named():

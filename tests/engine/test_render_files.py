@@ -150,9 +150,8 @@ def test_live_drums_sound_in_the_block_after_their_note_on(tone_model):
 def test_live_drums_allocate_no_buffers(tone_model):
     """Playing FluidSynth's drums adds no buffer to the engine's block: what the engine allocates per block with
     drums (Python objects only) grows by less than one drum block's copy over the engine without them."""
-    import tracemalloc
-
     from synth.engine.engine import Engine
+    from tests.allocation import peak_allocation
 
     peaks = []
     for drums in (None, str(GM_SOUNDFONT)):
@@ -163,19 +162,14 @@ def test_live_drums_allocate_no_buffers(tone_model):
             engine.note_on(60)
             for _ in range(2):
                 engine.process(1024)
-            tracemalloc.start()
-            try:
-                base, _ = tracemalloc.get_traced_memory()
-                tracemalloc.reset_peak()
-                for k in range(100):
-                    engine.send(0x99, 38 + k % 8, 100)
-                    engine.process(1024)
-                _, peak = tracemalloc.get_traced_memory()
-            finally:
-                tracemalloc.stop()
+
+            def step(k: int, engine: Engine = engine) -> None:
+                engine.send(0x99, 38 + k % 8, 100)
+                engine.process(1024)
+
+            peaks.append(peak_allocation(step, 100))
         finally:
             engine.stop()
-        peaks.append(peak - base)
     assert peaks[0] < 16384 and peaks[1] - peaks[0] < 4096, peaks  # a drum block's copy: 1024 × 2 × 4 = 8 KB
 
 

@@ -1,7 +1,6 @@
 """Velocity layers and the model's own envelopes, through real ONNX models (built with the onnx helper API) and the
 real runtime, bank and voices: layer choice and blend by velocity, percussive notes that keep decaying instead of
 looping, sustained notes that loop, releases that follow the model, and older models that still play."""
-import tracemalloc
 
 import mido
 import numpy as np
@@ -12,6 +11,7 @@ from synth.engine.envelope import analyse
 from synth.engine.offline import render_midi
 from synth.engine.voices import Voices
 from synth.runtime.model import ModelError, NoteModel
+from tests.allocation import peak_allocation
 from tests.onnx_voices import RATE, envelope, tone_onnx
 
 BLOCK = 256
@@ -289,23 +289,19 @@ def test_callback_allocates_no_buffers(models):
     for p in range(57, 64):  # seven notes, each between two layers
         v.handle(0x90, p, 60 if p % 2 else 100)
     run(v, 3.2)  # past the loop stretch: tails are decaying
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for k in range(200):
-            if k == 50:
-                v.events.append((0x80, 57, 0))  # a release along the model's curve
-            if k == 60:
-                v.events.append((0x90, 60, 70))  # a blended note starts
-            v.process(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    def step(k: int) -> None:
+        if k == 50:
+            v.events.append((0x80, 57, 0))  # a release along the model's curve
+        if k == 60:
+            v.events.append((0x90, 60, 70))  # a blended note starts
+        v.process(block)
+
+    allocated = peak_allocation(step, 200)
     assert v.n == 12  # six notes of two voices each (57 released and gone; 60 struck again)
     # One per-sample buffer for these voices would take 12 × 1024 × 4 = 48 KB; what is left are Python objects
     # (array views, numpy scalars), a few hundred bytes each, per voice at most.
-    assert peak - base < 16384
+    assert allocated < 16384
 
 
 def test_stealing_takes_whole_blended_notes(models):

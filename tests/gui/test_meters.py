@@ -1,13 +1,13 @@
 """The output's pictures: the engine-side meter (peak, RMS, clip, scope ring) fed by the audio side without
 allocating, and the window's meter and scope widgets, which follow a test tone's level and hold the clip light."""
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
 
 from gui.meters import CLIP_HOLD_S, LevelMeter, Scope
 from synth.engine.meter import SCOPE_FRAMES, Meter
+from tests.allocation import peak_allocation
 
 RATE = 48000
 
@@ -49,16 +49,7 @@ def test_push_allocates_no_buffers():
     m = Meter(max_block=1024)
     block = tone(0.3, seconds=1024 / RATE)
     m.push(block)
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for _ in range(200):
-            m.push(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - base < 2048  # one block's copy would be 8 KB
+    assert peak_allocation(lambda _: m.push(block), 200) < 2048  # one block's copy would be 8 KB
 
 
 def test_meter_widget_follows_a_test_tone_and_holds_the_clip_light(qtbot):
