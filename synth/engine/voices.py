@@ -49,21 +49,6 @@ SMOOTH_SECONDS = 0.005  # time constant of controller smoothing
 SQRT2 = math.sqrt(2.0)
 
 
-def controller_gain(volume: int, expression: int) -> float:
-    """CC7 × CC11 on the GM curve (each 40·log10(v/127) dB), unity at volume 100 and expression 127."""
-    return (volume / VOLUME_REF) ** 2 * (expression / 127.0) ** 2
-
-
-def pan_gains(pan: float) -> tuple[float, float]:
-    """Constant-power (left, right) gains for a pan position -1 (left) … +1 (right); both 1 at the centre."""
-    theta = (min(max(pan, -1.0), 1.0) + 1.0) * math.pi / 4
-    return SQRT2 * math.cos(theta), SQRT2 * math.sin(theta)
-
-
-def pan_position(cc10: int) -> float:
-    """A CC10 value as a pan position: 0 hard left, 64 centre, 127 hard right."""
-    return max(-1.0, (cc10 - 64) / 63.0)
-
 
 def velocity_gain(velocity: int, layer_velocity: int = 127) -> float:
     """The General MIDI / DLS velocity curve, 40·log10(v/127) dB, i.e. (v/127)², here relative to the velocity a
@@ -485,19 +470,11 @@ class Voices:
         self.v_paired[i] = 1.0 if paired else 0.0
         self.v_pan[i] = pan
         self.v_touch[i] = 0.0
-        self.v_left[i], self.v_right[i] = self._channel_gains(i)  # no glide at a note's start: the attack fades in
+        start = self._lrg[:, :1]  # no glide at a note's start: the attack fades in
+        self._channel_targets(i, i + 1, start)
+        self.v_left[i], self.v_right[i] = start[0, 0], start[1, 0]
         self.pool.users[slot] += 1
         return i
-
-    def _channel_gains(self, i: int) -> tuple[float, float]:
-        """Voice i's (left, right) gain from its channel's controllers now: volume × expression × morph weight,
-        panned. The same formula as `_channel_targets`, for one voice."""
-        ch = int(self.v_chan[i])
-        amp = controller_gain(int(self.volume[ch]), int(self.expression[ch]))
-        m = min(max((self.modulation[ch] + self.pressure[ch]) / 127.0 + self.v_touch[i], 0.0), 1.0)
-        w = m if self.v_side[i] else 1.0 - m * self.v_paired[i]
-        left, right = pan_gains(pan_position(int(self.pan[ch])) + self.v_pan[i])
-        return amp * w * left, amp * w * right
 
     def _release(self, i: int) -> None:
         self.v_state[i] = RELEASED
@@ -672,7 +649,7 @@ class Voices:
             return
         self._controls_moved = False
         p1 = self._lr1.reshape(-1)[:2 * n].reshape(2, n)
-        self._channel_targets(n, p1)
+        self._channel_targets(0, n, p1)
         d = self._lrd.reshape(-1)[:2 * n].reshape(2, n)
         np.subtract(p0, p1, out=d)
         np.multiply(d, self.smooth_k ** b, out=d)  # one-pole towards the target, evaluated at the block's end
@@ -692,11 +669,13 @@ class Voices:
         np.multiply(ramp, frac, out=ramp)
         np.add(mix2, ramp, out=mix2)
 
-    def _channel_targets(self, n: int, out: np.ndarray) -> None:
-        """[2, n] (float32): every voice's (left, right) gain from its channel's controllers now, as
-        `_channel_gains` computes it for one voice, without allocating."""
-        c = self.v_chan[:n]
-        amp, m, w, t = self._cv[0, :n], self._cv[1, :n], self._cv[2, :n], self._cv[3, :n]
+    def _channel_targets(self, lo: int, hi: int, out: np.ndarray) -> None:
+        """out [2, hi - lo] (float32): voices lo…hi-1's (left, right) gains from their channels' controllers now,
+        without allocating: CC7 × CC11 on the GM curve (unity at volume 100, expression 127), times the morph
+        weight (1 - m on the note's own lane when it is paired, m on the morph lane), panned at constant power
+        by CC10 plus the key's spread (both gains 1 at the centre)."""
+        c = self.v_chan[lo:hi]
+        amp, m, w, t = self._cv[0, lo:hi], self._cv[1, lo:hi], self._cv[2, lo:hi], self._cv[3, lo:hi]
         np.take(self.volume, c, out=amp)
         np.multiply(amp, 1.0 / VOLUME_REF, out=amp)
         np.square(amp, out=amp)
@@ -708,19 +687,19 @@ class Voices:
         np.take(self.pressure, c, out=t)
         np.add(m, t, out=m)
         np.multiply(m, 1.0 / 127.0, out=m)
-        np.add(m, self.v_touch[:n], out=m)
+        np.add(m, self.v_touch[lo:hi], out=m)
         np.clip(m, 0.0, 1.0, out=m)
-        np.multiply(m, self.v_paired[:n], out=w)  # own lane: 1 - m where the note is paired, else 1
+        np.multiply(m, self.v_paired[lo:hi], out=w)  # own lane: 1 - m where the note is paired, else 1
         np.subtract(1.0, w, out=w)
         np.subtract(m, w, out=t)  # morph lane: m
-        np.multiply(t, self.v_side[:n], out=t)
+        np.multiply(t, self.v_side[lo:hi], out=t)
         np.add(w, t, out=w)
         np.multiply(amp, w, out=amp)
         np.take(self.pan, c, out=t)  # pan: CC10 plus the key's spread, constant power
         np.subtract(t, 64.0, out=t)
         np.multiply(t, 1.0 / 63.0, out=t)
         np.maximum(t, -1.0, out=t)
-        np.add(t, self.v_pan[:n], out=t)
+        np.add(t, self.v_pan[lo:hi], out=t)
         np.clip(t, -1.0, 1.0, out=t)
         np.add(t, 1.0, out=t)
         np.multiply(t, math.pi / 4, out=t)
