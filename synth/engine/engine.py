@@ -12,7 +12,7 @@ import numpy as np
 from synth.engine.bank import BankRenderer
 from synth.core.timbre import Preset, default_timbre
 from synth.engine.midi_bytes import checked_message
-from synth.engine.offline import morph_target
+from synth.engine.offline import morph_target, touches_morph
 from synth.engine.voices import Voices
 from synth.runtime.model import NoteModel
 
@@ -120,9 +120,7 @@ class Engine:
             if self.voices.channel is None or status & 0x0F == self.voices.channel:
                 self.select_preset(d1)
             return
-        kind = status & 0xF0
-        if (not self.morph_started and self.morph_index is not None
-                and ((kind == 0xB0 and d1 == 1 and d2 > 0) or (kind == 0xD0 and d1 > 0) or (kind == 0xA0 and d2 > 0))):
+        if not self.morph_started and self.morph_index is not None and touches_morph(status, d1, d2):
             self.morph_started = True  # the first touch of a morph controller: render the target's bank
             self.renderer.set_timbre(self.presets[self.morph_index].z, 1)
         if self.drums is not None and status & 0x0F == self.voices.skip_channel:

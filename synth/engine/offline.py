@@ -41,11 +41,6 @@ CHANNEL_TYPES = ("note_on", "note_off", "control_change", "pitchwheel", "program
                  "polytouch")
 
 
-def read_midi(path: str | os.PathLike) -> list[MidiEvent]:
-    """Channel messages of a MIDI file with absolute times in seconds (tempo map applied)."""
-    return read_midi_file(path)[0]
-
-
 def read_midi_file(path: str | os.PathLike) -> tuple[list[MidiEvent], float]:
     """Channel messages of a MIDI file with absolute times in seconds (tempo map applied), and the file's length:
     the time of its last event of any kind, end of track included."""
@@ -139,15 +134,15 @@ def morph_target(index: int, presets: list[Preset], name: str | None = None) -> 
     return next((i for i in range(len(presets)) if i != index), None)
 
 
+def touches_morph(status: int, d1: int, d2: int) -> bool:
+    """Whether a channel message moves a morph controller above 0 (CC1, channel pressure, polyphonic aftertouch)."""
+    kind = status & 0xF0
+    return (kind == 0xB0 and d1 == 1 and d2 > 0) or (kind == 0xD0 and d1 > 0) or (kind == 0xA0 and d2 > 0)
+
+
 def morphing_channels(events: list[MidiEvent]) -> set[int]:
-    """Channels that send a morph controller above 0 (CC1, channel pressure or polyphonic aftertouch)."""
-    out = set()
-    for e in events:
-        kind = e.status & 0xF0
-        if ((kind == 0xB0 and e.d1 == 1 and e.d2 > 0) or (kind == 0xD0 and e.d1 > 0)
-                or (kind == 0xA0 and e.d2 > 0)):
-            out.add(e.status & 0x0F)
-    return out
+    """Channels that send a morph controller above 0."""
+    return {e.status & 0x0F for e in events if touches_morph(e.status, e.d1, e.d2)}
 
 
 def notes_by_program(events: list[MidiEvent]) -> dict[tuple[int, int], set[tuple[int, int]]]:

@@ -9,14 +9,14 @@ from tests.audio_checks import cents
 from synth.audio_io import read_wav
 from synth.demo import DEMO_MIDI
 from synth.core.timbre import Preset
-from synth.engine.offline import channel_presets, notes_by_program, preset_for_program, read_midi, render_midi
+from synth.engine.offline import channel_presets, notes_by_program, preset_for_program, read_midi_file, render_midi
 from synth.runtime.model import NoteModel
 
 RATE = 48000
 
 
 def note_ons(path, channel=None):
-    return [(e.seconds, e.d1) for e in read_midi(path) if e.status & 0xF0 == 0x90 and e.d2 > 0
+    return [(e.seconds, e.d1) for e in read_midi_file(path)[0] if e.status & 0xF0 == 0x90 and e.d2 > 0
             and (channel is None or e.status & 0x0F == channel)]
 
 
@@ -43,7 +43,7 @@ def test_demo_piece_onsets_and_pitches_match_the_file(tone_model, channel):
 
 
 def test_tempo_change_is_honoured():
-    events = read_midi(DEMO_MIDI)
+    events = read_midi_file(DEMO_MIDI)[0]
     ons = sorted({round(e.seconds, 4) for e in events if e.status & 0xF0 == 0x90 and e.d2 > 0})
     # 100 bpm for six bars (0.6 s a beat), then 84 bpm (0.714 s a beat).
     assert ons[-1] == pytest.approx(24 * 0.6 + 6 * 60 / 84, abs=1e-3)  # the last bass note, beat 30
@@ -56,7 +56,7 @@ def test_sustain_pedal_holds_the_chords(demo_render):
     from tests.audio_checks import band_amplitude, hz
     amp = band_amplitude(audio, RATE, hz(55), np.array([0.3, 2.0, 2.9]), 0.05)
     assert amp[1] > 0.5 * amp[0] and amp[2] < 0.2 * amp[0]
-    last = read_midi(DEMO_MIDI)[-1].seconds  # the final pedal-up; then the tone model's own 1 s release
+    last = read_midi_file(DEMO_MIDI)[0][-1].seconds  # the final pedal-up; then the tone model's own 1 s release
     assert len(audio) / RATE == pytest.approx(last + 1.0, abs=0.02)
     assert level(len(audio) / RATE - 0.05) < 0.2 * level(last - 0.1)
     assert audio[-1] == 0 and np.abs(audio[-10:]).max() < 1e-5  # the release ends in silence, not cut off
@@ -69,7 +69,7 @@ def test_programs_map_to_the_nearest_preset_family():
     assert preset_for_program(89, presets) == 1
     assert preset_for_program(73, presets) == 2
     assert preset_for_program(80, presets) == 1  # synth lead → nearest family with a preset: synth pad
-    mapping = channel_presets(notes_by_program(read_midi(DEMO_MIDI)), presets)
+    mapping = channel_presets(notes_by_program(read_midi_file(DEMO_MIDI)[0]), presets)
     assert mapping == {(0, 89): 1, (1, 73): 2, (2, 33): 0}  # bass (family 4): piano (0) is nearer than pad (11)
 
 
