@@ -18,8 +18,8 @@ import numpy as np
 
 from synth.core.notes import FAMILIES
 from synth.core.timbre import Preset
-from synth.engine.drums import FluidPlayer
-from synth.engine.offline import render_midi
+from synth.engine.drums import FluidPlayer, render_drums
+from synth.engine.offline import MidiEvent, render_midi
 from synth.runtime.model import NoteModel
 
 KEY, VELOCITY = 60, 100
@@ -72,15 +72,10 @@ def _one_note_file(directory: Path, seconds: float, program: int) -> Path:
 
 def fluidsynth_note(soundfont: str | os.PathLike, program: int, seconds: float, rate: int) -> np.ndarray:
     """FluidSynth's mono note (dry, default gain), held `seconds`."""
-    player = FluidPlayer(soundfont, rate, effects=False)
-    try:
-        player.send(0xC0, program, 0)
-        player.send(0x90, KEY, VELOCITY)
-        out = np.zeros((int(seconds * rate), 2), np.float32)
-        player.render(out)
-    finally:
-        player.close()
-    return out.mean(axis=1)
+    events = [MidiEvent(0.0, 0xC0, program, 0), MidiEvent(0.0, 0x90, KEY, VELOCITY),
+              MidiEvent(seconds, 0x80, KEY, 0)]
+    frames = int(seconds * rate)
+    return render_drums(events, soundfont, rate, frames, effects=False)[0][:frames].mean(axis=1)
 
 
 def held_notes(model: NoteModel, presets: list[Preset], soundfont: str | os.PathLike, seconds: float = 8.0,
