@@ -155,9 +155,11 @@ if __name__ == "__main__":
     try:
         if len(sys.argv) > 2:
             daw.record_from(sys.argv[2])
+        started = time.monotonic()
         take = daw.play_phrase_into(sys.argv[1])
-        for _ in range(2):  # a loaded machine can skip this client (not the player) mid-phrase: play it again
-            if daw.heard.all():
+        for attempt in (2, 3):  # a loaded machine can skip this client (not the player) mid-phrase: play it again
+            print(f"take {attempt - 1}: {int((~daw.heard).sum())} frames not recorded", flush=True)
+            if daw.heard.all() or time.monotonic() - started > 20:  # within the caller's time limit
                 break
             take = daw.play_phrase_into(sys.argv[1])
     finally:

@@ -94,7 +94,7 @@ def test_phrase_into_a_pipewire_null_sink_matches_the_offline_render(pipewire, t
         _until(lambda: wanted in subprocess.run(["pw-link", "-l"], env=env, capture_output=True, text=True).stdout,
                "linking the player to the sink")
         daw = subprocess.run([sys.executable, "-m", "tests.fake_daw", "GANSynth Live", ":monitor_F", str(take)],
-                             capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
                              env=dict(env, LD_PRELOAD=PW_LIBJACK))
         assert daw.returncode == 0 and "played" in daw.stdout, daw.stderr
         print(daw.stdout.strip())
