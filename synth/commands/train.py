@@ -41,7 +41,8 @@ def run(a: argparse.Namespace) -> None:
 
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
-                           lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight, envelope_weight=a.envelope_weight,
+                           lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
+                           envelope_weight=a.envelope_weight,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from)
     sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
