@@ -140,11 +140,40 @@ def reexport_model_file(path: str | os.PathLike, out: str | os.PathLike, metrics
 
 
 def write_card(card: str | os.PathLike, model_path: str | os.PathLike, training: dict, metrics: dict | list) -> None:
-    """A Markdown model card: what the model is, how it was trained, and every measured number (atomic)."""
+    """A Markdown model card: what the model is, how it was trained, and every measured number as the tables `eval`
+    prints (atomic)."""
     lines = [f"# Model card: {Path(model_path).name}", "",
              "GANSynth Live's voice: G(z, pitch, velocity) → harmonic-plus-noise controls at 200 frames/s → 48 kHz "
              "audio, the synthesis inside the ONNX graph. Trained by `gansynth-live train` on this machine's "
              "FluidSynth renders of General MIDI soundfonts.", "", "## Training", "", "| fact | value |", "|---|---|"]
     lines += [f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |" for k, v in training.items()]
-    lines += ["", "## Measured", "", "```json", json.dumps(metrics, indent=1), "```", ""]
+    lines += ["", "## Measured (`gansynth-live eval`)", ""] + _metric_lines(metrics)
     write_atomic(card, "\n".join(lines))
+
+
+def _metric_lines(metrics: dict | list) -> list[str]:
+    """eval's rows as its own tables: the classifier rows, then each sound row (real / ours per family, and the
+    spectral centroid against velocity); anything else as JSON."""
+    from synth.model.evaluate import format_table
+    from synth.model.voice_eval import format_family_table
+
+    rows = metrics if isinstance(metrics, list) else []
+    scored = [r for r in rows if "pitch_accuracy" in r]
+    sound = [r for r in rows if "families" in r and isinstance(r["families"], dict)]
+    lines: list[str] = []
+    if scored:
+        lines += ["```", format_table(scored)] + [
+            f"{r['set']}: {r['families_of_256_z']} distinct classifier families among 256 random latents"
+            for r in scored if "families_of_256_z" in r] + ["```", ""]
+    for r in sound:
+        lines += [f"Sound by family, real / ours ({r['set']}, {r.get('notes')} held-out notes):", "", "```",
+                  format_family_table(r["families"]), "```", ""]
+        centroids = r.get("velocity_centroid") or {}
+        if centroids:
+            lines += ["Spectral centroid (Hz) against velocity, real / ours:", "", "```"] + [
+                f"{fam:22s}" + "  ".join(f"v{v}: {c[0]:.0f} / {c[1]:.0f}" for v, c in by_vel.items())
+                for fam, by_vel in sorted(centroids.items())] + ["```", ""]
+    rest = [r for r in rows if r not in scored and r not in sound] if rows else [metrics] if metrics else []
+    if rest:
+        lines += ["```json", json.dumps(rest, indent=1), "```", ""]
+    return lines
