@@ -98,26 +98,6 @@ def test_training_learns_a_note_and_resumes(tiny_notes, tmp_path):
     assert facts["step"] == 60 and facts["train_notes"] == 1
 
 
-def test_a_checkpoint_plays_the_average_of_its_weights_and_a_resume_keeps_it(tiny_notes, tmp_path):
-    """load_voice gives the moving average (the trained weights on request), and a resumed run moves the saved
-    average on by one step's share instead of starting it again at the trained weights."""
-    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path), net=TINY_NET, batch=2, limit_notes=1,
-                           crop_frames=48, lr=3e-3, max_steps=30)
-    train(cfg, progress=False)
-    before = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    name = "head.weight"
-    assert not torch.equal(before["generator"][name], before["generator_avg"][name])
-    voice, _, _ = load_voice(tmp_path / "checkpoint.pt")
-    trained, _, _ = load_voice(tmp_path / "checkpoint.pt", averaged=False)
-    assert torch.equal(voice.generator.state_dict()[name], before["generator_avg"][name])
-    assert torch.equal(trained.generator.state_dict()[name], before["generator"][name])
-    train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 31}), progress=False)
-    after = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    share = 1 - 31 / 40                                                   # step 31's (1 + 30) / (10 + 30)
-    expected = before["generator_avg"][name].lerp(after["generator"][name], share)
-    assert torch.allclose(after["generator_avg"][name], expected, atol=1e-6)
-
-
 def test_a_checkpoint_keeps_the_one_before_and_no_temp_file(tmp_path):
     path = tmp_path / "checkpoint.pt"
     atomic_save({"step": 1}, path)
