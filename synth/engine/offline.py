@@ -98,11 +98,24 @@ def _check_header(path: Path) -> None:
         raise MidiFileError(f"{path} is not a readable MIDI file (it declares {tracks:,} tracks but holds {found})")
 
 
+# GM programs of families no preset stands for (ethnic, percussive, sound effects), played by the family a player
+# would reach for: plucked ones by a guitar, struck ones by mallets, blown ones by reeds or a flute, the fiddle by
+# strings. The rest (synth effects, reverse cymbal, seashore, helicopter, applause) take the nearest family.
+STAND_IN = {**dict.fromkeys((104, 105, 106, 107, 120), "guitar"), 109: "reed", 110: "strings", 111: "reed",
+            **dict.fromkeys((108, 112, 113, 114, 115, 116, 117, 118, 124, 127), "chromatic_percussion"),
+            121: "pipe", 123: "pipe"}
+
+
 def preset_for_program(program: int, presets: list[Preset]) -> int:
-    """Index of the preset whose family matches the GM program's family, else the nearest family that has one."""
+    """Index of the preset whose family matches the GM program's family, else the one of the program's stand-in
+    family (STAND_IN), else the nearest family that has one."""
     if not presets:
         return 0
     family = program // 8
+    families = [p.family for p in presets]
+    if family >= len(FAMILIES) or FAMILIES[family] not in families:
+        if STAND_IN.get(program) in families:
+            return families.index(STAND_IN[program])
     best, best_d = 0, None
     for i, p in enumerate(presets):
         if p.family not in FAMILIES:

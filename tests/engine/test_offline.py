@@ -73,6 +73,21 @@ def test_programs_map_to_the_nearest_preset_family():
     assert mapping == {(0, 89): 1, (1, 73): 2, (2, 33): 0}  # bass (family 4): piano (0) is nearer than pad (11)
 
 
+def test_programs_of_families_without_a_preset_take_a_stand_in():
+    """Agogo is struck, a sitar plucked, a bagpipe blown: each goes to the preset a player would pick, not to the
+    pad whose family number happens to be nearest; programs with no stand-in still take the nearest family."""
+    z = np.zeros(4, np.float32)
+    presets = [Preset("Pad", z, "synth_pad"), Preset("Mallets", z, "chromatic_percussion"),
+               Preset("Guitar", z, "guitar"), Preset("Reeds", z, "reed")]
+    assert preset_for_program(113, presets) == 1          # Agogo
+    assert preset_for_program(104, presets) == 2          # Sitar
+    assert preset_for_program(109, presets) == 3          # Bagpipe
+    assert preset_for_program(126, presets) == 0          # Applause: nearest family, the pad
+    assert preset_for_program(110, presets[:2]) == 0      # Fiddle, no strings preset: nearest family
+    ethnic = presets + [Preset("Koto", z, "ethnic")]
+    assert preset_for_program(107, ethnic) == 4           # the family's own preset comes first
+
+
 def test_render_command_writes_flac_and_reports(tone_model, tmp_path):
     out = tmp_path / "demo.flac"
     proc = subprocess.run([sys.executable, "-m", "synth", "render", str(DEMO_MIDI), "-o", str(out),
