@@ -8,7 +8,9 @@ FluidSynth's defaults, so the kit sounds as it does in FluidSynth alone.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import os
 from pathlib import Path
 
@@ -34,7 +36,8 @@ class FluidPlayer:
         if not path.is_file():
             raise DrumError(f"SoundFont {path} not found")
         try:
-            import fluidsynth
+            with contextlib.redirect_stdout(io.StringIO()):  # pyfluidsynth prints its library path if CI is set
+                import fluidsynth
         except (ImportError, OSError) as e:  # pyfluidsynth missing, or libfluidsynth not installed
             raise DrumError(f"--drums needs FluidSynth (pip install pyfluidsynth; Debian: libfluidsynth3): {e}") \
                 from None
