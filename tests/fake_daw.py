@@ -156,15 +156,18 @@ if __name__ == "__main__":
         if len(sys.argv) > 2:
             daw.record_from(sys.argv[2])
         started = time.monotonic()
-        take = daw.play_phrase_into(sys.argv[1])
+        take, heard = daw.play_phrase_into(sys.argv[1]), daw.heard
+        print(f"take 1: {int((~heard).sum())} frames not recorded", flush=True)
         for attempt in (2, 3):  # a loaded machine can skip this client (not the player) mid-phrase: play it again
-            print(f"take {attempt - 1}: {int((~daw.heard).sum())} frames not recorded", flush=True)
-            if daw.heard.all() or time.monotonic() - started > 20:  # within the caller's time limit
+            if heard.all() or time.monotonic() - started > 20:  # within the caller's time limit
                 break
-            take = daw.play_phrase_into(sys.argv[1])
+            again = daw.play_phrase_into(sys.argv[1])
+            print(f"take {attempt}: {int((~daw.heard).sum())} frames not recorded", flush=True)
+            if (~daw.heard).sum() < (~heard).sum():  # keep the most complete take, not the last
+                take, heard = again, daw.heard
     finally:
         daw.close()
     if len(sys.argv) > 3:
         np.save(sys.argv[3], take)
-        np.save(sys.argv[3].removesuffix(".npy") + ".heard.npy", daw.heard)
+        np.save(sys.argv[3].removesuffix(".npy") + ".heard.npy", heard)
     print(f"played; missed {daw.missed} cycles", flush=True)
