@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QApplication
 
 from gui.instrument import Instrument
 from gui.main_window import MainWindow
-from gui.session import config_dir
+from synth.core.config import config_dir
 from synth.core.files import write_atomic
 from synth.runtime.model import DEFAULT_MODEL
 from synth.runtime.model_file import ModelFile
@@ -24,7 +24,8 @@ def build_window(a: argparse.Namespace) -> MainWindow:
     model = ModelFile.read(a.model or DEFAULT_MODEL)  # its metadata: the sound process loads and runs it
     inst = Instrument(model, user_presets=config / "presets", provider=a.provider,
                       shipped_presets=Path(a.presets) if getattr(a, "presets", None) else None)
-    return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi)
+    return MainWindow(inst, config / "session.json", audio=not a.no_audio, midi=not a.no_midi,
+                      model_given=a.model is not None)
 
 
 def _application() -> QApplication:

@@ -4,13 +4,16 @@ GIL with the audio callback. Notes, timbres, gain and status return at once; `st
 process to open its devices, and recording and the effects chain (RemoteChain) wait for their answers."""
 from __future__ import annotations
 
+import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from synth.core.timbre import PRESETS_DIR, Preset, morph, save_preset, scan_presets
+from synth.core.timbre import (MAX_NAME, PRESETS_DIR, Preset, PresetError, morph, preset_path, save_preset,
+                               scan_presets)
 from synth.engine.rig import RigConfig, RigStatus
 from synth.engine.sound_process import RemoteChain, SoundProcess, SoundProcessError
 from synth.runtime.model_file import ModelFile
@@ -207,11 +210,42 @@ class Instrument:
         self._play(z)
         return z
 
+    def use_model(self, path: str | Path) -> None:
+        """Play another model file from the next start or apply (ModelError, one line, when it is not one): its
+        presets are read again for its latent size, and corners that do not fit it become its first presets."""
+        self.model = ModelFile.read(path)
+        self.reload_presets()
+        z_dim = self.model.info.z_dim
+        if any(len(c.z) != z_dim for c in self.corners):
+            self.corners = [self.presets[i % len(self.presets)] for i in range(4)]
+        self.z = morph([c.z for c in self.corners], *self.position)
+        self._pending = None
+
+    def reload_presets(self) -> None:
+        """Read the preset folders again (after a preset was made outside the window, e.g. by an import)."""
+        self.presets = self._load_presets()
+
+    def free_preset_name(self, wanted: str) -> str:
+        """`wanted` made a valid preset name that no loaded or saved preset has yet ("Cello", "Cello 2", ...)."""
+        base = "".join(c for c in wanted if unicodedata.category(c) != "Cc").strip()[:MAX_NAME - 4] or "Sound"
+        taken = {p.name.casefold() for p in self.presets}
+        for n in range(1, 1000):
+            name = base if n == 1 else f"{base} {n}"
+            if name.casefold() not in taken and not preset_path(name, self.user_presets)[1]:
+                return name
+        raise PresetError(f"too many presets are named like '{base}'")
+
+    def import_command(self, path: str, name: str) -> list[str]:
+        """The command line that makes preset `name` in the user's folder from a recorded note (`presets import`)."""
+        entry = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "synth"]
+        return entry + ["presets", "import", str(Path(path).absolute()), f"--name={name}",  # a name may start with -
+                        f"--model={self.model.path}", f"--out={self.user_presets}"]
+
     def save_preset(self, name: str, overwrite: bool = False) -> Path:
         """Save the timbre playing now in the user's preset folder (refuses to replace one unless told)."""
         path = save_preset(Preset(name, self.z.copy(), description="saved from the morph pad"), self.user_presets,
                            overwrite=overwrite)
-        self.presets = self._load_presets()
+        self.reload_presets()
         return path
 
     def set_master_db(self, db: float) -> None:

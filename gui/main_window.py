@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import QProcess, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeyEvent
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
                              QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QMainWindow,
@@ -39,7 +39,9 @@ def _combo(items: list[tuple[str, object]]) -> QComboBox:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, instrument: Instrument, session_path: Path, audio: bool = True, midi: bool = True) -> None:
+    def __init__(self, instrument: Instrument, session_path: Path, audio: bool = True, midi: bool = True,
+                 model_given: bool = False) -> None:
+        """`model_given`: the model was named on the command line, so it plays instead of the session's."""
         super().__init__()
         self.inst = instrument
         self.session_path = session_path
@@ -51,8 +53,12 @@ class MainWindow(QMainWindow):
         self._save_timer.setInterval(1000)
         self._save_timer.timeout.connect(self.save_session)
         self.setWindowTitle("GANSynth Live")
+        self.started_model = str(instrument.model.path)
+        self.chosen_model: str | None = None  # a model file chosen in the window, kept in the session
         self._build()
         session, problem = load_session(session_path)
+        if session.model and not model_given:
+            self.use_model(session.model)
         self._restore(session)
         if problem:
             self.report(problem)
@@ -91,6 +97,8 @@ class MainWindow(QMainWindow):
         self.pad = MorphPad()
         self.pad.moved.connect(self.on_pad)
         self.pad.learn_requested.connect(self.learn)
+        self.pad.sound_dropped.connect(self.import_sound)
+        self.importing: QProcess | None = None
         self.corner_boxes = []
         corners = QGridLayout()
         for i, label in enumerate(CORNERS):
@@ -228,6 +236,14 @@ class MainWindow(QMainWindow):
         drums = QHBoxLayout()
         drums.addWidget(self.drums_edit, 1)
         drums.addWidget(browse)
+        self.model_edit = QLineEdit(str(self.inst.model.path))
+        self.model_edit.setToolTip("the voice that plays (an exported .onnx model, e.g. a fine-tune on your sounds); "
+                                   "empty: the one the window started with")
+        browse_model = QPushButton("Browse…")
+        browse_model.clicked.connect(self.choose_model)
+        model = QHBoxLayout()
+        model.addWidget(self.model_edit, 1)
+        model.addWidget(browse_model)
         apply = QPushButton("Apply")
         apply.clicked.connect(self.apply_devices)
         for label, widget in (("Audio output", self.audio_box), ("Host API", self.host_api_box),
@@ -238,6 +254,7 @@ class MainWindow(QMainWindow):
                               ("Connect to", self.connect_edit)):
             form.addRow(label, widget)
         form.addRow("Drums (channel 10)", drums)
+        form.addRow("Model", model)
         form.addRow(apply)
         return w
 
@@ -246,6 +263,33 @@ class MainWindow(QMainWindow):
                                               "SoundFonts (*.sf2 *.sf3);;All files (*)")
         if path:
             self.drums_edit.setText(path)
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model", self.model_edit.text(), "Models (*.onnx);;All files (*)")
+        if path:
+            self.model_edit.setText(path)
+
+    def use_model(self, path: str) -> bool:
+        """Play the model file at `path` from the next start or Apply: its presets fill the corner boxes and the
+        map is painted again; a file that is not a model is said in one line and the playing one kept."""
+        path = str(Path(path).absolute())  # the session keeps it whatever folder the window starts in next
+        if path == str(Path(self.inst.model.path).absolute()):
+            return True
+        try:
+            self.inst.use_model(path)
+        except (OSError, ValueError) as e:  # ModelError is a ValueError
+            self.report(f"model not changed: {e}")
+            self.model_edit.setText(str(self.inst.model.path))
+            return False
+        self.chosen_model = None if path == str(Path(self.started_model).absolute()) else path
+        self.model_edit.setText(path)
+        self.setWindowTitle(f"GANSynth Live — {Path(path).name}")
+        self._refresh_preset_boxes()
+        for problem in self.inst.preset_problems:
+            self.report(f"preset skipped: {problem}")
+        self.pad.names = [c.name for c in self.inst.corners]
+        self.paint_map()
+        return True
 
     def _show_devices(self, d: Devices) -> None:
         for box, value in ((self.audio_box, d.audio_out), (self.host_api_box, d.host_api), (self.rate_box, d.rate),
@@ -328,7 +372,8 @@ class MainWindow(QMainWindow):
                        snap=self.snap.isChecked(), master_db=float(self.gain.value()),
                        effects=self.inst.effects_list(),
                        devices=self.inst.devices.to_dict(),
-                       mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value())
+                       mappings={k: list(v) for k, v in self.mappings.items()}, velocity=self.velocity.value(),
+                       model=self.chosen_model)
 
     def schedule_save(self) -> None:
         self._save_timer.start()
@@ -408,18 +453,69 @@ class MainWindow(QMainWindow):
         except (PresetError, OSError) as e:
             self.report(f"preset not saved: {e}")
             return None
+        self._refresh_preset_boxes()
+        self._say(f"saved {path}", 5000)
+        return path
+
+    def _refresh_preset_boxes(self) -> None:
+        """Fill the corner and mod-wheel boxes with the presets again, each keeping the timbre it had (also where
+        a shipped preset was renamed "NAME (shipped)" by the user's preset of that name)."""
         for box, corner in zip(self.corner_boxes, self.inst.corners):
             box.blockSignals(True)
             box.clear()
             box.addItems([p.name for p in self.inst.presets])
-            # the same timbre as before, also where a shipped preset was renamed "NAME (shipped)" by this save
             same = [k for k, p in enumerate(self.inst.presets) if np.array_equal(p.z, corner.z)]
             if same:
                 box.setCurrentIndex(same[0])
                 self.inst.corners[self.corner_boxes.index(box)] = self.inst.presets[same[0]]
             box.blockSignals(False)
-        self._say(f"saved {path}", 5000)
-        return path
+        target = self.mod_box.currentText()
+        self.mod_box.blockSignals(True)
+        self.mod_box.clear()
+        self.mod_box.addItems([p.name for p in self.inst.presets])
+        self.mod_box.setCurrentText(target)
+        self.mod_box.blockSignals(False)
+
+    def import_sound(self, path: str, corner: int) -> None:
+        """Make a preset of a recorded note dropped on the pad (`presets import`, in a process of its own: it
+        needs torch, which the window never loads) and put it on `corner` once it is made."""
+        if self.importing is not None:
+            self.report("a sound is being imported already; drop the next one when it is done")
+            return
+        name = self.inst.free_preset_name(Path(path).stem)
+        command = self.inst.import_command(path, name)
+        proc = QProcess(self)
+        proc.setProgram(command[0])
+        proc.setArguments(command[1:])
+        proc.finished.connect(lambda code, status: self._imported(
+            proc, code if status == QProcess.ExitStatus.NormalExit else -1, name, corner))
+        proc.errorOccurred.connect(lambda err: self._imported(proc, -1, name, corner)
+                                   if err == QProcess.ProcessError.FailedToStart else None)
+        self.importing = proc
+        self._say(f"importing {Path(path).name} for the {CORNERS[corner].lower()} corner…")
+        proc.start()
+
+    def _imported(self, proc: QProcess, code: int, name: str, corner: int) -> None:
+        if self.importing is not proc:
+            return
+        self.importing = None
+        proc.deleteLater()
+        said = bytes(proc.readAllStandardOutput().data()).decode(errors="replace").strip().splitlines()
+        errors = bytes(proc.readAllStandardError().data()).decode(errors="replace").strip().splitlines()
+        if code != 0:
+            why = errors[-1].removeprefix("gansynth-live: ") if errors else proc.errorString()
+            self.report(f"not imported: {why}")
+            return
+        self.inst.reload_presets()
+        self._refresh_preset_boxes()
+        names = [p.name for p in self.inst.presets]
+        if name in names:
+            box = self.corner_boxes[corner]
+            box.blockSignals(True)
+            box.setCurrentIndex(names.index(name))
+            box.blockSignals(False)
+            self.on_corner(corner)
+        self._say(said[0] if said else f"imported {name}", 15000)
 
     def on_gain(self, db: int) -> None:
         self.inst.set_master_db(float(db))
@@ -450,6 +546,7 @@ class MainWindow(QMainWindow):
                 self._say(f"recorded to {took}", 8000)
 
     def apply_devices(self) -> None:
+        self.use_model(self.model_edit.text().strip() or self.started_model)
         self.inst.apply(self.chosen_devices())
         self.effects.refresh()
         self._show_device_errors()

@@ -1,9 +1,11 @@
 """The XY morph pad (NSynth Super's layout): four corner timbres, a puck that morphs between them, an optional
-snapping grid, and a bar showing how much of the note bank is rendered for where the puck is."""
+snapping grid, and a bar showing how much of the note bank is rendered for where the puck is. An audio file
+dropped on the pad is offered to the corner nearest the drop."""
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QImage, QLinearGradient, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import (QColor, QDragEnterEvent, QDropEvent, QImage, QLinearGradient, QMouseEvent, QPainter,
+                         QPaintEvent, QPen)
 from PyQt6.QtWidgets import QMenu, QSizePolicy, QWidget
 
 GRID = 4  # snapping divisions per side
@@ -12,6 +14,7 @@ GRID = 4  # snapping divisions per side
 class MorphPad(QWidget):
     moved = pyqtSignal(float, float)        # x, y in [0, 1], top-left = (0, 0)
     learn_requested = pyqtSignal(str)       # "morph_x" or "morph_y"
+    sound_dropped = pyqtSignal(str, int)    # a local file's path, the corner (0 TL, 1 TR, 2 BL, 3 BR) it fell nearest
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -24,7 +27,9 @@ class MorphPad(QWidget):
         self.setMinimumSize(320, 320)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(False)
-        self.setToolTip("Drag to morph the timbre; right-click to MIDI-learn X or Y")
+        self.setToolTip("Drag to morph the timbre; drop a recorded note on a corner to play its timbre there; "
+                        "right-click to MIDI-learn X or Y")
+        self.setAcceptDrops(True)
 
     def _area(self) -> QRectF:
         return QRectF(self.rect()).adjusted(14, 30, -14, -40)
@@ -56,6 +61,20 @@ class MorphPad(QWidget):
     def mouseMoveEvent(self, e: QMouseEvent) -> None:
         if e.buttons() & Qt.MouseButton.LeftButton:
             self._from_mouse(e.position())
+
+    def dragEnterEvent(self, e: QDragEnterEvent | None) -> None:
+        mime = e.mimeData() if e else None
+        if e and mime and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e: QDropEvent | None) -> None:
+        mime = e.mimeData() if e else None
+        files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime else []
+        if e and files:
+            a, at = self._area(), e.position()
+            corner = int(at.x() >= a.center().x()) + 2 * int(at.y() >= a.center().y())
+            e.acceptProposedAction()
+            self.sound_dropped.emit(files[0], corner)
 
     def contextMenuEvent(self, e) -> None:
         menu = QMenu(self)

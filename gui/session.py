@@ -14,13 +14,6 @@ from synth.core.files import write_atomic
 MASTER_DB = (-60.0, 6.0)  # the master slider's range
 
 
-def config_dir() -> Path:
-    """~/.config/gansynth-live, or $GANSYNTH_LIVE_CONFIG."""
-    base = os.environ.get("GANSYNTH_LIVE_CONFIG") or Path(os.environ.get("XDG_CONFIG_HOME") or
-                                                          Path.home() / ".config") / "gansynth-live"
-    return Path(base)
-
-
 @dataclass
 class Session:
     corners: list[str] = field(default_factory=list)
@@ -31,6 +24,7 @@ class Session:
     devices: dict = field(default_factory=dict)
     mappings: dict[str, list[int]] = field(default_factory=dict)  # control → [channel, controller]
     velocity: int = 100
+    model: str | None = None  # the model file chosen in the window (None: the one it was started with)
 
 
 def save_session(session: Session, path: Path) -> None:
@@ -78,6 +72,8 @@ def check_session(data: object, where: str) -> Session:
                                    schema.integer(pair[1], where, f"{field} controller", 0, 127)]
     if "velocity" in data:
         s.velocity = schema.integer(data["velocity"], where, "velocity", 0, 127)
+    if "model" in data:
+        s.model = schema.string(data["model"], where, "model", 4096, optional=True)
     return s
 
 

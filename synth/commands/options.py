@@ -75,3 +75,33 @@ RATE = int_in(8000, 192000, "Hz")
 BLOCK = int_in(16, 8192, "frames")
 MIDI_CHANNELS = int_list(1, 16)
 MIDI_NUMBERS = int_list(0, 127)
+
+
+NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+
+
+def note(text: str) -> int:
+    """A MIDI note: a number 0-127 or a name with its octave (C4 = 60, F#2, Bb5)."""
+    t = text.strip()
+    if t.lstrip("-").isdigit():
+        value = int(t)
+    else:
+        body = t.lower()
+        if not body or body[0] not in NOTE_NAMES:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a MIDI note number or a note name like C4 or F#2")
+        shift = 1 if body[1:2] in ("#", "♯") else -1 if body[1:2] in ("b", "♭") and body[2:3] != "" else 0
+        octave = body[2:] if shift else body[1:]
+        try:
+            value = 12 * (int(octave) + 1) + NOTE_NAMES[body[0]] + shift
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a MIDI note number or a note name like C4 or "
+                                             "F#2") from None
+    if not 0 <= value <= 127:
+        raise argparse.ArgumentTypeError(f"{text} is outside MIDI notes 0-127")
+    return value
+
+
+def note_or_auto(text: str) -> int | None:
+    """A MIDI note as `note` reads it, or None for 'auto'."""
+    return None if text.strip().lower() == "auto" else note(text)
+

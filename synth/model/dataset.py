@@ -11,12 +11,13 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import mido
@@ -61,15 +62,23 @@ class Unit:
 
 
 def available_soundfonts(names: list[str] | None = None) -> dict[str, str]:
-    """Soundfonts to use: the named ones (error if missing) or every known one installed."""
+    """Soundfonts to use: the named ones or soundfont files given by path (a file is named after its stem), error
+    if missing; or every known one installed."""
     if names:
-        unknown = [n for n in names if n not in SOUNDFONTS]
-        if unknown:
-            raise DatasetError(f"unknown soundfont {unknown[0]!r}; known: {', '.join(SOUNDFONTS)}")
-        missing = [n for n in names if not os.path.exists(SOUNDFONTS[n])]
-        if missing:
-            raise DatasetError(f"soundfont {missing[0]!r} is not installed ({SOUNDFONTS[missing[0]]})")
-        return {n: SOUNDFONTS[n] for n in names}
+        fonts = {}
+        for n in names:
+            if n in SOUNDFONTS:
+                if not os.path.exists(SOUNDFONTS[n]):
+                    raise DatasetError(f"soundfont {n!r} is not installed ({SOUNDFONTS[n]})")
+                fonts[n] = SOUNDFONTS[n]
+            elif n.lower().endswith((".sf2", ".sf3")) or os.path.sep in n:
+                path = _checked_soundfont(n)
+                known = [k for k, v in SOUNDFONTS.items() if os.path.exists(v) and os.path.samefile(v, path)]
+                fonts[known[0] if known else _soundfont_name(n, fonts)] = path
+            else:
+                raise DatasetError(f"unknown soundfont {n!r}; known: {', '.join(SOUNDFONTS)}, or the path of an "
+                                   ".sf2 or .sf3 file")
+        return fonts
     found = {n: p for n, p in SOUNDFONTS.items() if os.path.exists(p)}
     # The HQ MuseScore font is a link to the same file when only the small one is installed.
     if "musescore-hq" in found and os.path.realpath(found["musescore-hq"]) == os.path.realpath(found.get("musescore", "")):
@@ -77,6 +86,32 @@ def available_soundfonts(names: list[str] | None = None) -> dict[str, str]:
     if not found:
         raise DatasetError("no General MIDI soundfont found: apt-get install fluid-soundfont-gm timgm6mb-soundfont")
     return found
+
+
+def _soundfont_name(path: str, taken: dict[str, str]) -> str:
+    """A soundfont file's name in the note set: its stem in lower case, letters and digits (unit names and the
+    held-out split are keyed by it), told apart from the known names and the others given."""
+    base = re.sub(r"[^a-z0-9]+", "", Path(path).stem.lower()) or "soundfont"
+    name, n = base, 1
+    while name in SOUNDFONTS or name in taken:
+        n += 1
+        name = f"{base}{n}"
+    return name
+
+
+def _checked_soundfont(path: str) -> str:
+    """The path of a readable SoundFont file, or one line saying why not."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"soundfont {path} not found")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise DatasetError(f"soundfont {path} cannot be read ({e.strerror})") from None
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise DatasetError(f"{path} is not a SoundFont (.sf2 or .sf3)")
+    return str(p.resolve())
 
 
 def _write_midi(path: Path, program: int, notes: list[tuple[int, int]]) -> None:
@@ -155,6 +190,8 @@ def build(out_dir: Path, soundfonts: list[str] | None = None, programs: list[int
     bad = [p for p in programs if p not in MELODIC_PROGRAMS] or [p for p in pitches if not PITCH_MIN <= p <= PITCH_MAX]
     if bad:
         raise DatasetError(f"out of range: {bad[0]} (programs 0-111, pitches {PITCH_MIN}-{PITCH_MAX})")
+    if "instruments" in build_summary(out_dir):  # its metadata would lose the recordings' notes
+        raise DatasetError(f"{out_dir} holds a note set of recordings: give --out a new folder for soundfont notes")
     (out_dir / "units").mkdir(parents=True, exist_ok=True)
     units = [Unit(sf, p, v) for sf in sorted(fonts) for p in programs for v in velocities]
     todo = [u for u in units if not _unit_paths(out_dir, u)[1].exists()]
@@ -169,8 +206,17 @@ def build(out_dir: Path, soundfonts: list[str] | None = None, programs: list[int
     return write_metadata(out_dir, units)
 
 
-def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
-    """Rebuild metadata.csv and build.json from the unit files."""
+def build_summary(data_dir: str | os.PathLike) -> dict:
+    """A note set's build.json, or {} where there is none or it cannot be read."""
+    try:
+        summary = json.loads((Path(data_dir) / "build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def write_metadata(out_dir: Path, units: list[Unit], extra: dict | None = None) -> dict:
+    """Rebuild metadata.csv and build.json (the summary, with `extra`) from the unit files."""
     rows, silent, clipped = [], 0, 0
     for u in units:
         record = json.loads(_unit_paths(out_dir, u)[1].read_text())
@@ -188,8 +234,8 @@ def write_metadata(out_dir: Path, units: list[Unit]) -> dict:
     summary = {"notes": len(rows), "train": sum(r["split"] == "train" for r in rows),
                "test": sum(r["split"] == "test" for r in rows), "dropped_silent": silent,
                "dropped_clipped": clipped, "units": len(units), "sample_rate": SAMPLE_RATE,
-               "note_seconds": NOTE_SECONDS, "soundfonts": sorted({u.soundfont for u in units})}
-    (out_dir / "build.json").write_text(json.dumps(summary, indent=2))
+               "note_seconds": NOTE_SECONDS, "soundfonts": sorted({u.soundfont for u in units})} | (extra or {})
+    write_atomic(out_dir / "build.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -201,9 +247,20 @@ class NoteSet:
     velocity: np.ndarray   # int64 MIDI velocities
     family: np.ndarray     # int64 family index
     program: np.ndarray    # int64
+    unit: np.ndarray       # int64: the unit each note came from (one soundfont's program at one velocity)
 
     def __len__(self) -> int:
         return len(self.pitch)
+
+    def subset(self, keep: np.ndarray) -> NoteSet:
+        """These notes only (a boolean mask or indices)."""
+        return NoteSet(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+    def same_unit(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each row, a random note of the same unit (the row itself when its unit has only it)."""
+        order = np.argsort(self.unit, kind="stable")
+        unit = self.unit[rows]
+        return order[np.searchsorted(self.unit[order], unit) + rng.integers(0, np.bincount(self.unit)[unit])]
 
     @staticmethod
     def to_float(audio: np.ndarray) -> np.ndarray:
@@ -244,14 +301,18 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
             cache[r["unit"]] = _read_unit(data_dir, r["unit"]).reshape(-1, audio.shape[1])
         audio[i] = cache[r["unit"]][int(r["index"])]
     col = lambda k: np.array([int(r[k]) for r in rows], dtype=np.int64)  # noqa: E731
+    units: dict[str, int] = {}
     return NoteSet(audio=audio, pitch=col("pitch"), velocity=col("velocity"), program=col("program"),
-                   family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64))
+                   family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64),
+                   unit=np.array([units.setdefault(r["unit"], len(units)) for r in rows], dtype=np.int64))
 
 
-def real_notes(data_dir: Path, program: int, pitches: list[int], velocity: int = 100) -> dict[int, np.ndarray]:
-    """The note set's notes of one GM program at these pitches (float, any split), each at the velocity nearest
-    `velocity`; pitches the set lacks are left out. Reads only the units it needs."""
-    rows = [r for r in _rows(data_dir) if int(r["program"]) == program and int(r["pitch"]) in pitches]
+def real_notes(data_dir: Path, program: int, pitches: list[int], velocity: int = 100,
+               soundfont: str | None = None) -> dict[int, np.ndarray]:
+    """The note set's notes of one GM program (of one soundfont, or any) at these pitches (float, any split), each
+    at the velocity nearest `velocity`; pitches the set lacks are left out. Reads only the units it needs."""
+    rows = [r for r in _rows(data_dir) if int(r["program"]) == program and int(r["pitch"]) in pitches
+            and soundfont in (None, r["soundfont"])]
     best: dict[int, dict] = {}
     for r in rows:
         p = int(r["pitch"])

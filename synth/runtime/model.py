@@ -195,6 +195,8 @@ class NoteModel:
         pitch = np.asarray(pitches, dtype=np.int64).reshape(-1)
         if z.shape != (len(pitch), self.info.z_dim):
             raise ModelError(f"need one latent of size {self.info.z_dim} per pitch, got {z.shape} for {len(pitch)}")
+        if not np.isfinite(z).all():
+            raise ModelError("a latent holds NaN or infinite values; the model plays finite numbers only")
         if pitch.size and (pitch.min() < self.info.pitch_min or pitch.max() > self.info.pitch_max):
             raise ModelError(f"pitch out of the model's range {self.info.pitch_min}-{self.info.pitch_max}")
         feed = {"z": z, "pitch": pitch}

@@ -32,7 +32,7 @@ effect_entries = near(["kind", "params", "bypass", "uid", "path", "state"],
                       json_values | st.sampled_from(list(BUILTINS) + ["plugin"])
                       | st.dictionaries(st.sampled_from([p for _, spec in BUILTINS.values() for p in spec]),
                                         scalars, max_size=3))
-sessions = near(["corners", "position", "snap", "master_db", "effects", "devices", "mappings", "velocity"],
+sessions = near(["corners", "position", "snap", "master_db", "effects", "devices", "mappings", "velocity", "model"],
                 json_values | st.lists(scalars, min_size=2, max_size=2) | st.lists(effect_entries, max_size=3)
                 | near(["audio_out", "host_api", "rate", "block", "midi_in", "midi_api"], scalars))
 
@@ -53,6 +53,7 @@ def well_typed(s: Session) -> None:
     for key, value in s.devices.items():
         assert (type(value) is int) if key in ("rate", "block") else (value is None or isinstance(value, str))
     assert all(type(c) is int and type(n) is int for c, n in s.mappings.values())
+    assert s.model is None or isinstance(s.model, str)
 
 
 @SETTINGS

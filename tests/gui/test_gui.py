@@ -235,3 +235,85 @@ def test_the_window_plays_a_preset_folder_given_on_the_command_line(tone_model, 
     wrong = subprocess.run([sys.executable, "-m", "gui", "gui", "--presets", str(tmp_path / "nowhere")],
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "nowhere does not exist" in wrong.stderr.strip().splitlines()[-1]
+
+
+def _drop(pad, path, x, y):
+    from PyQt6.QtCore import QMimeData, QPointF, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pad.dropEvent(QDropEvent(QPointF(pad_point(pad, x, y)), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                             Qt.KeyboardModifier.NoModifier))
+
+
+def test_a_recorded_note_dropped_on_a_corner_plays_there(qtbot, tiny_model, tmp_path, capsys):
+    """The import runs as `presets import` in its own process (torch stays out of the window); the new preset
+    lands in the user's folder, on the corner it was dropped nearest, and the pad at that corner plays it."""
+    import soundfile as sf
+
+    inst = Instrument(ModelFile.read(tiny_model), user_presets=tmp_path / "presets")
+    win = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        t = np.arange(48000) / 48000
+        sf.write(tmp_path / "Cello C3.wav", (0.3 * np.sin(2 * np.pi * 130.81 * t) * np.exp(-t)).astype(np.float32),
+                 48000)
+        (tmp_path / "notes.txt").write_text("not a sound\n")
+        before = [c.name for c in win.inst.corners]
+        _drop(win.pad, tmp_path / "notes.txt", 0.9, 0.1)
+        qtbot.waitUntil(lambda: win.importing is None, timeout=120_000)
+        assert "not imported: " in capsys.readouterr().out and [c.name for c in win.inst.corners] == before
+        _drop(win.pad, tmp_path / "Cello C3.wav", 0.9, 0.8)  # nearest the bottom-right corner
+        qtbot.waitUntil(lambda: win.importing is None, timeout=120_000)
+        assert win.inst.corners[3].name == "Cello C3" and win.pad.names[3] == "Cello C3"
+        assert (tmp_path / "presets" / "cello-c3.json").is_file()
+        win.pad.set_position(1.0, 1.0)
+        qtbot.waitUntil(lambda: np.allclose(playing(win), win.inst.corners[3].z, atol=1e-6))
+        _drop(win.pad, tmp_path / "Cello C3.wav", 0.1, 0.1)  # the same file again: a second preset, not a clash
+        qtbot.waitUntil(lambda: win.importing is None, timeout=120_000)
+        assert win.inst.corners[0].name == "Cello C3 2"
+    finally:
+        win.close()
+
+
+def test_the_devices_tab_chooses_the_model_and_the_session_keeps_it(open_window, qtbot, tiny_model, tmp_path,
+                                                                     capsys):
+    """A fine-tune is played by choosing its file: the sound process restarts on it (the tone model's latents
+    have 8 numbers, the tiny voice's 16), a file that is no model is one line and changes nothing, and the next
+    window starts with the chosen model unless one is named on the command line."""
+    win = open_window()
+    assert len(playing(win)) == 8
+    (tmp_path / "notes.onnx").write_text("not a model")
+    win.model_edit.setText(str(tmp_path / "notes.onnx"))
+    win.apply_devices()
+    said = capsys.readouterr().out
+    assert "model not changed: " in said and "notes.onnx" in said
+    assert win.model_edit.text() == str(win.inst.model.path) and len(playing(win)) == 8
+    win.model_edit.setText(str(tiny_model))
+    win.apply_devices()
+    qtbot.waitUntil(lambda: len(playing(win)) == 16)
+    assert all(len(c.z) == 16 for c in win.inst.corners) and tiny_model.name in win.windowTitle()
+    assert [win.corner_boxes[i].currentText() for i in range(4)] == [c.name for c in win.inst.corners]
+    win.save_session()
+    assert json.loads((tmp_path / "session.json").read_text())["model"] == str(tiny_model)
+    win.close()
+    again = open_window()
+    assert str(again.inst.model.path) == str(tiny_model) and len(playing(again)) == 16
+    again.close()
+    inst = Instrument(ModelFile.read(win.started_model), user_presets=tmp_path / "presets")
+    named = MainWindow(inst, tmp_path / "session.json", audio=False, midi=False, model_given=True)
+    qtbot.addWidget(named)
+    try:
+        assert len(playing(named)) == 8
+    finally:
+        named.close()
+
+
+def test_a_session_whose_model_is_gone_starts_with_the_given_one_and_says_so(open_window, tmp_path, capsys):
+    (tmp_path / "session.json").write_text(json.dumps({"model": str(tmp_path / "gone.onnx")}))
+    win = open_window()
+    assert len(playing(win)) == 8 and win.chosen_model is None
+    said = capsys.readouterr().out
+    assert "model not changed: " in said and "gone.onnx" in said

@@ -55,3 +55,25 @@ def test_bad_requests_name_the_problem(tmp_path):
         dataset.build(tmp_path, soundfonts=["timgm6mb"], programs=[120])
     with pytest.raises(dataset.DatasetError, match="no note set"):
         dataset.load(tmp_path / "empty")
+
+
+def test_any_soundfont_file_builds_a_note_set(tmp_path):
+    """A soundfont given by its path: one the program knows keeps its name; another is named after its file."""
+    import shutil
+
+    known = dataset.available_soundfonts(["/usr/share/sounds/sf2/TimGM6mb.sf2"])
+    assert list(known) == ["timgm6mb"]
+    mine = tmp_path / "My Font (v2).sf2"
+    shutil.copyfile("/usr/share/sounds/sf2/TimGM6mb.sf2", mine)
+    summary = dataset.build(tmp_path / "set", soundfonts=[str(mine)], programs=[24], velocities=[90],
+                            pitches=[48, 60], progress=False)
+    assert summary["soundfonts"] == ["myfontv2"] and summary["notes"] == 2
+    assert dataset.load(tmp_path / "set").program.tolist() == [24, 24]
+
+
+def test_a_soundfont_path_that_is_no_soundfont_is_one_line(tmp_path):
+    with pytest.raises(dataset.DatasetError, match="soundfont .*missing.sf2 not found"):
+        dataset.available_soundfonts([str(tmp_path / "missing.sf2")])
+    (tmp_path / "fake.sf2").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    with pytest.raises(dataset.DatasetError, match="is not a SoundFont"):
+        dataset.available_soundfonts([str(tmp_path / "fake.sf2")])

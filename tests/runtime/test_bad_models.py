@@ -99,3 +99,13 @@ def test_a_model_broken_at_some_pitches_stops_a_render_in_one_line(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("gansynth-live: model file"), proc.stderr
     assert "non-finite" in proc.stderr and not out.exists()
+
+
+def test_a_latent_with_nan_or_inf_is_refused_before_the_model_runs(tiny_model):
+    """NaN reaching the synthesis graph's table read made onnxruntime fail deep inside with an index error."""
+    model = NoteModel(tiny_model)
+    for bad in (np.nan, np.inf):
+        z = np.zeros((1, model.info.z_dim), np.float32)
+        z[0, 3] = bad
+        with pytest.raises(ModelError, match="NaN or infinite"):
+            model.render(z, [60], [0.5])
