@@ -6,6 +6,7 @@ import json
 import sys
 
 from synth.commands.common import DEFAULT_DATA
+from synth.commands.options import float_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, help="stop and checkpoint at this step")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
-    t.add_argument("--init-from", metavar="MODEL", help="start a new run from a checkpoint's or an exported "
-                                                        ".onnx's generator (a fine-tune); the encoder starts anew "
-                                                        "unless a checkpoint gives it")
+    t.add_argument("--init-from", metavar="MODEL", help="start a new run from a checkpoint, or fine-tune an exported "
+                                                        ".onnx (its generator and the encoder beside it)")
+    t.add_argument("--keep", type=float, default=2.0, metavar="WEIGHT",
+                   help="a fine-tune of a .onnx keeps what the model played (its presets, its random timbres) with "
+                        "this weight (default 2); 0 lets it drift")
+    t.add_argument("--cross-pitch", type=float_in(0.0, 1.0), default=0.0, metavar="SHARE",
+                   help="share of each batch (0-1) rebuilt at the pitch of another note of the same instrument and "
+                        "velocity: latents then stand for instruments across the keyboard (default 0)")
     t.set_defaults(func=run)
 
 
@@ -44,6 +50,7 @@ def run(a: argparse.Namespace) -> None:
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
-                           device=a.device, threads=a.threads, init_from=a.init_from)
+                           device=a.device, threads=a.threads, init_from=a.init_from,
+                           keep_weight=a.keep, cross_pitch=a.cross_pitch)
     sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
     sys.stdout.flush()

@@ -190,11 +190,24 @@ def ndb(reference: np.ndarray, samples: np.ndarray, centres: np.ndarray, alpha: 
 def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 1200.0,
            start: float = 0.1, stop: float = 1.0, threshold: float = 0.15) -> np.ndarray:
     """Median YIN f0 (Hz) of each note over start..stop seconds; NaN where no frame is voiced."""
-    window, tau_max, hop = 1024, int(sr / fmin) + 1, 512
+    f0 = yin_f0_frames(audio, sr, fmin, fmax, start, stop, threshold)
+    voiced = np.isfinite(f0).any(1)
+    out = np.full(len(f0), np.nan)
+    out[voiced] = np.nanmedian(f0[voiced], axis=1)
+    return out
+
+
+def yin_f0_frames(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 1200.0,
+                  start: float = 0.1, stop: float = 1.0, threshold: float = 0.15, window: int = 1024) -> np.ndarray:
+    """YIN f0 (Hz) of each note [N, samples] in frames of `window` samples every 512 over start..stop seconds
+    [N, frames]; NaN where a frame is unvoiced."""
+    tau_max, hop = int(sr / fmin) + 1, 512
     tau_min = int(sr / fmax)
     seg = audio[:, int(start * sr):int(stop * sr)].astype(np.float64)
     length = window + tau_max
     starts = np.arange(0, seg.shape[1] - length, hop)
+    if len(starts) == 0:
+        return np.full((len(audio), 0), np.nan)
     frames = np.stack([seg[:, s:s + length] for s in starts], axis=1)  # [N, T, L]
     n_fft = 1 << (2 * length - 1).bit_length()
     a = frames[..., :window]
@@ -222,11 +235,7 @@ def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: f
         shift = np.where(np.isfinite(lo + hi), 0.5 * (lo - hi) / (lo - 2 * best + hi), 0.0)
     tau = idx + 1 + np.clip(np.nan_to_num(shift), -1, 1)
     loud = sq[..., window] / window > 1e-8  # frames quieter than -80 dBFS RMS are unvoiced
-    f0 = np.where((best < 0.35) & loud, sr / tau, np.nan)
-    voiced = np.isfinite(f0).any(1)
-    out = np.full(len(f0), np.nan)
-    out[voiced] = np.nanmedian(f0[voiced], axis=1)
-    return out
+    return np.where((best < 0.35) & loud, sr / tau, np.nan)
 
 
 def cents_error(audio: np.ndarray, pitches: np.ndarray) -> np.ndarray:

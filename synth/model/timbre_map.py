@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from synth.core.files import replacing
 from synth.core.notes import FAMILIES, SAMPLE_RATE
 from synth.core.timbre import Preset
 from synth.model.evaluate import (classify, classify_spectrograms, decays, render_at_set_rate, spectrograms,
@@ -72,7 +73,7 @@ def around(z: np.ndarray, directions: np.ndarray, degrees: float = NEIGHBOURHOOD
     the latent), on the latent's sphere."""
     z = np.asarray(z, np.float64)
     radius = np.linalg.norm(z, axis=-1, keepdims=True)[:, None]
-    unit = z[:, None] / radius
+    unit = z[:, None] / np.maximum(radius, 1e-12)  # the zero latent has no sphere: its neighbours are itself
     d = directions[None] - np.sum(directions[None] * unit, axis=-1, keepdims=True) * unit
     d /= np.linalg.norm(d, axis=-1, keepdims=True)
     a = math.radians(degrees)
@@ -140,7 +141,10 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
             continue
         j = FAMILIES.index(family)
         order = np.argsort(-objective(probs[:, j], decay_share))
-        i = int(next(k for k in order if k not in taken))
+        found = _first_in_tune(model, z, np.array([k for k in order if k not in taken]))
+        if found is None:  # no firm candidate plays its pitch: nothing is written for it
+            continue
+        i = found
         taken.add(i)
         latent, p = z[i], float(probs[i, j])
         how = f"candidate {i} of {candidates}, seed {seed}"
@@ -150,6 +154,23 @@ def find_presets(data_dir: str | os.PathLike, model_path: str | os.PathLike, can
         probs_near = neighbourhood(model, (clf, check), latent, j)
         out.append((_checked(name, latent, family, p, float(probs_near[1, 0]), how), firmness(probs_near)))
     return out, probs
+
+
+def in_tune(model: NoteModel, z: np.ndarray, pitches: tuple[int, ...] = PITCHES, cents: float = 50.0) -> bool:
+    """Whether the latent's notes sound the pitch they are asked for (YIN over 0.1-1 s within `cents` at each of
+    `pitches`, velocity 100): the classifiers take a guitar's harmonics for a guitar, a player does not."""
+    from synth.model.evaluate import yin_f0
+
+    audio = render_at_set_rate(model, np.repeat(z[None], len(pitches), 0), np.array(pitches),
+                               np.full(len(pitches), 100 / 127, np.float32) if model.takes_velocity else None)
+    f0 = yin_f0(audio, fmax=2000.0)
+    asked = 440.0 * 2 ** ((np.array(pitches) - 69) / 12)
+    return bool(np.all(np.abs(1200 * np.log2(f0 / asked)) <= cents))
+
+
+def _first_in_tune(model: NoteModel, z: np.ndarray, order: np.ndarray, tries: int = 16) -> int | None:
+    """The first of `order`'s first `tries` latents that is in tune, or None."""
+    return next((int(k) for k in order[:tries] if in_tune(model, z[k])), None)
 
 
 def _checked(name: str, z: np.ndarray, family: str, p: float, q: float, how: str) -> Preset:
@@ -194,8 +215,9 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
     model = NoteModel(model_path)
     notes = dataset.load(Path(data_dir), "train", limit=limit, seed=4)
 
-    def best(programs: list[int], family: int) -> tuple[np.ndarray, float, np.ndarray, int, str]:
-        """(latent, its probability, its neighbourhood's probabilities, program, how) of the best candidate."""
+    def best(programs: list[int], family: int) -> tuple[np.ndarray, float, np.ndarray, int, str] | None:
+        """(latent, its probability, its neighbourhood's probabilities, program, how) of the most probable candidate
+        that is in tune, or None."""
         latents, sources = [], []
         for program in programs:
             idx = np.flatnonzero((notes.program == program) & np.isin(notes.pitch, list(pitches)))
@@ -204,7 +226,9 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
                 sources.append((program, how))
         stacked = np.stack(latents).astype(np.float32)
         probs = family_probabilities(model, classifiers[0], stacked)[:, family]
-        k = int(np.argmax(probs))
+        k = _first_in_tune(model, stacked, np.argsort(-probs))
+        if k is None:
+            return None
         return stacked[k], float(probs[k]), neighbourhood(model, classifiers, stacked[k], family), *sources[k]
 
     out = []
@@ -218,9 +242,10 @@ def encode_presets(data_dir: str | os.PathLike, checkpoint: str | os.PathLike, m
         choice = best(meant, j) if meant else None
         if others and (choice is None or firmness(choice[2]) < min_probability):
             other = best(others, j)
-            if choice is None or firmness(other[2]) > firmness(choice[2]):
+            if other is not None and (choice is None or firmness(other[2]) > firmness(choice[2])):
                 choice = other
-        assert choice is not None
+        if choice is None:  # no candidate plays its pitch
+            continue
         z, p, near, program, how = choice
         preset = _checked(name, z, family, p, float(near[1, 0]), f"encoded: {how}")
         preset.extra["gm_program"] = program  # the instrument it was encoded from: its real notes for pictures
@@ -342,7 +367,7 @@ def _keys(pitches: list[int] | tuple[int, ...]) -> str:
 PICTURE_PITCHES = (36, 48, 60, 72, 84)
 
 
-def _spectrogram_panel(note: np.ndarray, rate: int) -> np.ndarray:
+def spectrogram_panel(note: np.ndarray, rate: int) -> np.ndarray:
     """uint8 [256, frames]: log magnitude over 80 dB (loudest white), linear frequency 0 to Nyquist."""
     n_fft, hop = 2048, rate // 50
     frames = np.lib.stride_tricks.sliding_window_view(note, n_fft)[::hop] * np.hanning(n_fft)
@@ -361,10 +386,10 @@ def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str
     model = NoteModel(model_path)
     audio = render_at_set_rate(model, np.repeat(preset.z[None].astype(np.float32), len(pitches), axis=0),
                                np.asarray(list(pitches)))
-    rows = [[_spectrogram_panel(note, SAMPLE_RATE) for note in audio]]
+    rows = [[spectrogram_panel(note, SAMPLE_RATE) for note in audio]]
     if real:
         blank = np.zeros_like(rows[0][0])
-        rows.append([_spectrogram_panel(real[p], SAMPLE_RATE)[:, :blank.shape[1]] if p in real else blank
+        rows.append([spectrogram_panel(real[p], SAMPLE_RATE)[:, :blank.shape[1]] if p in real else blank
                      for p in pitches])
     h, w = rows[0][0].shape
     img = Image.new("L", (len(pitches) * (w + 4) - 4, len(rows) * (h + 4) - 4))
@@ -373,7 +398,5 @@ def spectrogram_picture(model_path: str | os.PathLike, preset: Preset, path: str
         for k, (panel, pitch) in enumerate(zip(row, pitches)):
             img.paste(Image.fromarray(panel), (k * (w + 4), r * (h + 4)))
             draw.text((k * (w + 4) + 4, r * (h + 4) + 4), f"{who} MIDI {pitch}", fill=255)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        img.save(tmp, format="PNG")

@@ -28,8 +28,7 @@ def held_out(data_dir: Path, per_family: int = 24, seed: int = 3, families: set[
     keep = np.concatenate([rng.permutation(np.flatnonzero(notes.family == f))[:per_family]
                            for f in range(len(dataset.FAMILIES)) if families is None or f in families])
     keep.sort()
-    return dataset.NoteSet(notes.audio[keep], notes.pitch[keep], notes.velocity[keep], notes.family[keep],
-                           notes.program[keep])
+    return notes.subset(keep)
 
 
 def checkpoint_renderer(path: str | os.PathLike) -> Renderer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ import torch
 from synth import __version__
 from synth.core.files import replacing, write_atomic
 from synth.model.hnsynth import HOLD_SECONDS, HOP, NOTE_SAMPLES, SAMPLE_RATE
+from synth.model.one_shot import encoder_path, save_encoder
 from synth.model.voice import PITCH_MAX, PITCH_MIN, Voice
 
 VELOCITY_LAYERS = (40, 80, 120)
@@ -115,15 +117,24 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
 
         raise DatasetError(f"{data} holds no note set (no metadata.csv) to fit the prior map to")
     prior = "N(0, I): no note set to fit it to"
-    if (data / "metadata.csv").is_file():
+    parent = cfg.get("init_from") or ""
+    if parent.endswith(".onnx") and Path(parent).is_file() and data_dir is None:
+        # A fine-tune keeps the latent space of the model it grew from, so that model's presets keep their sound.
+        shipped = voice_from_model_file(parent)
+        voice.prior_mean.copy_(shipped.prior_mean)
+        voice.prior_map.copy_(shipped.prior_map)
+        prior = f"kept from {Path(parent).name}, the model this run was fine-tuned from"
+    elif (data / "metadata.csv").is_file():
         fitted = fit_prior_to_notes(voice, encoder, data)
         prior = f"Gaussian fit of the encoder's posteriors of {fitted} training notes"
     training = _data_facts(cfg.get("data_dir", "")) | {
         "decoder": DECODER, "objective": OBJECTIVE,
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
+        "cross_pitch": cfg.get("cross_pitch", 0.0),
         "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from"), "prior": prior}
     export_voice(voice, out, {"training_data": training, "metrics": metrics})
+    save_encoder(encoder, voice, out)  # presets import encodes recorded notes with it
     return training
 
 
@@ -136,6 +147,10 @@ def reexport_model_file(path: str | os.PathLike, out: str | os.PathLike, metrics
     training = json.loads(meta.get("training_data", "{}"))
     export_voice(voice, out, {"training_data": training,
                               "metrics": metrics if metrics is not None else json.loads(meta.get("metrics", "{}"))})
+    encoder = encoder_path(path)
+    if encoder.is_file() and encoder.resolve() != encoder_path(out).resolve():
+        with replacing(encoder_path(out)) as tmp:  # the same generator: its encoder still fits
+            shutil.copyfile(encoder, tmp)
     return training
 
 

@@ -283,3 +283,27 @@ def test_eval_sound_measures_each_family_beside_the_real_notes(tiny_notes, tiny_
         assert np.isfinite(real) and np.isfinite(ours) and real != ours
         assert set(measures) >= {"ripple_db", "sideband_db", "attack_ms", "decay_db", "above8k_db", "level_db"}
     assert "sound by family, real / ours (presets of tiny.onnx" in proc.stdout
+
+
+def test_a_latent_that_plays_another_pitch_is_not_in_tune(tmp_path):
+    """`presets find` and `encode` take only latents whose notes sound the asked pitch: the classifiers heard a
+    guitar's harmonics (an octave and more up) as a guitar, and a Guitar preset shipped two octaves off."""
+    import torch
+
+    from synth.model.timbre_map import in_tune
+    from synth.model.voice_export import write_onnx
+    from synth.runtime.model import NoteModel
+
+    class Octaves(torch.nn.Module):  # z[0] > 0 plays an octave up
+        def forward(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+            t = torch.arange(48000 * 2) / 48000
+            f = 440.0 * torch.pow(2.0, (pitch.float()[:, None] - 69.0) / 12.0) * (1.0 + (z[:, :1] > 0).float())
+            return 0.3 * torch.sin(2 * np.pi * f * t[None, :])
+
+    path = tmp_path / "octaves.onnx"
+    meta = {"sample_rate": 48000, "z_dim": 4, "pitch_min": 24, "pitch_max": 84, "note_seconds": 2.0,
+            "release_seconds": 0.5, "training_data": "test tones", "metrics": {}}
+    write_onnx(Octaves(), path, (torch.zeros(2, 4), torch.tensor([24, 84])), ["z", "pitch"], meta)
+    model = NoteModel(path)
+    assert in_tune(model, np.array([-1, 0, 0, 0], np.float32))
+    assert not in_tune(model, np.array([1, 0, 0, 0], np.float32))
