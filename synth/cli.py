@@ -13,7 +13,7 @@ from synth import __version__
 
 Register = Callable[[argparse._SubParsersAction], None]
 COMMANDS = ("dataset", "train", "export", "evaluate", "render", "play", "recover", "devices", "presets", "bench",
-            "levels", "held")
+            "levels", "held", "examples")
 DESCRIPTION = "A playable neural synthesizer: play it live from MIDI, render MIDI files, train your own voice."
 COMMAND_GROUP = "gansynth_live.commands"  # entry points: a `register(subparsers)` each
 
