@@ -7,9 +7,10 @@ of slots shared by all banks, so memory is fixed up front (slots × stored lengt
 default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a three-layer one). A renderer thread
 fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
 per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
-from them, then the other layers. A timbre's first batch starts with its reference note, whose loudness sets one
-gain for all the timbre's notes (so presets play equally loud and keep their own balance across keys and layers).
-Each note is measured as it is stored (synth.engine.envelope) and gets a loop in
+from them, then the other layers. Each note is levelled as it is stored: brought to one loudness at velocity 100
+whatever its timbre and key, each layer to the level GM's velocity curve gives it (so presets play equally loud,
+every key sounds, and a note's velocity sets its level as in any GM synthesizer; the model's layers set its
+brightness). Each note is also measured as it is stored (synth.engine.envelope) and gets a loop in
 its late stretch (one loop end for all layers of a pitch, so blended voices wrap together); a percussive note's
 stretch is levelled first, so that the voice's tail gain gives back its decay on the first pass and carries it on
 past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
@@ -41,12 +42,16 @@ N_KEYS = 128
 FIRST_BATCH, BATCH = 4, 8
 RECENT_SECONDS = 20.0
 RENDER_NICE = 15
-# Every timbre is brought to one loudness, as a player expects of presets: the bank measures the reference note
-# (middle C at velocity 100) of each new timbre and scales all its notes so that note stores at REFERENCE_LUFS,
-# i.e. plays, after the voices' gain of 0.5 (-6 dB), at -36.2 LUFS: FluidSynth's default output for the same note
-# (gain 0.2, reverb and chorus off; median over FluidR3_GM's 112 melodic programs, p10-p90 -41.5 to -31.6).
-REFERENCE_KEY, REFERENCE_VELOCITY, REFERENCE_LUFS = 60, 100, -30.2
-MAX_TIMBRE_GAIN_DB = 30.0  # a near-silent timbre is not pulled up into its own noise floor
+# Every note is brought to one loudness, as a player expects of an instrument's keys and presets: the bank measures
+# each note as it stores it and scales it so that at velocity 100 it stores at REFERENCE_LUFS, i.e. plays, after the
+# voices' gain of 0.5 (-6 dB), at -36.2 LUFS: FluidSynth's default output for middle C (gain 0.2, reverb and chorus
+# off; median over FluidR3_GM's 112 melodic programs, p10-p90 -41.5 to -31.6). A layer of velocity v stores
+# 40·log10(v/100) dB from that: FluidSynth's velocity curve, measured to 0.1 dB from 16 to 127. The model's own
+# balance is not kept: its keys strayed up to 10 dB from the soundfont's (the Guitar preset's bass keys 7 dB under
+# its middle C where FluidR3's guitars are 3 dB over it) and its layers up to 4 dB (Synth Lead 80 → 120: +10.8 dB,
+# FluidR3 +7.0), which left GM files' guitar and lead channels 6-11 dB under FluidSynth's.
+REFERENCE_VELOCITY, REFERENCE_LUFS = 100, -30.2
+MAX_NOTE_GAIN_DB = 30.0  # a near-silent note is not pulled up into its own noise floor
 IDLE_WAIT_S = 0.5  # an idle renderer sleeps; set_timbre() and wake() rouse it at once
 
 
@@ -131,7 +136,6 @@ class NoteShape:
     tail_from: int
     tail_k: float
     release: np.ndarray | None
-    gain: float = 1.0  # the timbre's loudness gain the note was stored with
 
 
 def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,19 +152,19 @@ def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.nda
     return lo.astype(np.int64), hi.astype(np.int64), np.where(w >= 1.0, 0.0, w)
 
 
-def timbre_gain(reference: np.ndarray, rate: int, layer_velocity: int) -> float:
-    """The gain that brings a timbre to REFERENCE_LUFS, from its reference note rendered at `layer_velocity` (the
-    voices play a layer at (velocity / layer)^2, so the note's level is carried over to velocity 100)."""
-    lufs = momentary_peak_lufs(reference, rate) + 40.0 * math.log10(REFERENCE_VELOCITY / layer_velocity)
-    return 10.0 ** (min(REFERENCE_LUFS - lufs, MAX_TIMBRE_GAIN_DB) / 20.0)
+def note_gain(note: np.ndarray, rate: int, layer_velocity: int) -> float:
+    """The gain that brings a note rendered at `layer_velocity` to REFERENCE_LUFS at velocity 100 (the voices play a
+    layer at (velocity / layer)^2, so the note's level is carried over to velocity 100)."""
+    lufs = momentary_peak_lufs(note, rate) + 40.0 * math.log10(REFERENCE_VELOCITY / layer_velocity)
+    return 10.0 ** (min(REFERENCE_LUFS - lufs, MAX_NOTE_GAIN_DB) / 20.0)
 
 
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
                 velocities: list[int], slots: list[int], loop_ends: list[int] | None = None,
                 gain: float | None = 1.0) -> list[NoteShape]:
     """Render `pitches` of timbre z at MIDI `velocities` (the layers') into pool rows `slots` at the output rate,
-    scaled by `gain`, measured and with their loops prepared; keys outside the model's range are its nearest pitch
-    transposed. With gain None the first note is the timbre's reference note and sets the gain (timbre_gain).
+    scaled by `gain` (None: each note levelled by note_gain), measured and with their loops prepared; keys outside
+    the model's range are their nearest pitch transposed.
 
     The layers of one pitch share their loop end (`loop_ends`: one already chosen for the pitch, 0 = search; else
     the first of the batch's), so the two voices of a blended note wrap together and keep their phase relation."""
@@ -170,19 +174,18 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
                          np.asarray(velocities, np.float32) / 127.0)
     shapes = []
     chosen = {p: e for p, e in zip(pitches, loop_ends or []) if e > 0}
-    for p, q, note, slot in zip(pitches, sources, audio, slots):
+    for p, q, v, note, slot in zip(pitches, sources, velocities, audio, slots):
         ratio = 2.0 ** ((p - q) / 12.0)
         hz = 440.0 * 2.0 ** ((p - 69) / 12.0)
         n_out = max(int(round(layout.full / ratio)), 64)
         # a note at the output rate and its own pitch is stored as rendered (models at that rate carry no DC)
         out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
-        if gain is None:
-            gain = timbre_gain(out[:layout.hold], layout.rate, velocities[0])
+        g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
         env = analyse(out, layout.rate, min(int(round(layout.hold / ratio)), len(out)), hz)
         row = data[slot]
         n = min(len(out), layout.stored)
-        np.multiply(out[:n], gain, out=row[:n])
+        np.multiply(out[:n], g, out=row[:n])
         row[n:] = 0.0
         tail_from, k = start - xf, 0.0
         if env.percussive:  # level the loop stretch; the voice's tail gain puts the decay back and carries it on
@@ -194,7 +197,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         else:
             end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
         release = env.release if info.release_seconds > 0 else None
-        shapes.append(NoteShape(start, end - start, tail_from, k, release, gain))
+        shapes.append(NoteShape(start, end - start, tail_from, k, release))
     return shapes
 
 
@@ -264,7 +267,6 @@ class Bank:
     started: float = field(default_factory=time.monotonic)
     first_ready: float | None = None
     complete: float | None = None
-    gain: float | None = None  # the timbre's loudness gain, set by its first batch (which holds the reference note)
 
 
 class Lane:
@@ -323,8 +325,6 @@ class BankRenderer:
                                            info.note_seconds - info.release_seconds, rate)
         self.layers = tuple(info.velocity_layers)
         self.layer_lo, self.layer_hi, self.layer_w = layer_table(self.layers)
-        ref_layer = min(range(len(self.layers)), key=lambda i: (abs(self.layers[i] - REFERENCE_VELOCITY), -i))
-        self.reference_key = ref_layer * N_KEYS + min(max(REFERENCE_KEY, self.pmin), self.pmax)
         n_model, n_layers = self.pmax - self.pmin + 1, len(self.layers)
         self.bank_notes = n_model * n_layers  # notes in a whole bank
         voices = polyphony * (2 if n_layers > 1 else 1)  # a note between two layers plays both
@@ -489,24 +489,20 @@ class BankRenderer:
         return needed
 
     def _render(self, ln: Lane, bank: Bank, keys: list[int]) -> None:
-        if bank.gain is None and not self.match_loudness:
-            bank.gain = 1.0
-        if bank.gain is None:  # the timbre's first batch: its reference note first, to set the loudness gain
-            keys = [self.reference_key] + [k for k in keys if k != self.reference_key]
         pitches = [k % N_KEYS for k in keys]
         velocities = [self.layers[k // N_KEYS] for k in keys]
         ends = [self._loop_end(bank, p) for p in pitches]
         slots = [self._take_slot() for _ in keys]
+        gain = None if self.match_loudness else 1.0
         try:
             if self._worker is not None:
-                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends, bank.gain)
+                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends, gain)
             else:
                 shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
-                                     ends, bank.gain)
+                                     ends, gain)
         except Exception:
             self.pool.free.extend(slots)
             raise
-        bank.gain = shapes[0].gain
         for k, slot, shape in zip(keys, slots, shapes):
             self.pool.store(slot, shape)
             bank.slot_of[k] = slot

@@ -1,5 +1,5 @@
 """How loud a sound is, by ITU-R BS.1770's K-weighting: a note's loudest 400 ms (the momentary loudness a meter
-shows while it plays; the bank brings every timbre to one loudness with it) and a render's integrated loudness
+shows while it plays; the bank brings every note to one loudness with it) and a render's integrated loudness
 (`render --normalize`).
 
 Numpy only: the filter's response is applied to each 400 ms block's spectrum, not run sample by sample.

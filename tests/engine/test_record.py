@@ -46,7 +46,7 @@ def stored_peak(model_path, pitch: int, seconds: float) -> float:
     renderer = BankRenderer(NoteModel(model_path, threads=1), RATE)
     renderer.set_timbre(np.zeros(renderer.model.info.z_dim, np.float32))
     renderer.render_notes(0, [(pitch, 100)])
-    slot = renderer.lanes[0].banks[-1].slot_of[(renderer.reference_key // N_KEYS) * N_KEYS + pitch]
+    slot = renderer.lanes[0].banks[-1].slot_of[int(renderer.layer_hi[100]) * N_KEYS + pitch]
     return float(np.abs(renderer.pool.data[slot][:int(seconds * RATE)]).max())
 
 
