@@ -34,10 +34,8 @@ def unseen_notes(note_set: Path, trained_on: list[str], limit: int, seed: int,
     """The notes of a set the model never trained on: its held-out split if the model trained on its soundfonts
     (or `held_out`: to compare models before and after training on it), else all of it (a random `limit` of
     them); and which."""
-    import json
-
-    build = note_set / "build.json"
-    fonts = set(json.loads(build.read_text()).get("soundfonts") or []) if build.is_file() else set()
+    listed = dataset.build_summary(note_set).get("soundfonts")
+    fonts = {f for f in listed if isinstance(f, str)} if isinstance(listed, list) else set()
     split = "test" if held_out or not fonts or fonts & set(trained_on) else None
     return dataset.load(note_set, split, limit=limit, seed=seed), "held-out split" if split else "all notes"
 

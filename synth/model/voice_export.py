@@ -76,8 +76,9 @@ def voice_from_model_file(path: str | os.PathLike) -> Voice:
 
 
 def _data_facts(data_dir: str) -> dict:
-    build = Path(data_dir) / "build.json"
-    summary = json.loads(build.read_text()) if build.exists() else {}
+    from synth.model.dataset import build_summary
+
+    summary = build_summary(data_dir)
     return {"soundfonts": summary.get("soundfonts"), "dataset_notes": summary.get("notes"),
             "dataset_rate": summary.get("sample_rate")}
 

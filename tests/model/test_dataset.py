@@ -77,3 +77,22 @@ def test_a_soundfont_path_that_is_no_soundfont_is_one_line(tmp_path):
     (tmp_path / "fake.sf2").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
     with pytest.raises(dataset.DatasetError, match="is not a SoundFont"):
         dataset.available_soundfonts([str(tmp_path / "fake.sf2")])
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"soundfonts": 5}', '{"soundfonts": [{"a": 1}]}'])
+def test_a_damaged_build_summary_reads_as_none(tiny_notes, tmp_path, text):
+    """A note set whose build.json was damaged still loads for an import check (its held-out split), and the
+    exported model's facts leave the set's soundfonts unknown instead of failing."""
+    import shutil
+
+    from synth.model.import_check import unseen_notes
+    from synth.model.voice_export import _data_facts
+
+    copy = tmp_path / "set"
+    shutil.copytree(tiny_notes, copy)
+    (copy / "build.json").write_text(text)
+    notes, which = unseen_notes(copy, ["timgm6mb"], limit=100, seed=0)
+    assert which == "held-out split" and len(notes) > 0
+    assert set(notes.pitch.tolist()) <= set(range(24, 85, 7))
+    facts = _data_facts(str(copy))
+    assert facts["dataset_notes"] is None
