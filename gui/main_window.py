@@ -484,18 +484,19 @@ class MainWindow(QMainWindow):
             return
         name = self.inst.free_preset_name(Path(path).stem)
         command = self.inst.import_command(path, name)
+        model = str(self.inst.model.path)
         proc = QProcess(self)
         proc.setProgram(command[0])
         proc.setArguments(command[1:])
         proc.finished.connect(lambda code, status: self._imported(
-            proc, code if status == QProcess.ExitStatus.NormalExit else -1, name, corner))
-        proc.errorOccurred.connect(lambda err: self._imported(proc, -1, name, corner)
+            proc, code if status == QProcess.ExitStatus.NormalExit else -1, name, corner, model))
+        proc.errorOccurred.connect(lambda err: self._imported(proc, -1, name, corner, model)
                                    if err == QProcess.ProcessError.FailedToStart else None)
         self.importing = proc
         self._say(f"importing {Path(path).name} for the {CORNERS[corner].lower()} corner…")
         proc.start()
 
-    def _imported(self, proc: QProcess, code: int, name: str, corner: int) -> None:
+    def _imported(self, proc: QProcess, code: int, name: str, corner: int, model: str) -> None:
         if self.importing is not proc:
             return
         self.importing = None
@@ -508,6 +509,10 @@ class MainWindow(QMainWindow):
             return
         self.inst.reload_presets()
         self._refresh_preset_boxes()
+        if model != str(self.inst.model.path):  # its latent is the other model's: on this one it is another sound
+            self.report(f"imported {name} for {Path(model).name}, the model playing when it was dropped; "
+                        f"choose that model again to play it")
+            return
         names = [p.name for p in self.inst.presets]
         if name in names:
             box = self.corner_boxes[corner]

@@ -1,5 +1,6 @@
 """The window, offscreen (pytest-qt), with the real engine in its sound process and the analytic tone model: the
 pad morphs by slerp, corners, keyboard, MIDI learn, presets, and the session round trip including a corrupt file."""
+import shutil
 import json
 import os
 
@@ -274,6 +275,16 @@ def test_a_recorded_note_dropped_on_a_corner_plays_there(qtbot, tiny_model, tmp_
         _drop(win.pad, tmp_path / "Cello C3.wav", 0.1, 0.1)  # the same file again: a second preset, not a clash
         qtbot.waitUntil(lambda: win.importing is None, timeout=120_000)
         assert win.inst.corners[0].name == "Cello C3 2"
+        # Another model chosen while a sound imports: the preset is kept, but it was made for the first model.
+        other = tmp_path / "other.onnx"
+        shutil.copy(tiny_model, other)
+        capsys.readouterr()
+        _drop(win.pad, tmp_path / "Cello C3.wav", 0.1, 0.1)
+        assert win.use_model(str(other))
+        qtbot.waitUntil(lambda: win.importing is None, timeout=120_000)
+        said = capsys.readouterr().out
+        assert f"imported Cello C3 3 for {tiny_model.name}" in said and "choose that model again" in said
+        assert win.inst.corners[0].name == "Cello C3 2" and (tmp_path / "presets" / "cello-c3-3.json").is_file()
     finally:
         win.close()
 
