@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--normalize", type=normalize_target, metavar="DBFS|LUFS",
                    help="scale the render so its peak is at this level (e.g. -1), or its integrated loudness "
                         "(BS.1770) is at this target (e.g. --normalize=-16LUFS)")
+    r.add_argument("--flat-levels", action="store_true",
+                   help="every GM program equally loud, as the presets play live (default: each program at the "
+                        "level a GM sound set gives it at each key, so the file keeps its balance)")
     render_options(r)
     r.set_defaults(func=run, bit_depth=16)
 
@@ -66,7 +69,8 @@ def run(a: argparse.Namespace) -> None:
 
         chain = parse_chain(a.effects, a.rate)
     result = render_midi(a.midi, model, presets, rate=a.rate, progress=sys.stderr.isatty(), channels=channels,
-                         spread=a.spread, mod_target=a.mod_target, drums=getattr(a, "drums", None))
+                         spread=a.spread, mod_target=a.mod_target, drums=getattr(a, "drums", None),
+                         gm_levels=not getattr(a, "flat_levels", False))
     audio = result.audio
     if chain is not None:
         from synth.engine.effects import EffectError, apply_offline

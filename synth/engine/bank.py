@@ -44,13 +44,14 @@ RECENT_SECONDS = 20.0
 RENDER_NICE = 15
 # Every note is brought to one loudness, as a player expects of an instrument's keys and presets: the bank measures
 # each note as it stores it and scales it so that at velocity 100 it stores at REFERENCE_LUFS, i.e. plays, after the
-# voices' gain of 0.5 (-6 dB), at -36.2 LUFS: FluidSynth's default output for middle C (gain 0.2, reverb and chorus
-# off; median over FluidR3_GM's 112 melodic programs, p10-p90 -41.5 to -31.6). A layer of velocity v stores
-# 40·log10(v/100) dB from that: FluidSynth's velocity curve, measured to 0.1 dB from 16 to 127. The model's own
-# balance is not kept: its keys strayed up to 10 dB from the soundfont's (the Guitar preset's bass keys 7 dB under
-# its middle C where FluidR3's guitars are 3 dB over it) and its layers up to 4 dB (Synth Lead 80 → 120: +10.8 dB,
-# FluidR3 +7.0), which left GM files' guitar and lead channels 6-11 dB under FluidSynth's.
-REFERENCE_VELOCITY, REFERENCE_LUFS = 100, -30.2
+# voices' gain of 0.5 (-6 dB), at -35.7 LUFS on each side: FluidSynth's default output for middle C (gain 0.2,
+# reverb and chorus off; median over FluidR3_GM's 112 melodic programs of the two sides' mean power, the
+# reference_lufs of synth/assets/gm_levels.json). A layer of velocity v stores 40·log10(v/100) dB from that:
+# FluidSynth's velocity curve, measured to 0.1 dB from 16 to 127. The model's own balance is not kept: its keys
+# strayed up to 10 dB from the soundfont's (the Guitar preset's bass keys 7 dB under its middle C where FluidR3's
+# guitars are 3 dB over it) and its layers up to 4 dB (Synth Lead 80 → 120: +10.8 dB, FluidR3 +7.0), which left
+# GM files' guitar and lead channels 6-11 dB under FluidSynth's.
+REFERENCE_VELOCITY, REFERENCE_LUFS = 100, -29.6
 MAX_NOTE_GAIN_DB = 30.0  # a near-silent note is not pulled up into its own noise floor
 IDLE_WAIT_S = 0.5  # an idle renderer sleeps; set_timbre() and wake() rouse it at once
 

@@ -1,7 +1,8 @@
 """Offline rendering of a MIDI file with the live engine's voices and note bank (no audio device).
 
 Tempo changes come from mido's merged, seconds-timed iteration; events land at their exact sample. Each MIDI
-channel plays the preset of its GM program's family (or the nearest family that has a preset); channel 10 is
+channel plays the preset of its GM program's family (or the nearest family that has a preset), at the level a GM
+sound set gives that program at each key (synth.engine.gm_levels); channel 10 is
 General MIDI percussion, which the model does not have: its notes are skipped and counted, or, given a SoundFont,
 played by FluidSynth and mixed in (synth.engine.drums). The render is stereo and lasts at least to the file's
 end of track (so it lines up with the MIDI in a DAW), longer while releases ring.
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.engine.bank import BankRenderer
+from synth.engine.gm_levels import load as load_gm_levels
 from synth.core.notes import FAMILIES
 from synth.core.timbre import Preset, default_timbre
 from synth.engine.voices import Voices
@@ -243,26 +245,31 @@ def _with_drums(audio: np.ndarray, drum_events: list[MidiEvent], drums: str | os
 def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset], rate: int = 48000,
                 block: int = 512, progress: bool = False, channels: set[int] | None = None,
                 release: float | None = None, spread: float = 0.0, mod_target: str | None = None,
-                drums: str | os.PathLike | None = None) -> RenderResult:
+                drums: str | os.PathLike | None = None, gm_levels: bool = True) -> RenderResult:
     """Render a MIDI file to stereo float32 audio [frames, 2] at `rate` with the engine's voices; `channels`
     (0-15) renders only those (a stem). Each note's velocity layers are rendered as the live bank would play
     them; `release` None: the notes' own releases, seconds: one fixed fade. Channel controllers (volume,
     expression, pan, modulation morph towards `mod_target` or morph_target's default, pressure) act as live;
-    `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in."""
+    `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in.
+    `gm_levels`: each channel's notes at its GM program's level at their key (synth.engine.gm_levels), so the
+    file keeps the balance of a GM sound set; False: every program equally loud, as the presets play live."""
     events, midi_seconds = read_midi_file(path)
+    levels = load_gm_levels() if gm_levels else np.ones((128, 128), np.float32)
     if channels is not None:
         events = [e for e in events if e.status & 0x0F in channels]
     renderer, lanes = _banks_for(events, model, presets, rate, mod_target)
     voices = Voices(renderer, max_block=block, polyphony=64, release=release, spread=spread)
 
-    def choose(ch: int, preset: int) -> None:
+    def choose(ch: int, program: int) -> None:
+        preset = lanes.mapping.get((ch, program), lanes.used[0])
+        voices.key_gain[ch] = levels[program]
         voices.lane_of[ch] = lanes.lane_of_preset[preset]
         target = lanes.target_of.get(preset)
         voices.morph_lane_of[ch] = (lanes.lane_of_preset[target] if ch in lanes.morphing
                                     and target in lanes.lane_of_preset else -1)
 
     for ch in range(16):
-        choose(ch, lanes.mapping.get((ch, 0), lanes.used[0]))
+        choose(ch, 0)
     end = int(round((events[-1].seconds if events else 0.0) * rate))
     out = np.zeros((end + int(TAIL_SECONDS * rate), 2), dtype=np.float32)
     cursor, notes, drums_skipped = 0, 0, 0
@@ -289,7 +296,7 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
                 drums_skipped += kind == 0x90 and e.d2 > 0
             continue
         if kind == 0xC0:
-            choose(ch, lanes.mapping.get((ch, e.d1), lanes.used[0]))
+            choose(ch, e.d1)
             continue
         notes += kind == 0x90 and e.d2 > 0
         voices.handle(e.status, e.d1, e.d2)

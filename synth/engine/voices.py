@@ -192,6 +192,8 @@ class Voices:
         self.rpn = np.full((16, 2), 127, dtype=np.int16)
         self.lane_of = np.zeros(16, dtype=np.int64)  # which bank lane each MIDI channel plays
         self.morph_lane_of = np.full(16, -1, dtype=np.int64)  # the lane CC1 morphs each channel towards; -1: none
+        # the gain each channel's new notes start with, per key: 1 live; a render's GM program level (gm_levels)
+        self.key_gain = np.ones((16, 128), dtype=np.float32)
         self.volume = np.full(16, VOLUME_REF, dtype=np.float64)  # CC7
         self.expression = np.full(16, 127, dtype=np.float64)  # CC11
         self.pan = np.full(16, 64, dtype=np.float64)  # CC10
@@ -431,13 +433,14 @@ class Voices:
         self._age += 1
         paired = morph is not None
         pan = self.spread * min(max((pitch - 60) / 36.0, -1.0), 1.0)
-        primary = self._start(ch, pitch, own[2], own[0], True, 0.0, paired, pan)
+        k = float(self.key_gain[ch, pitch])
+        primary = self._start(ch, pitch, k * own[2], own[0], True, 0.0, paired, pan)
         if own[1] >= 0:
-            self._start(ch, pitch, own[3], own[1], False, 0.0, paired, pan)
+            self._start(ch, pitch, k * own[3], own[1], False, 0.0, paired, pan)
         if morph is not None:
-            self._start(ch, pitch, morph[2], morph[0], False, 1.0, paired, pan)
+            self._start(ch, pitch, k * morph[2], morph[0], False, 1.0, paired, pan)
             if morph[1] >= 0:
-                self._start(ch, pitch, morph[3], morph[1], False, 1.0, paired, pan)
+                self._start(ch, pitch, k * morph[3], morph[1], False, 1.0, paired, pan)
         return primary
 
     def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool, side: float = 0.0,

@@ -1,0 +1,79 @@
+"""General MIDI program levels: how loud a GM sound set plays each program at each key, relative to its typical
+program at middle C, so that a rendered GM file keeps the balance its author heard.
+
+The bank levels every note to one loudness (synth.engine.bank); a GM file, though, was balanced on a sound set
+whose programs differ (in FluidR3_GM, at middle C and velocity 100, an agogo is 8 dB under the median program, a
+square lead 2 dB over it, a bass 6 dB under it; a guitar's bass keys 3 dB over its middle C). `render` plays each
+channel's notes at its program's level at their key from this table. It is measured from a SoundFont by
+`gansynth-live levels --calibrate SF2` (FluidSynth, dry, default gain) and shipped as `synth/assets/gm_levels.json`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from synth.core.files import write_atomic
+from synth.engine.drums import FluidPlayer
+from synth.engine.loudness import momentary_peak_lufs
+
+DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "assets" / "gm_levels.json"
+KEYS = (24, 36, 48, 60, 72, 84, 96, 108)  # measured keys; others are interpolated, outer ones held
+VELOCITY, HOLD_SECONDS, TAIL_SECONDS = 100, 1.5, 0.5
+LIMITS_DB = (-30.0, 20.0)  # a key a program has no sample for is quiet, not silent; a loud outlier is capped
+MELODIC = range(112)  # the reference: the median melodic program at middle C (the bank's level for every note)
+
+
+class GmLevelsError(ValueError):
+    """A GM level table that cannot be used, in one line."""
+
+
+def measure(soundfont: str | os.PathLike, rate: int = 48000) -> dict:
+    """Each GM program's loudness at KEYS (velocity 100, loudest 400 ms, K-weighted, the mean power of the two
+    sides: a stereo sample's sides are not one signal) in dB relative to the median melodic program at middle C,
+    played by FluidSynth from `soundfont` one note at a time."""
+    player = FluidPlayer(soundfont, rate, effects=False)
+    hold, tail = int(HOLD_SECONDS * rate), int(TAIL_SECONDS * rate)
+    buf = np.zeros((hold + tail, 2), dtype=np.float32)
+    lufs = np.full((128, len(KEYS)), -np.inf)
+    try:
+        for program in range(128):
+            player.send(0xC0, program, 0)
+            for j, key in enumerate(KEYS):
+                player.send(0x90, key, VELOCITY)
+                player.render(buf[:hold])
+                player.send(0x80, key, 0)
+                player.render(buf[hold:])
+                player.send(0xB0, 120, 0)  # all sound off: the next note starts from silence
+                sides = [momentary_peak_lufs(buf[:, c], rate) for c in (0, 1)]
+                lufs[program, j] = 10.0 * np.log10(np.mean(np.power(10.0, np.asarray(sides) / 10.0)))
+    finally:
+        player.close()
+    reference = float(np.median(lufs[list(MELODIC), KEYS.index(60)]))
+    db = np.clip(lufs - reference, *LIMITS_DB)
+    return {"soundfont": Path(soundfont).name, "velocity": VELOCITY, "keys": list(KEYS),
+            "reference_lufs": round(reference, 2), "db": np.round(db, 2).tolist()}
+
+
+def write(table: dict, path: str | os.PathLike) -> None:
+    write_atomic(Path(path), json.dumps(table, indent=None, separators=(",", ":")) + "\n")
+
+
+def load(path: str | os.PathLike = DEFAULT_TABLE) -> np.ndarray:
+    """float32 [128 programs, 128 keys]: the linear gain each program's notes play at, per key; refused in one line
+    if the file is not such a table."""
+    try:
+        table = json.loads(Path(path).read_text())
+        keys = np.asarray(table["keys"], dtype=np.float64)
+        db = np.asarray(table["db"], dtype=np.float64)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise GmLevelsError(f"{path} is not a GM level table ({type(e).__name__}: {e})") from None
+    if (keys.ndim != 1 or len(keys) < 1 or db.shape != (128, len(keys)) or not np.all(np.diff(keys) > 0)
+            or not np.isfinite(db).all() or db.min() < LIMITS_DB[0] or db.max() > LIMITS_DB[1]):
+        raise GmLevelsError(f"{path} is not a GM level table (128 programs × rising keys, dB within "
+                            f"{LIMITS_DB[0]:g} to {LIMITS_DB[1]:g})")
+    every = np.arange(128)
+    per_key = np.stack([np.interp(every, keys, row) for row in db])
+    return (10.0 ** (per_key / 20.0)).astype(np.float32)
