@@ -275,6 +275,10 @@ class Lane:
 
     def __init__(self, layers: int = 1) -> None:
         self.slot_for = np.full((layers, N_KEYS), -1, dtype=np.int32)
+        # how alike each key's stored notes of layers i and i + 1 are (slot_for's; BankRenderer._layer_likeness): a
+        # voice blending the two scales them so the blend is as loud as each layer (unlike layers summed half and
+        # half lose up to 3 dB, partly cancelling ones more)
+        self.blend_rho = np.ones((max(layers - 1, 1), N_KEYS), dtype=np.float64)
         self.banks: list[Bank] = []
         self.target: np.ndarray | None = None
         self.generation = 0
@@ -509,10 +513,31 @@ class BankRenderer:
             bank.slot_of[k] = slot
             if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
                 ln.slot_for[k // N_KEYS, k % N_KEYS] = slot
+                self._layer_likeness(ln, k // N_KEYS, k % N_KEYS)
             ln.wanted[k % N_KEYS] = 0
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started
+
+    def _layer_likeness(self, ln: Lane, layer: int, pitch: int) -> None:
+        """Lane.blend_rho of this key's layer pairs around `layer`, from the notes the voices now play: the
+        correlation that makes the voices' gain law, (1-w)² + w² + 2w(1-w)ρ, give the half-and-half blend's measured
+        loudness (the loudest 400 ms, K-weighted, as the notes were levelled; likeness varies along a note, so a
+        correlation over the whole note does not predict its loudest stretch)."""
+        for lo in (layer - 1, layer):
+            if lo < 0 or lo + 1 >= len(self.layers):
+                continue
+            a, b = int(ln.slot_for[lo, pitch]), int(ln.slot_for[lo + 1, pitch])
+            if a >= 0 and b >= 0:  # each scaled to the level the voices give it at one velocity
+                x = self.pool.data[a, :self.layout.hold] / self.layers[lo] ** 2
+                y = self.pool.data[b, :self.layout.hold] / self.layers[lo + 1] ** 2
+                if self.match_loudness:  # levelled: each stores at its layer's GM level (unless near-silent)
+                    alone = REFERENCE_LUFS - 40.0 * math.log10(REFERENCE_VELOCITY)
+                else:
+                    alone = 0.5 * (momentary_peak_lufs(x, self.layout.rate) + momentary_peak_lufs(y, self.layout.rate))
+                both = momentary_peak_lufs(0.5 * (x + y), self.layout.rate)
+                if np.isfinite(alone) and np.isfinite(both):
+                    ln.blend_rho[lo, pitch] = min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
 
     def _loop_end(self, bank: Bank, pitch: int) -> int:
         """The loop end the bank's other layers of this pitch have, else the one the other lanes' newest banks

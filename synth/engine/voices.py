@@ -95,7 +95,7 @@ class Voices:
         """Layer choice per MIDI velocity: the lower and upper layer, their gains when blended, one layer's gain."""
         layers = np.asarray(renderer.layers, dtype=np.float64)
         vel = np.arange(128, dtype=np.float64)
-        self.layer_lo, self.layer_hi = renderer.layer_lo, renderer.layer_hi
+        self.layer_lo, self.layer_hi, self.layer_w = renderer.layer_lo, renderer.layer_hi, renderer.layer_w
         self.single_gain = (vel[None, :] / layers[:, None]) ** 2  # [layer, velocity]
         w = renderer.layer_w
         self.blend_lo = (1.0 - w) * self.single_gain[self.layer_lo, np.arange(128)]
@@ -394,6 +394,10 @@ class Voices:
                 else:
                     return None
             g1 = self.single_gain[lo, v]
+        else:  # two layers: as loud as either, however alike they are (Lane.blend_rho)
+            w, rho = self.layer_w[v], self.lanes[lane].blend_rho[lo, pitch]
+            c = 1.0 / math.sqrt(max((1.0 - w) ** 2 + w * w + 2.0 * w * (1.0 - w) * rho, 0.25))
+            g1, g2 = g1 * c, g2 * c
         return first, second, g1, g2
 
     def _start_note(self, ch: int, pitch: int, velocity: int) -> int:

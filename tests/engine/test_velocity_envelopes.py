@@ -263,7 +263,7 @@ def test_offline_render_agrees_with_live_voices(models, tmp_path):
         now = t
     mid.save(tmp_path / "v.mid")
     model = models["percussive"]
-    offline = render_midi(tmp_path / "v.mid", model, [], rate=RATE, block=BLOCK).audio
+    offline = render_midi(tmp_path / "v.mid", model, [], rate=RATE, block=BLOCK, gm_levels=False).audio  # as live
 
     v = voices_for(model, match_loudness=True)
     live, cursor = np.zeros((len(offline), 2), np.float32), 0
@@ -352,3 +352,23 @@ def test_a_note_and_its_morph_partner_share_their_loop(tmp_path):
     ends = [pool.loop_start[s] + pool.loop_len[s] for s in (renderer.lanes[0].slot_for[0, 60],
                                                              renderer.lanes[1].slot_for[2, 60])]
     assert ends[0] == ends[1]
+
+
+def test_a_note_between_two_unlike_layers_is_as_loud_as_either(tmp_path):
+    """Layers whose third partials differ (mistuned by the velocity) are partly unlike: summed half and half they
+    would lose level; the voices scale a blend by the layers' correlation so it plays at GM's level."""
+    from synth.engine.bank import REFERENCE_LUFS
+    from synth.engine.loudness import momentary_peak_lufs
+
+    model = NoteModel(tone_onnx(tmp_path / "u.onnx", envelope("sustained"), layers=LAYERS, stretch=1.0),
+                      provider="cpu")
+    v = voices_for(model, match_loudness=True)
+    lane = v.lanes[0]
+    assert 0.2 < lane.blend_rho[1, 60] < 0.95  # layers 80 and 120 of key 60: alike in the fundamental only
+    for velocity in (100, 80, 60):  # blended 80/120, layer 80 alone, blended 40/80
+        v.handle(0x90, 60, velocity)
+        x = run(v, 1.0)
+        v.handle(0x80, 60, 0)
+        run(v, 1.5)
+        want = REFERENCE_LUFS + 20 * np.log10(0.5) + 40 * np.log10(velocity / 100)
+        assert momentary_peak_lufs(x, RATE) == pytest.approx(want, abs=0.25), velocity
