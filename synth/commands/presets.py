@@ -172,6 +172,7 @@ def run_find(a: argparse.Namespace) -> None:
     from synth.core.notes import FAMILIES
     from synth.model.timbre_map import find_presets
 
+    _refuse_taken(a, a.only)
     found, probs = find_presets(a.data, _model(a), candidates=a.candidates, seed=a.seed, generations=a.refine,
                                 names=a.only)
     families = np.bincount(probs.argmax(1), minlength=len(FAMILIES))
@@ -182,7 +183,22 @@ def run_find(a: argparse.Namespace) -> None:
 def run_encode(a: argparse.Namespace) -> None:
     from synth.model.timbre_map import encode_presets
 
+    _refuse_taken(a, None)
     _write_found(a, encode_presets(a.data, a.checkpoint, _model(a), min_probability=a.min_probability))
+
+
+def _refuse_taken(a: argparse.Namespace, only: list[str] | None) -> None:
+    """Said before minutes of search, not after: a family preset that exists and may not be replaced."""
+    from synth.core.timbre import PresetExists, preset_path
+    from synth.model.timbre_map import TARGETS
+
+    if a.overwrite or a.replace_weaker:
+        return
+    for name, _ in TARGETS:
+        path, taken = preset_path(name, Path(a.out))
+        if taken and (only is None or name in only):
+            raise PresetExists(f"preset {path} already exists; give --overwrite or --replace-weaker, or --only "
+                               f"the families still missing")
 
 
 def run_instruments(a: argparse.Namespace) -> None:
