@@ -183,6 +183,9 @@ def run_find(a: argparse.Namespace) -> None:
 def run_encode(a: argparse.Namespace) -> None:
     from synth.model.timbre_map import encode_presets
 
+    from synth.model.voice_train import load_voice
+
+    load_voice(a.checkpoint)  # what is given is checked before what would be written
     _refuse_taken(a, None)
     _write_found(a, encode_presets(a.data, a.checkpoint, _model(a), min_probability=a.min_probability))
 
@@ -192,8 +195,8 @@ def _refuse_taken(a: argparse.Namespace, only: list[str] | None) -> None:
     from synth.core.timbre import PresetExists, preset_path
     from synth.model.timbre_map import TARGETS
 
-    if a.overwrite or a.replace_weaker:
-        return
+    if a.overwrite or a.replace_weaker or (only and set(only) - {name for name, _ in TARGETS}):
+        return  # nothing is replaced, or a name that is no target: the search says so first
     for name, _ in TARGETS:
         path, taken = preset_path(name, Path(a.out))
         if taken and (only is None or name in only):

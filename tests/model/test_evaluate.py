@@ -309,18 +309,26 @@ def test_a_latent_that_plays_another_pitch_is_not_in_tune(tmp_path):
     assert not in_tune(model, np.array([1, 0, 0, 0], np.float32))
 
 
-def test_presets_find_and_encode_refuse_a_taken_name_before_the_search(tmp_path):
-    """A family preset already in --out is said in one line before minutes of work (no note set is even read)."""
+def test_presets_find_and_encode_refuse_a_taken_name_before_the_search(tiny_notes, tmp_path):
+    """A family preset already in --out is said in one line before minutes of work (no note set is even read);
+    what is given (the checkpoint) is checked first."""
     from synth.core.timbre import Preset, save_preset
+    from synth.model.voice_train import VoiceTrainConfig, train
+    from tests.torch_voices import TINY_NET
 
+    train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "run"), net=TINY_NET, batch=2,
+                           max_steps=1), progress=False)
     out = tmp_path / "presets"
     save_preset(Preset("Keys", np.zeros(16, np.float32), description="mine"), out)
     for args in (["find", "--data", str(tmp_path / "no-such-set")],
-                 ["encode", str(tmp_path / "no.pt"), "--data", str(tmp_path / "no-such-set")]):
+                 ["encode", str(tmp_path / "run" / "checkpoint.pt"), "--data", str(tmp_path / "no-such-set")]):
         proc = subprocess.run([sys.executable, "-m", "synth", "presets", *args, "--out", str(out)],
                               capture_output=True, text=True, timeout=120)
         last = proc.stderr.strip().splitlines()[-1]
         assert proc.returncode != 0 and "keys.json already exists; give --overwrite or --replace-weaker" in last
+    bad = subprocess.run([sys.executable, "-m", "synth", "presets", "encode", str(tmp_path / "no.pt"), "--data",
+                          str(tmp_path / "no-such-set"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "already exists" not in bad.stderr and "no.pt" in bad.stderr
     proc = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tmp_path / "no-such-set"),
                            "--out", str(out), "--only", "Organ"], capture_output=True, text=True, timeout=120)
     assert "already exists" not in proc.stderr and "no note set in" in proc.stderr  # the missing family: goes on
