@@ -508,36 +508,38 @@ class BankRenderer:
         except Exception:
             self.pool.free.extend(slots)
             raise
+        pairs: set[tuple[int, int]] = set()  # (lower layer, pitch) of the layer pairs whose notes changed
         for k, slot, shape in zip(keys, slots, shapes):
             self.pool.store(slot, shape)
             bank.slot_of[k] = slot
             if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
                 ln.slot_for[k // N_KEYS, k % N_KEYS] = slot
-                self._layer_likeness(ln, k // N_KEYS, k % N_KEYS)
+                pairs.update((lo, k % N_KEYS) for lo in (k // N_KEYS - 1, k // N_KEYS)
+                             if 0 <= lo < len(self.layers) - 1)
             ln.wanted[k % N_KEYS] = 0
+        for lo, pitch in sorted(pairs):  # once the batch is stored: a pair whose both notes it holds is measured once
+            self._layer_likeness(ln, lo, pitch)
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started
 
-    def _layer_likeness(self, ln: Lane, layer: int, pitch: int) -> None:
-        """Lane.blend_rho of this key's layer pairs around `layer`, from the notes the voices now play: the
-        correlation that makes the voices' gain law, (1-w)² + w² + 2w(1-w)ρ, give the half-and-half blend's measured
-        loudness (the loudest 400 ms, K-weighted, as the notes were levelled; likeness varies along a note, so a
-        correlation over the whole note does not predict its loudest stretch)."""
-        for lo in (layer - 1, layer):
-            if lo < 0 or lo + 1 >= len(self.layers):
-                continue
-            a, b = int(ln.slot_for[lo, pitch]), int(ln.slot_for[lo + 1, pitch])
-            if a >= 0 and b >= 0:  # each scaled to the level the voices give it at one velocity
-                x = self.pool.data[a, :self.layout.hold] / self.layers[lo] ** 2
-                y = self.pool.data[b, :self.layout.hold] / self.layers[lo + 1] ** 2
-                if self.match_loudness:  # levelled: each stores at its layer's GM level (unless near-silent)
-                    alone = REFERENCE_LUFS - 40.0 * math.log10(REFERENCE_VELOCITY)
-                else:
-                    alone = 0.5 * (momentary_peak_lufs(x, self.layout.rate) + momentary_peak_lufs(y, self.layout.rate))
-                both = momentary_peak_lufs(0.5 * (x + y), self.layout.rate)
-                if np.isfinite(alone) and np.isfinite(both):
-                    ln.blend_rho[lo, pitch] = min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
+    def _layer_likeness(self, ln: Lane, lo: int, pitch: int) -> None:
+        """Lane.blend_rho of this key's layers lo and lo + 1, from the notes the voices now play: the correlation
+        that makes the voices' gain law, (1-w)² + w² + 2w(1-w)ρ, give the half-and-half blend's measured loudness
+        (the loudest 400 ms, K-weighted, as the notes were levelled; likeness varies along a note, so a correlation
+        over the whole note does not predict its loudest stretch)."""
+        a, b = int(ln.slot_for[lo, pitch]), int(ln.slot_for[lo + 1, pitch])
+        if a < 0 or b < 0:
+            return
+        x = self.pool.data[a, :self.layout.hold] / self.layers[lo] ** 2  # each at the level the voices give it
+        y = self.pool.data[b, :self.layout.hold] / self.layers[lo + 1] ** 2  # at one velocity
+        if self.match_loudness:  # levelled: each stores at its layer's GM level (unless near-silent)
+            alone = REFERENCE_LUFS - 40.0 * math.log10(REFERENCE_VELOCITY)
+        else:
+            alone = 0.5 * (momentary_peak_lufs(x, self.layout.rate) + momentary_peak_lufs(y, self.layout.rate))
+        both = momentary_peak_lufs(0.5 * (x + y), self.layout.rate)
+        if np.isfinite(alone) and np.isfinite(both):
+            ln.blend_rho[lo, pitch] = min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
 
     def _loop_end(self, bank: Bank, pitch: int) -> int:
         """The loop end the bank's other layers of this pitch have, else the one the other lanes' newest banks
