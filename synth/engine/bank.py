@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
-from synth.engine.loudness import momentary_peak_lufs
+from synth.engine.loudness import momentary_peak_lufs, rise_ms
 from synth.engine.realtime import promote_thread
 from synth.core.resample import resample
 from synth.runtime.model import NoteModel
@@ -130,13 +130,15 @@ MAX_TAIL_DB_PER_SECOND = 100.0  # levelling gain stays inside float32's range
 @dataclass(frozen=True)
 class NoteShape:
     """How a stored note plays: its loop, its tail decay past tail_from (natural-log gain per sample, 0 for a
-    sustained note) and its release curve (None: the voices' fixed fade)."""
+    sustained note), its release curve (None: the voices' fixed fade) and its rise in seconds (loudness.rise_ms:
+    a render's slower GM program fades in only by what the note does not rise by itself)."""
 
     loop_start: int
     loop_len: int
     tail_from: int
     tail_k: float
     release: np.ndarray | None
+    rise: float = 0.0
 
 
 def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,7 +185,8 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
         g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
-        env = analyse(out, layout.rate, min(int(round(layout.hold / ratio)), len(out)), hz)
+        held = min(int(round(layout.hold / ratio)), len(out))
+        env = analyse(out, layout.rate, held, hz)
         row = data[slot]
         n = min(len(out), layout.stored)
         np.multiply(out[:n], g, out=row[:n])
@@ -198,7 +201,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         else:
             end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
         release = env.release if info.release_seconds > 0 else None
-        shapes.append(NoteShape(start, end - start, tail_from, k, release))
+        shapes.append(NoteShape(start, end - start, tail_from, k, release, rise_ms(out[:held], layout.rate) / 1e3))
     return shapes
 
 
@@ -221,6 +224,7 @@ class SlotPool:
         self.loop_len = np.ones(slots, dtype=np.float64)
         self.tail_from = np.zeros(slots, dtype=np.float64)
         self.tail_k = np.zeros(slots, dtype=np.float64)
+        self.rise = np.zeros(slots, dtype=np.float64)
         # Release curves, 10 ms a point, 1 at note-off; release_end is each curve's last point (0: none, fixed fade).
         self.release = np.zeros((slots, layout.release_points), dtype=np.float32)
         self.release[:, 0] = 1.0
@@ -238,6 +242,7 @@ class SlotPool:
         self.loop_len[slot] = shape.loop_len
         self.tail_from[slot] = shape.tail_from
         self.tail_k[slot] = shape.tail_k
+        self.rise[slot] = shape.rise
         row = self.release[slot]
         row[1:] = 0.0
         self.release_end[slot] = 0.0

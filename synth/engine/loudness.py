@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 WINDOW_SECONDS = 0.4
+MAX_RISE_MS = 3000.0
 # BS.1770's two K-weighting biquads (a high shelf of about +4 dB above 1.5 kHz, then a high-pass near 40 Hz),
 # defined at 48 kHz; their response is evaluated at each bin's frequency, so any rate up to 48 kHz works.
 _SHELF = ((1.53512485958697, -2.69169618940638, 1.19839281085285), (1.0, -1.69065929318241, 0.73248077421585))
@@ -67,3 +68,18 @@ def integrated_lufs(audio: np.ndarray, rate: int) -> float:
     relative = -0.691 + 10 * np.log10(kept.mean()) - 10.0
     kept = z[(blocks > -70.0) & (blocks > relative)]
     return float(-0.691 + 10 * np.log10(kept.mean()))
+
+
+def rise_ms(note: np.ndarray, rate: int) -> float:
+    """Twice the time (ms) a note ([samples] or [samples, channels]: the mean power of the channels) takes until
+    its 10 ms RMS first reaches half of its loudest 400 ms RMS: the linear fade-in that reaches half level when the
+    note does (unweighted; 0 for silence, at most MAX_RISE_MS)."""
+    frame = rate // 100
+    power = np.asarray(note, np.float64) ** 2
+    power = power.mean(axis=1) if power.ndim == 2 else power
+    n = len(power) // frame
+    frames = power[:n * frame].reshape(n, frame).mean(axis=1)
+    if n < 40 or frames.max() <= 0.0:
+        return 0.0
+    loudest = np.convolve(frames, np.ones(40) / 40, mode="valid").max()
+    return float(min(MAX_RISE_MS, 2 * 10.0 * np.argmax(np.sqrt(frames) >= 0.5 * np.sqrt(loudest))))

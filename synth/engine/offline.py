@@ -251,10 +251,11 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
     them; `release` None: the notes' own releases, seconds: one fixed fade. Channel controllers (volume,
     expression, pan, modulation morph towards `mod_target` or morph_target's default, pressure) act as live;
     `spread` pans notes by key. `drums`: a SoundFont whose kit FluidSynth plays channel 10 with, mixed in.
-    `gm_levels`: each channel's notes at its GM program's level at their key (synth.engine.gm_levels), so the
-    file keeps the balance of a GM sound set; False: every program equally loud, as the presets play live."""
+    `gm_levels`: each channel's notes at its GM program's level at their key, fading in as slowly as the program
+    rises (synth.engine.gm_levels), so the file keeps the balance of a GM sound set; False: every program equally
+    loud and speaking at once, as the presets play live."""
     events, midi_seconds = read_midi_file(path)
-    levels = load_gm_levels() if gm_levels else np.ones((128, 128), np.float32)
+    levels = load_gm_levels() if gm_levels else None
     if channels is not None:
         events = [e for e in events if e.status & 0x0F in channels]
     renderer, lanes = _banks_for(events, model, presets, rate, mod_target)
@@ -262,7 +263,9 @@ def render_midi(path: str | os.PathLike, model: NoteModel, presets: list[Preset]
 
     def choose(ch: int, program: int) -> None:
         preset = lanes.mapping.get((ch, program), lanes.used[0])
-        voices.key_gain[ch] = levels[program]
+        if levels is not None:
+            voices.key_gain[ch] = levels.gain[program]
+            voices.key_rise[ch] = levels.rise[program]
         voices.lane_of[ch] = lanes.lane_of_preset[preset]
         target = lanes.target_of.get(preset)
         voices.morph_lane_of[ch] = (lanes.lane_of_preset[target] if ch in lanes.morphing

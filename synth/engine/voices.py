@@ -74,6 +74,7 @@ class Voices:
         self.channel = channel  # None = omni
         self.skip_channel = -1  # a channel another instrument plays (channel 10 when FluidSynth plays the drums)
         self.gain = gain
+        self.attack = attack
         self.attack_rate = 1.0 / max(1.0, attack * self.rate)
         self.fixed_release = release is not None
         self.release_rate = 1.0 / max(1.0, (FALLBACK_RELEASE if release is None else release) * self.rate)
@@ -194,6 +195,9 @@ class Voices:
         self.morph_lane_of = np.full(16, -1, dtype=np.int64)  # the lane CC1 morphs each channel towards; -1: none
         # the gain each channel's new notes start with, per key: 1 live; a render's GM program level (gm_levels)
         self.key_gain = np.ones((16, 128), dtype=np.float32)
+        # and how slowly they rise, per key (seconds): 0 live; a render's GM program rise (gm_levels), of which a note
+        # fades in by what it does not rise by itself
+        self.key_rise = np.zeros((16, 128), dtype=np.float64)
         self.volume = np.full(16, VOLUME_REF, dtype=np.float64)  # CC7
         self.expression = np.full(16, 127, dtype=np.float64)  # CC11
         self.pan = np.full(16, 64, dtype=np.float64)  # CC10
@@ -467,7 +471,8 @@ class Voices:
         self.v_rel_end[i] = self.pool.release_end[slot]
         self.v_gain[i] = gain
         self.v_env[i] = 0.0
-        self.v_env_rate[i] = self.attack_rate
+        fade = self.key_rise[ch, pitch] - self.pool.rise[slot]
+        self.v_env_rate[i] = self.attack_rate if fade <= self.attack else 1.0 / (fade * self.rate)
         self.v_state[i] = HELD
         self.v_chan[i] = ch
         self.v_pitch[i] = pitch
@@ -489,6 +494,7 @@ class Voices:
             self.v_env_rate[i] = -self.release_rate
         else:  # along the note's own release curve, from the level the voice has now
             self.v_rel_rate[i] = self.curve_rate
+            self.v_env_rate[i] = min(0.0, self.v_env_rate[i])  # a note let go while it fades in fades in no more
 
     def _kill(self, i: int) -> None:
         self.v_state[i] = KILLED

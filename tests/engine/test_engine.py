@@ -297,3 +297,20 @@ def test_a_flood_of_notes_never_exceeds_the_voice_pool(model):
     out = run(v, 0.05)
     assert v.sounding == 4 and v.n <= len(v.v_slot) and np.isfinite(out).all()
     assert sorted(v.keys_held()) == sorted(40 + k % 30 for k in range(36, 40))  # the newest four
+
+
+def test_a_slow_program_fades_a_note_in_by_what_it_does_not_rise_by_itself(model):
+    """A render's GM program that rises over 0.8 s, on a note that rises over 0.3 s by itself: the voice fades in
+    over the other 0.5 s (a quarter of the level a quarter of the way); a program no slower than the note, at once."""
+    voices = make_voices(model)
+    slot = voices.renderer.lanes[0].slot_for[0, 60]
+    assert voices.pool.rise[slot] < 0.02  # the test tone speaks at once
+    voices.pool.rise[slot] = 0.3
+    for rise, want in ((0.8, 20 * np.log10(0.25)), (0.2, 0.0)):
+        voices.reset()
+        voices.key_rise[0, 60] = rise
+        voices.handle(0x90, 60, 100)
+        x = run(voices, 0.6)
+        level = lambda at: 10 * np.log10(np.mean(x[int(at * RATE) - 240:int(at * RATE) + 240] ** 2))  # noqa: E731
+        assert level(0.125) - level(0.55) == pytest.approx(want, abs=0.5), rise
+        voices.handle(0x80, 60, 0)

@@ -23,12 +23,14 @@ def test_the_shipped_table_is_fluidr3_measured_again():
     again = gm_levels.measure(FLUIDR3)
     assert shipped["soundfont"] == "FluidR3_GM.sf2" and shipped["keys"] == again["keys"]
     np.testing.assert_allclose(np.array(shipped["db"]), np.array(again["db"]), atol=0.2)
-    gains = gm_levels.load()
+    np.testing.assert_allclose(np.array(shipped["rise_ms"]), np.array(again["rise_ms"]), atol=20)
+    gains, rise = gm_levels.load()
     assert gains.shape == (128, 128)
     at_c4 = 20 * np.log10(gains[:112, 60])
     assert abs(np.median(at_c4)) < 0.01  # the median melodic program at middle C is the bank's own level
     assert 20 * np.log10(gains[113, 60]) < -5  # FluidR3's agogo is quiet, its guitars' bass keys loud
     assert 20 * np.log10(gains[24, 36]) > 20 * np.log10(gains[24, 60]) + 2
+    assert rise[0, 60] <= 0.02 and rise[119, 60] > 1.0  # a piano speaks at once, a reverse cymbal swells in
 
 
 def _two_programs(path, programs, key=60):
@@ -56,12 +58,31 @@ def test_a_render_plays_each_program_at_its_level(tone_model, tmp_path, key):
     path = tmp_path / "two.mid"
     _two_programs(path, [0, 113], key)
     model = NoteModel(tone_model, threads=1)
-    gains = 20 * np.log10(gm_levels.load())
+    gains = 20 * np.log10(gm_levels.load().gain)
     for levels, want in ((True, gains[113, key] - gains[0, key]), (False, 0.0)):
         audio = render_midi(path, model, [], gm_levels=levels).audio
         # note 1 plays 0-1 s, note 2 1.25-2.25 s (120 bpm, 480 ticks a beat)
         got = _level(audio, 1.55) - _level(audio, 0.3)
         assert got == pytest.approx(want, abs=0.3), levels
+
+
+def test_a_swelling_program_fades_in_over_its_rise(tone_model, tmp_path):
+    """A reverse cymbal's notes fade in linearly over the table's rise (FluidR3: about 1.5 s at middle C), so its
+    short notes are as quiet as FluidSynth's, and a note let go fades in no more; flat levels speak at once."""
+    path = tmp_path / "swell.mid"
+    _two_programs(path, [119], key=60)  # one note, 0-1 s
+    table = gm_levels.load()
+    rise, gain = float(table.rise[119, 60]), 20 * np.log10(table.gain[119, 60])
+    assert rise > 1.0
+    model = NoteModel(tone_model, threads=1)
+    swell = render_midi(path, model, []).audio
+    flat = render_midi(path, model, [], gm_levels=False).audio
+    for part in (0.25, 0.5):
+        got = _level(swell, rise * part - 0.01, 0.02) - _level(flat, rise * part - 0.01, 0.02) - gain
+        assert got == pytest.approx(20 * np.log10(part), abs=0.5), part
+    released = [_level(swell, t, 0.02) - _level(flat, t, 0.02) for t in (0.99, 1.1, 1.2)]
+    assert max(released) - min(released) < 0.3  # both release alike from where they are
+    assert _level(flat, 0.01, 0.02) == pytest.approx(_level(flat, 0.5, 0.2), abs=1.0)
 
 
 def test_render_flat_levels_and_levels_without_files(tone_model, tmp_path):
@@ -84,16 +105,25 @@ json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True)
 
 @settings(max_examples=60, deadline=None)
 @given(keys=json_values | st.lists(st.integers(0, 127), min_size=1, max_size=4),
-       db=json_values | st.lists(st.lists(st.floats(-40, 30), min_size=1, max_size=4), min_size=127, max_size=129))
-def test_any_damaged_table_is_refused_in_one_line_or_loads_bounded(tmp_path_factory, keys, db):
+       db=json_values | st.lists(st.lists(st.floats(-40, 30), min_size=1, max_size=4), min_size=127, max_size=129),
+       rise=st.sampled_from([None, "same shape"]) | json_values
+       | st.floats(-100, 4000) | st.sampled_from([float("nan"), float("inf")]))
+def test_any_damaged_table_is_refused_in_one_line_or_loads_bounded(tmp_path_factory, keys, db, rise):
     path = tmp_path_factory.mktemp("t") / "levels.json"
-    path.write_text(json.dumps({"keys": keys, "db": db}))
+    table = {"keys": keys, "db": db}
+    if rise == "same shape" or isinstance(rise, float):  # every value one number, maybe out of range
+        fill = 500.0 if rise == "same shape" else rise
+        rise = [[fill] * len(row) if isinstance(row, list) else fill for row in db] if isinstance(db, list) else fill
+    if rise is not None:
+        table["rise_ms"] = rise
+    path.write_text(json.dumps(table))
     try:
-        gains = gm_levels.load(path)
+        gains, rise = gm_levels.load(path)
     except gm_levels.GmLevelsError as e:
         assert "\n" not in str(e) and str(path) in str(e)
     else:
-        assert gains.shape == (128, 128) and np.isfinite(gains).all()
+        assert gains.shape == rise.shape == (128, 128) and np.isfinite(gains).all() and np.isfinite(rise).all()
+        assert 0 <= rise.min() and rise.max() <= gm_levels.MAX_RISE_MS / 1000
         assert gains.min() >= 10 ** (gm_levels.LIMITS_DB[0] / 20) * 0.999
         assert gains.max() <= 10 ** (gm_levels.LIMITS_DB[1] / 20) * 1.001
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from synth.engine.bank import N_KEYS, REFERENCE_LUFS, BankRenderer
-from synth.engine.loudness import momentary_peak_lufs
+from synth.engine.loudness import momentary_peak_lufs, rise_ms
 from synth.runtime.model import NoteModel
 from tests.onnx_voices import Z_DIM, envelope, tone_onnx
 
@@ -45,3 +45,15 @@ def test_every_note_stores_at_one_loudness_per_layer_whatever_its_timbre_and_key
                 raw = model.render(z[None], [pitch], np.array([v / 127], np.float32))[0][:48000]
                 gain = np.dot(stored[:48000], raw) / np.dot(raw, raw)
                 np.testing.assert_allclose(stored[:48000], raw * gain, atol=1e-5)
+
+
+def test_rise_is_twice_the_time_to_half_level():
+    """A tone fading in linearly over 1 s reaches half its level at 0.5 s: its rise is 1 s; one that speaks at
+    once rises in no time, silence not at all."""
+    rate = 48000
+    t = np.arange(3 * rate) / rate
+    tone = np.sin(2 * np.pi * 440 * t)
+    ramp = tone * np.minimum(1.0, t)
+    assert rise_ms(ramp, rate) == pytest.approx(1000, abs=20)
+    assert rise_ms(np.stack([ramp, ramp], axis=1), rate) == rise_ms(ramp, rate)
+    assert rise_ms(tone, rate) == 0 and rise_ms(np.zeros(rate), rate) == 0
