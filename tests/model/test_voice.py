@@ -339,3 +339,28 @@ def test_one_wild_batch_among_the_first_does_not_blind_the_spike_filter():
     for spec in [0.7, 35.0] + [0.7, 0.75, 0.65] * 10:
         run.advance(spec, 0.0, 0.0, 0.0, 0.0, run.is_spike(spec, spec), 0.1)
     assert run.typical < 0.8 and run.is_spike(3.0, 3.0)
+
+
+def test_every_velocity_of_a_note_plays_one_vibrato():
+    """The bank blends two velocity layers of a note: decoded, both get the vibrato of VIBRATO_VELOCITY, so their
+    partials stay in phase (with their own, a Brass note between layers beat by 5 dB), though the generator's own
+    vibrato differs with velocity."""
+    from synth.model.voice import VIBRATO_VELOCITY, Voice
+    from tests.torch_voices import TINY_NET
+
+    torch.manual_seed(1)
+    voice = Voice(TINY_NET).eval()
+    with torch.no_grad():
+        for p in voice.generator.parameters():  # a voice whose vibrato depends on velocity, as a trained one's does
+            p.add_(0.3 * torch.randn_like(p))
+    latent = torch.randn(1, voice.prior_mean.shape[0], generator=torch.Generator().manual_seed(3))
+    pitch = torch.tensor([60])
+    played: list[torch.Tensor] = []
+    voice.synth.register_forward_pre_hook(lambda module, args: played.append(args[1]))  # the f0 deviation
+    with torch.no_grad():
+        own = [voice.generator(latent, pitch, torch.tensor([v]))[1] for v in (0.3, 0.9)]
+        assert not torch.allclose(own[0], own[1])
+        voice.decode(latent, pitch, torch.tensor([0.3]))
+        voice.decode(latent, pitch, torch.tensor([0.9]))
+    assert torch.equal(played[0], played[1])
+    torch.testing.assert_close(played[0], voice.generator(latent, pitch, torch.tensor([VIBRATO_VELOCITY]))[1])
