@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from synth.engine.envelope import STEP_SECONDS, analyse, tail_decay
+from synth.engine.envelope import STEP_SECONDS, analyse, steady_loop, tail_decay
 from synth.engine.loudness import momentary_peak_lufs, rise_ms
 from synth.engine.realtime import promote_thread
 from synth.core.resample import resample
@@ -183,15 +183,17 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         n_out = max(int(round(layout.full / ratio)), 64)
         # a note at the output rate and its own pitch is stored as rendered (models at that rate carry no DC)
         out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
-        g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
         held = min(int(round(layout.hold / ratio)), len(out))
         env = analyse(out, layout.rate, held, hz)
+        tail_from, k = start - xf, 0.0
+        if not env.percussive:  # the loop and the stretch its end fades into at one level, before it is measured
+            steady_loop(out, layout.rate, tail_from, end)
+        g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
         row = data[slot]
         n = min(len(out), layout.stored)
         np.multiply(out[:n], g, out=row[:n])
         row[n:] = 0.0
-        tail_from, k = start - xf, 0.0
         if env.percussive:  # level the loop stretch; the voice's tail gain puts the decay back and carries it on
             k = min(tail_decay(row, layout.rate, tail_from, end, hz),
                     MAX_TAIL_DB_PER_SECOND * math.log(10) / 20 / layout.rate)

@@ -3,7 +3,8 @@
 A note whose level falls well below its peak by note-off is *percussive* (piano, guitar, mallets, plucked bass):
 the voice plays it through and, held past its stored end, keeps decaying at the note's own final rate instead of
 looping a steady stretch. Every note with a release segment (the model's part after note-off) gets that release
-as a gain curve, so a released voice follows the model's damping rather than one fixed fade.
+as a gain curve, so a released voice follows the model's damping rather than one fixed fade. A sustained note's
+loop is held at one level (steady_loop), so a note held past its stored end does not repeat a swell.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ STEP_SECONDS = 0.010  # resolution of levels and of the release curve
 PERCUSSIVE_DB = -10.0
 MIN_TAIL_DB_PER_SECOND = 3.0  # a percussive note held past its stored end fades at least this fast
 SILENT = 1e-4  # a release curve ends (exactly 0) where it stays under this gain (-80 dB)
+LOOP_LEVEL_SECONDS = 0.3  # a sustained note's loop keeps the level over this window steady (steady_loop)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,20 @@ def analyse(note: np.ndarray, rate: int, hold: int, pitch_hz: float) -> NoteEnve
         curve[-1] = 0.0
         release = curve.astype(np.float32)
     return NoteEnvelope(decay_db, decay_db < PERCUSSIVE_DB, release)
+
+
+def steady_loop(note: np.ndarray, rate: int, start: int, end: int) -> None:
+    """Scale note[start:] in place so its level over LOOP_LEVEL_SECONDS stays at its level at `start` (gain within
+    ±6 dB): a sustained note's loop then repeats no slow swell (a held Synth Lead rose and fell 0.6 dB every
+    second), only what is quicker (a bow's grain, tremolo). Levels from `start` to `end`; past `end` the last gain."""
+    step, win = int(STEP_SECONDS * rate), int(LOOP_LEVEL_SECONDS * rate)
+    centres = np.arange(start, max(end, start + 1), step)
+    lo = max(start - win // 2, 0)
+    level = levels(energy(note[lo:]), centres - lo, win)
+    if level[0] <= 0.0:
+        return
+    gain = np.clip(level[0] / np.maximum(level, 1e-12), 0.5, 2.0)
+    note[start:] *= np.interp(np.arange(start, len(note)), centres, gain).astype(note.dtype)
 
 
 def tail_decay(note: np.ndarray, rate: int, start: int, end: int, pitch_hz: float) -> float:

@@ -311,6 +311,30 @@ def test_a_slow_program_fades_a_note_in_by_what_it_does_not_rise_by_itself(model
         voices.key_rise[0, 60] = rise
         voices.handle(0x90, 60, 100)
         x = run(voices, 0.6)
-        level = lambda at: 10 * np.log10(np.mean(x[int(at * RATE) - 240:int(at * RATE) + 240] ** 2))  # noqa: E731
-        assert level(0.125) - level(0.55) == pytest.approx(want, abs=0.5), rise
+        quarter, steady = (10 * np.log10(np.mean(x[int(at * RATE) - 240:int(at * RATE) + 240] ** 2))
+                           for at in (0.125, 0.55))
+        assert quarter - steady == pytest.approx(want, abs=0.5), rise
         voices.handle(0x80, 60, 0)
+
+
+def test_a_sustained_notes_loop_is_held_at_one_level_but_keeps_its_tremolo():
+    """steady_loop: a 3 dB swell once a second is gone from the loop (a held note would repeat it), an 8 Hz
+    tremolo stays, and the note before the loop is untouched."""
+    from synth.engine.envelope import steady_loop
+
+    t = np.arange(3 * RATE) / RATE
+    swell_db, tremolo_db = 1.5 * np.sin(2 * np.pi * t), 1.0 * np.sin(2 * np.pi * 8 * t)
+    note = (10 ** ((swell_db + tremolo_db) / 20) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    before = note.copy()
+    start, end = RATE, int(2.8 * RATE)
+    steady_loop(note, RATE, start, end)
+
+    def level_db(x, seconds):
+        n = int(seconds * RATE)
+        frames = x[:len(x) // n * n].reshape(-1, n).astype(np.float64)
+        return 10 * np.log10(np.mean(frames ** 2, axis=1))
+
+    assert np.ptp(level_db(note[start:end], 0.25)) < 0.3  # no swell: 0.25 s is two periods of the tremolo
+    assert np.ptp(level_db(before[start:end], 0.25)) > 1.5
+    assert np.ptp(level_db(note[start:end], 1 / 64)) > 1.0  # the tremolo, seen in 16 ms frames
+    np.testing.assert_array_equal(note[:start], before[:start])
