@@ -126,9 +126,11 @@ def centroid(audio: np.ndarray, sr: int) -> float:
 
 
 def loop_periodicity(audio: np.ndarray, sr: int, start: float = 0.5, end: float | None = None) -> float:
-    """Largest autocorrelation of the detrended 100 ms RMS envelope (dB) at lags 0.3-2 s: a loop's repeating level
-    pattern. For notes held longer than the model's note (rendered through the engine). 0 when the detrended
-    envelope moves less than AUDIBLE_LEVEL_DB (RMS): a pattern nobody hears is no loop to hear."""
+    """Largest autocorrelation of the detrended 100 ms RMS envelope (dB) at a lag of 0.3-2 s where it peaks: a
+    loop's repeating level pattern. For notes held longer than the model's note (rendered through the engine). A
+    correlation that only falls with the lag is a slow trend, not a period (an attack that settles over a second
+    scored 0.6-0.9 when any lag counted, FluidSynth's own notes too): 0. Also 0 when the detrended envelope moves
+    less than AUDIBLE_LEVEL_DB (RMS): a pattern nobody hears is no loop to hear."""
     x = audio[int(start * sr):int((end or len(audio) / sr) * sr)]
     env = _db(_frames_rms(x, int(0.1 * sr)))
     if len(env) < 8:
@@ -139,8 +141,10 @@ def loop_periodicity(audio: np.ndarray, sr: int, start: float = 0.5, end: float 
     denom = (env ** 2).sum()
     if np.sqrt(denom / len(env)) < AUDIBLE_LEVEL_DB:
         return 0.0
-    lags = range(3, min(21, len(env) - 3))
-    return float(max((env[:-lag] * env[lag:]).sum() / denom for lag in lags)) if lags else float("nan")
+    r = np.array([1.0] + [(env[:-lag] * env[lag:]).sum() / denom for lag in range(1, min(22, len(env) - 3))])
+    peaks = [r[lag] for lag in range(3, min(21, len(r))) if r[lag] > r[lag - 1] and (lag + 1 >= len(r)
+                                                                                   or r[lag] >= r[lag + 1])]
+    return float(max(peaks)) if peaks else 0.0
 
 
 def level_db(audio: np.ndarray, sr: int) -> float:

@@ -22,6 +22,9 @@ def test_the_loop_measure_sees_a_level_pattern_that_repeats_every_second_and_not
     assert loop_periodicity(_held(np.zeros(800)), RATE) < 0.3
     assert loop_periodicity(_held(-5.0 * frames / 100), RATE) < 0.3  # a steady decay is no loop
     assert loop_periodicity(_held(swell / 100), RATE) == 0.0  # a 0.06 dB seam repeats, but nobody hears it
+    settling = -np.minimum(frames, 150) / 150  # 1 dB louder for the first 1.5 s, then steady: no period
+    assert loop_periodicity(_held(settling), RATE) == 0.0
+    assert loop_periodicity(_held(settling + swell / 3), RATE) > 0.5  # the same with a 2 dB seam each second
 
 
 def test_held_prints_ours_beside_fluidsynth_for_each_preset(tone_model, tmp_path, capsys):
