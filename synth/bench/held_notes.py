@@ -4,8 +4,8 @@ show the bank's loop?
 Each preset plays middle C at velocity 100 for `seconds` through the offline engine (bank, loop, voices: what a
 player hears), and FluidSynth plays the preset's GM program (the one it was encoded from, else its family's
 first) the same way, dry. Both get the same analysis: the largest autocorrelation of the 100 ms level envelope at
-lags of 0.3-2 s (a loop's repeating level pattern; the bar: none above 0.3 that the soundfont's note lacks) and
-how many dB the level falls over the hold.
+a lag of 0.3-2 s where it peaks (a loop's repeating level pattern; the bar: none above 0.3 that the soundfont's note
+lacks) and how many dB the level falls over the hold.
 """
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ def held_notes(model: NoteModel, presets: list[Preset], soundfont: str | os.Path
 def format_held(rows: list[HeldNote], seconds: float) -> str:
     """The table `gansynth-live held` prints: a line per preset and the count of presets that loop."""
     lines = [f"middle C held {seconds:g} s at velocity {VELOCITY}: loop = largest autocorrelation of the 100 ms level "
-             f"at lags 0.3-2 s (bar: none above {LOOP_BAR} the soundfont lacks); fall = dB lost over the hold",
+             f"at a lag of 0.3-2 s where it peaks (bar: none above {LOOP_BAR} the soundfont lacks); fall = dB lost "
+             f"over the hold",
              f"{'preset':<22}{'prog':>5}  {'loop ours':>9}  {'FluidSynth':>10}  {'fall ours':>9}  {'FluidSynth':>10}"]
     for r in rows:
         lines.append(f"{r.preset:<22}{r.program:>5}  {r.ours_period:>9.2f}  {r.fluid_period:>10.2f}  "

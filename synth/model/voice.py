@@ -21,11 +21,12 @@ from synth.model.hnsynth import (FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BAN
 
 MEL_BANDS = 64
 MEL_HOP = 480
-# Every velocity of a played note takes its vibrato from this one (the middle velocity layer): the bank blends the
-# two layers around a note's velocity, and each with its own vibrato their partials drifted out of phase and beat
-# (Brass at middle C, velocity 100, dipped 5 dB every second, held notes repeated the dip with the loop); with one
-# vibrato they add exactly. Training decodes each note with its own.
-VIBRATO_VELOCITY = 80 / 127
+# Every velocity of a played note takes its vibrato from this one, the top velocity layer (at which presets are
+# chosen and checked, so they keep their sound): the bank blends the two layers around a note's velocity, and each
+# with its own vibrato their partials drifted out of phase and beat (Brass at middle C, velocity 100, dipped 5 dB
+# every second, and held notes repeated the dip with the loop); with one vibrato they add exactly. Training decodes
+# each note with its own.
+VIBRATO_VELOCITY = 120 / 127
 
 
 @dataclass
