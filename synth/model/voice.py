@@ -195,10 +195,17 @@ class Voice(nn.Module):
         return self.decode(self.prior_mean + z @ self.prior_map, pitch, velocity)
 
     def decode(self, latent: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
-        """Audio of generator latents (the encoder's space, as training uses them), with VIBRATO_VELOCITY's vibrato."""
-        amplitudes, _, noise = self.generator(latent, pitch, velocity)
-        _, f0_dev, _ = self.generator(latent, pitch, torch.full_like(velocity, VIBRATO_VELOCITY))
-        return self.synth(amplitudes, f0_dev, noise, pitch)
+        """Audio of generator latents (the encoder's space, as training uses them), as played."""
+        return self.synth(*self.controls(latent, pitch, velocity), pitch)
+
+    def controls(self, latent: torch.Tensor, pitch: torch.Tensor,
+                 velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The generator's controls as played: its amplitudes and noise at `velocity`, its vibrato at
+        VIBRATO_VELOCITY (one generator call on the doubled batch)."""
+        n = latent.shape[0]
+        amplitudes, f0_dev, noise = self.generator(torch.cat([latent, latent]), torch.cat([pitch, pitch]),
+                                                   torch.cat([velocity, torch.full_like(velocity, VIBRATO_VELOCITY)]))
+        return amplitudes[:n], f0_dev[n:], noise[:n]
 
     def to_input(self, latent: torch.Tensor) -> torch.Tensor:
         """The played z whose prior map is this generator latent (an encoded note's, for a preset)."""

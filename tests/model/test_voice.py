@@ -364,3 +364,26 @@ def test_every_velocity_of_a_note_plays_one_vibrato():
         voice.decode(latent, pitch, torch.tensor([0.9]))
     assert torch.equal(played[0], played[1])
     torch.testing.assert_close(played[0], voice.generator(latent, pitch, torch.tensor([VIBRATO_VELOCITY]))[1])
+
+
+def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path):
+    """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
+    the vibrato's doubled batch included."""
+    from synth.model.voice import Voice
+    from synth.model.voice_export import export_voice
+    from synth.runtime.model import NoteModel
+    from tests.torch_voices import TINY_NET
+
+    torch.manual_seed(2)
+    voice = Voice(TINY_NET).eval()
+    with torch.no_grad():
+        for p in voice.generator.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    export_voice(voice, tmp_path / "v.onnx", {"training_data": "test", "metrics": {}})
+    z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+    pitches, velocities = [40, 60, 70], np.array([0.3, 0.6, 0.9], np.float32)
+    with torch.no_grad():
+        want = voice(torch.from_numpy(z), torch.tensor(pitches), torch.from_numpy(velocities)).numpy()
+    got = NoteModel(tmp_path / "v.onnx", threads=1).render(z, pitches, velocities)
+    # The first 0.25 s: later, float32 rounding of this random voice's wide vibrato adds up in the phase.
+    np.testing.assert_allclose(got[:, :12000], want[:, :12000], atol=1e-3 * np.abs(want).max())
