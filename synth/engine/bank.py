@@ -186,7 +186,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
         held = min(int(round(layout.hold / ratio)), len(out))
         env = analyse(out, layout.rate, held, hz)
-        tail_from, k = start - xf, 0.0
+        tail_from, k, rise = start - xf, 0.0, rise_ms(out[:held], layout.rate) / 1e3
         if not env.percussive:  # the loop and the stretch its end fades into at one level, before it is measured
             steady_loop(out, layout.rate, tail_from, end)
         g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
@@ -203,7 +203,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
         else:
             end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
         release = env.release if info.release_seconds > 0 else None
-        shapes.append(NoteShape(start, end - start, tail_from, k, release, rise_ms(out[:held], layout.rate) / 1e3))
+        shapes.append(NoteShape(start, end - start, tail_from, k, release, rise))
     return shapes
 
 
