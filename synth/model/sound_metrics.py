@@ -142,8 +142,7 @@ def loop_periodicity(audio: np.ndarray, sr: int, start: float = 0.5, end: float 
     if np.sqrt(denom / len(env)) < AUDIBLE_LEVEL_DB:
         return 0.0
     r = np.array([1.0] + [(env[:-lag] * env[lag:]).sum() / denom for lag in range(1, min(22, len(env) - 3))])
-    peaks = [r[lag] for lag in range(3, min(21, len(r))) if r[lag] > r[lag - 1] and (lag + 1 >= len(r)
-                                                                                   or r[lag] >= r[lag + 1])]
+    peaks = [r[lag] for lag in range(3, min(21, len(r) - 1)) if r[lag - 1] < r[lag] >= r[lag + 1]]
     return float(max(peaks)) if peaks else 0.0
 
 
