@@ -74,9 +74,8 @@ class Voices:
         self.channel = channel  # None = omni
         self.skip_channel = -1  # a channel another instrument plays (channel 10 when FluidSynth plays the drums)
         self.gain = gain
-        self.attack = attack
-        self.attack_rate = 1.0 / max(1.0, attack * self.rate)
-        self.slow_rate = np.float32(self.attack_rate) * np.float32(0.999)  # a fade-in slower than the attack
+        # float32 as the voices' rates are stored, so a voice's rate compares exactly with it (_release)
+        self.attack_rate = np.float32(1.0 / max(1.0, attack * self.rate))
         self.fixed_release = release is not None
         self.release_rate = 1.0 / max(1.0, (FALLBACK_RELEASE if release is None else release) * self.rate)
         self.curve_rate = 1.0 / (STEP_SECONDS * self.rate)  # release curve points per sample
@@ -444,7 +443,7 @@ class Voices:
         pan = self.spread * min(max((pitch - 60) / 36.0, -1.0), 1.0)
         k = float(self.key_gain[ch, pitch])
         fade = self.key_rise[ch, pitch] - self.pool.rise[own[0]]  # one fade-in for all the voices of the note
-        rate = self.attack_rate if fade <= self.attack else 1.0 / (fade * self.rate)
+        rate = min(self.attack_rate, 1.0 / max(1.0, fade * self.rate))
         primary = self._start(ch, pitch, k * own[2], own[0], True, 0.0, paired, pan, rate)
         if own[1] >= 0:
             self._start(ch, pitch, k * own[3], own[1], False, 0.0, paired, pan, rate)
@@ -454,8 +453,8 @@ class Voices:
                 self._start(ch, pitch, k * morph[3], morph[1], False, 1.0, paired, pan, rate)
         return primary
 
-    def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool, side: float = 0.0,
-               paired: bool = False, pan: float = 0.0, attack_rate: float | None = None) -> int:
+    def _start(self, ch: int, pitch: int, gain: float, slot: int, primary: bool, side: float, paired: bool,
+               pan: float, attack_rate: float) -> int:
         i = self.n
         self.n += 1
         self.v_slot[i] = slot
@@ -474,7 +473,7 @@ class Voices:
         self.v_rel_end[i] = self.pool.release_end[slot]
         self.v_gain[i] = gain
         self.v_env[i] = 0.0
-        self.v_env_rate[i] = self.attack_rate if attack_rate is None else attack_rate
+        self.v_env_rate[i] = attack_rate
         self.v_state[i] = HELD
         self.v_chan[i] = ch
         self.v_pitch[i] = pitch
@@ -496,7 +495,7 @@ class Voices:
             self.v_env_rate[i] = -self.release_rate
         else:  # along the note's own release curve, from the level the voice has now
             self.v_rel_rate[i] = self.curve_rate
-            if 0.0 < self.v_env_rate[i] < self.slow_rate:  # let go while a slow program fades it in: no further
+            if 0.0 < self.v_env_rate[i] < self.attack_rate:  # let go while a slow program fades it in: no further
                 self.v_env_rate[i] = 0.0
 
     def _kill(self, i: int) -> None:
