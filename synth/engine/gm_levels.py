@@ -93,7 +93,5 @@ def load(path: str | os.PathLike = DEFAULT_TABLE) -> GmLevels:
             or rise.shape != db.shape or not np.isfinite(rise).all() or rise.min() < 0 or rise.max() > MAX_RISE_MS):
         raise GmLevelsError(f"{path} is not a GM level table (128 programs × rising keys, dB within "
                             f"{LIMITS_DB[0]:g} to {LIMITS_DB[1]:g}, rises of 0-{MAX_RISE_MS:g} ms)")
-    every = np.arange(128)
-    per_key = np.stack([np.interp(every, keys, row) for row in db])
-    rise_s = np.stack([np.interp(every, keys, row) for row in rise]) / 1000.0
-    return GmLevels((10.0 ** (per_key / 20.0)).astype(np.float32), rise_s.astype(np.float32))
+    db, rise = (np.stack([np.interp(np.arange(128), keys, row) for row in t]) for t in (db, rise))
+    return GmLevels((10.0 ** (db / 20.0)).astype(np.float32), (rise / 1000.0).astype(np.float32))
