@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cross-pitch", type=float_in(0.0, 1.0), default=0.0, metavar="SHARE",
                    help="share of each batch (0-1) rebuilt at the pitch of another note of the same instrument and "
                         "velocity: latents then stand for instruments across the keyboard (default 0)")
+    t.add_argument("--adversarial", type=float_in(0.0, 10.0), default=0.0, metavar="WEIGHT",
+                   help="weight of the adversarial stage: a spectrogram discriminator learns what sets real notes "
+                        "apart from the voice's, and the voice learns from it (default 0: off)")
     t.set_defaults(func=run)
 
 
@@ -51,6 +54,6 @@ def run(a: argparse.Namespace) -> None:
                            envelope_weight=a.envelope_weight,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from,
-                           keep_weight=a.keep, cross_pitch=a.cross_pitch)
+                           keep_weight=a.keep, cross_pitch=a.cross_pitch, adversarial=a.adversarial)
     sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
     sys.stdout.flush()

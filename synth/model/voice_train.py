@@ -21,12 +21,14 @@ import torch
 from synth.core.files import replacing
 from synth.core.notes import PITCH_MAX, PITCH_MIN
 from synth.model import dataset
+from synth.model.discriminator import Discriminator, discriminator_loss, generator_losses
 from synth.model.envelope import BandEnvelope
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
 SPIKE_RATIO, SETTLED_STEPS = 4.0, 20  # a batch whose spectral loss is 4x the level of the steps before is skipped
+DISC_LR = 1e-4  # the discriminator's rate, fixed: a fine-tune's generator rate (5e-5 down) left it at chance
 
 
 @dataclass
@@ -64,6 +66,9 @@ class VoiceTrainConfig:
     # and compared with that note: a latent then stands for an instrument across the keyboard, not one note of it,
     # as a preset or an imported one-shot is played. 0: every note is rebuilt at its own pitch only.
     cross_pitch: float = 0.0
+    # Weight of the adversarial stage (discriminator.py): this times the generator's hinge loss plus twice this
+    # times feature matching; 0 trains on the reconstruction losses alone.
+    adversarial: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -137,8 +142,8 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
     while not stop["now"] and not _time_up(cfg, run.step, started):
         t0 = time.time()
         lr = _learning_rate(cfg, run.step)
-        spec, env, avg, kl, grad, spike = _step(cfg, nets, notes, rng, run, lr)
-        run.advance(spec, env, avg, kl, grad, spike, time.time() - t0)
+        spec, env, avg, kl, grad, spike, extra = _step(cfg, nets, notes, rng, run, lr)
+        run.advance(spec, env, avg, kl, grad, spike, time.time() - t0, extra)
         if log is not None and run.step % 50 == 0:
             _log(log, run, lr, progress, _time_left(cfg, run, started))
         if time.time() - last_ck > cfg.checkpoint_every_s:
@@ -153,10 +158,10 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
     if world > 1:
         import torch.distributed as dist
 
-        final["replica_max_diff"] = _replica_spread(nets.voice)
+        final["replica_max_diff"] = _replica_spread(nets)
         # The DDP wrappers hold the process group; dropped first, it is torn down here, while every process still
         # runs, and not at interpreter exit, where gloo's threads aborted rank 0 in 8 of 26 runs.
-        nets.gen, nets.enc = nets.voice.generator, nets.encoder
+        nets.gen, nets.enc, nets.dsc = nets.voice.generator, nets.encoder, nets.disc
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()
@@ -177,6 +182,9 @@ class _Nets:
     parent: Voice | None = None          # a fine-tune's model file as it was, frozen (keep_weight)
     anchors: torch.Tensor | None = None  # generator latents whose controls the fine-tune keeps: prior draws, ...
     preset_anchors: int = 0              # ... then this many presets, which get half of each batch of the keep term
+    disc: Discriminator | None = None    # the adversarial stage's discriminator, its optimiser, and what a step
+    disc_opt: torch.optim.Optimizer | None = None  # calls (its DDP wrapper under torchrun)
+    dsc: torch.nn.Module | None = None
 
 
 @dataclass
@@ -210,7 +218,7 @@ class _Progress:
         return settled and self.typical is not None and spec > SPIKE_RATIO * self.typical
 
     def advance(self, spec: float, env: float, avg: float, kl: float, grad: float, spike: bool,
-                seconds: float) -> None:
+                seconds: float, extra: dict[str, float] | None = None) -> None:
         """Count one step that took `seconds` (a spike is counted as skipped and leaves the loss level)."""
         if not spike:
             if self.typical is None or len(self.first) < SETTLED_STEPS:  # the median of the first steps: one
@@ -223,7 +231,7 @@ class _Progress:
         self.trained_s += seconds
         self.last_loss = spec
         self.window.append({"spectral": spec, "envelope": env, "spectrum": avg, "kl": kl, "grad": grad,
-                            "step_s": seconds})
+                            "step_s": seconds} | (extra or {}))
 
 
 def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
@@ -231,8 +239,12 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     voice = Voice(cfg.net).to(device)
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
-    return _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), voice.generator, encoder, params,
+    nets = _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), voice.generator, encoder, params,
                  torch.optim.Adam(params, lr=cfg.lr))
+    if cfg.adversarial > 0:
+        nets.disc = nets.dsc = Discriminator().to(device)
+        nets.disc_opt = torch.optim.Adam(nets.disc.parameters(), lr=DISC_LR, betas=(0.8, 0.99))
+    return nets
 
 
 def _resume(cfg: VoiceTrainConfig, ck_path: Path, nets: _Nets, device: torch.device) -> _Progress:
@@ -245,6 +257,9 @@ def _resume(cfg: VoiceTrainConfig, ck_path: Path, nets: _Nets, device: torch.dev
         nets.voice.generator.load_state_dict(ck["generator"])
         nets.encoder.load_state_dict(ck["encoder"])
         nets.opt.load_state_dict(ck["optimizer"])
+        if nets.disc is not None and nets.disc_opt is not None and "discriminator" in ck:  # else it starts anew
+            nets.disc.load_state_dict(ck["discriminator"])
+            nets.disc_opt.load_state_dict(ck["disc_optimizer"])
         return _Progress(step=int(ck["step"]), trained_s=float(ck["trained_s"]))
     if cfg.init_from:
         _init_from(cfg.init_from, nets.voice, nets.encoder)
@@ -299,6 +314,8 @@ def _wrap_ddp(nets: _Nets) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     nets.gen, nets.enc = DDP(nets.voice.generator), DDP(nets.encoder)
+    if nets.disc is not None:
+        nets.dsc = DDP(nets.disc)
 
 
 def _device_notes(cfg: VoiceTrainConfig, device: torch.device) -> _Notes:
@@ -333,11 +350,12 @@ def _learning_rate(cfg: VoiceTrainConfig, step: int) -> float:
 
 
 def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Generator, run: _Progress,
-          lr: float) -> tuple[float, float, float, float, float, bool]:
+          lr: float) -> tuple[float, float, float, float, float, bool, dict[str, float]]:
     """One optimisation step on a batch of notes: encode them, decode a sampled z (a `cross_pitch` share of them
     at the pitch of another note of their unit, against that note), the spectral and average spectrum losses on a
     crop plus the whole-note envelope loss plus the warming KL term. Returns (spectral loss, envelope loss,
-    average spectrum loss, KL, gradient norm, spike); a spike's gradient is not applied."""
+    average spectrum loss, KL, gradient norm, spike, the adversarial stage's losses); a spike's gradient is not
+    applied, and the discriminator learns only from steps that are."""
     for g in nets.opt.param_groups:
         g["lr"] = lr
     rows = rng.integers(0, len(notes.set), cfg.batch)
@@ -362,6 +380,11 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     loss = spec + cfg.envelope_weight * env + cfg.spectrum_weight * avg + beta * kl
     if nets.parent is not None:
         loss = loss + cfg.keep_weight * _keep_loss(nets, rng)
+    extra: dict[str, float] = {}
+    if nets.dsc is not None:
+        adv, fm = generator_losses(*_scores(nets.dsc, real, fake, pitch))
+        loss = loss + cfg.adversarial * (adv + 2.0 * fm)
+        extra = {"adversarial": adv.item(), "feature_matching": fm.item()}
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
@@ -370,7 +393,33 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     spike = run.is_spike(loss.item(), spec.item())
     if not spike:
         nets.opt.step()
-    return spec.item(), env.item(), avg.item(), kl.item(), float(grad), spike
+        if nets.dsc is not None and nets.disc_opt is not None:
+            extra["discriminator"] = _discriminator_step(nets.dsc, nets.disc_opt, real, fake.detach(), pitch)
+    return spec.item(), env.item(), avg.item(), kl.item(), float(grad), spike, extra
+
+
+def _scores(dsc: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, pitch: torch.Tensor) -> tuple[list, list]:
+    """The discriminator's (scores, activations) of real and generated crops, from one call on both (under DDP a
+    module is called once per backward)."""
+    both = dsc(torch.cat([real, fake]), torch.cat([pitch, pitch]))
+    n = len(real)
+    split = lambda x: (x[:n], x[n:])  # noqa: E731
+    real_out, fake_out = [], []
+    for score, feats in both:
+        (rs, fs), pairs = split(score), [split(f) for f in feats]
+        real_out.append((rs, [r for r, _ in pairs]))
+        fake_out.append((fs, [f for _, f in pairs]))
+    return real_out, fake_out
+
+
+def _discriminator_step(dsc: torch.nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
+                        pitch: torch.Tensor) -> float:
+    """One hinge-loss step of the discriminator on this batch's real and (detached) generated crops."""
+    loss = discriminator_loss(*_scores(dsc, real, fake, pitch))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def _time_left(cfg: VoiceTrainConfig, run: _Progress, started: float) -> float | None:
@@ -384,8 +433,9 @@ def _time_left(cfg: VoiceTrainConfig, run: _Progress, started: float) -> float |
 def _log(log: IO[str], run: _Progress, lr: float, progress: bool, left_s: float | None = None) -> None:
     """One line of log.jsonl: the step, lr, time and skips, and the mean losses since the last line; with
     `progress` a line for people too (step, losses, time left)."""
+    keys = dict.fromkeys(k for w in run.window for k in w)  # a skipped step has no discriminator loss
     record = {"step": run.step, "lr": lr, "trained_s": round(run.trained_s, 1), "skipped": run.skipped} | {
-        k: round(float(np.mean([w[k] for w in run.window])), 5) for k in run.window[0]}
+        k: round(float(np.mean([w[k] for w in run.window if k in w])), 5) for k in keys}
     run.window = []
     log.write(json.dumps(record) + "\n")
     log.flush()
@@ -399,17 +449,21 @@ def _log(log: IO[str], run: _Progress, lr: float, progress: bool, left_s: float 
 def _checkpoint(path: Path, cfg: VoiceTrainConfig, nets: _Nets, run: _Progress, train_notes: int,
                 hardware: str) -> None:
     """Save everything a resume, an export and the model card need (the keys load_voice and _resume read)."""
+    disc = {} if nets.disc is None or nets.disc_opt is None else {
+        "discriminator": nets.disc.state_dict(), "disc_optimizer": nets.disc_opt.state_dict()}
     atomic_save({"version": CHECKPOINT_VERSION, "generator": nets.voice.generator.state_dict(),
                  "encoder": nets.encoder.state_dict(), "optimizer": nets.opt.state_dict(), "step": run.step,
                  "trained_s": run.trained_s, "net": cfg.net.to_dict(), "config": asdict(cfg) | {"net": None},
-                 "train_notes": train_notes, "hardware": hardware}, path)
+                 "train_notes": train_notes, "hardware": hardware} | disc, path)
 
 
-def _replica_spread(voice: Voice) -> float:
-    """The largest difference of any generator weight between the DDP processes (0: they stayed in sync)."""
+def _replica_spread(nets: _Nets) -> float:
+    """The largest difference of any generator (or discriminator) weight between the DDP processes (0: they
+    stayed in sync)."""
     import torch.distributed as dist
 
-    flat = torch.cat([p.detach().reshape(-1) for p in voice.generator.parameters()])
+    params = list(nets.voice.generator.parameters()) + ([] if nets.disc is None else list(nets.disc.parameters()))
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
     hi, lo = flat.clone(), flat.clone()
     dist.all_reduce(hi, op=dist.ReduceOp.MAX)
     dist.all_reduce(lo, op=dist.ReduceOp.MIN)

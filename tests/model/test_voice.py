@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from synth.model.discriminator import Discriminator, discriminator_loss
 from synth.model.hnsynth import (FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth,
                                  average_spectrum_loss, spectral_loss)
 from synth.model.voice_export import voice_from_model_file
@@ -96,6 +97,46 @@ def test_training_learns_a_note_and_resumes(tiny_notes, tmp_path):
     assert again["step"] == 60                                           # resumed, not restarted
     _, _, facts = load_voice(run / "checkpoint.pt")
     assert facts["step"] == 60 and facts["train_notes"] == 1
+
+
+def test_the_discriminator_learns_to_tell_a_clean_tone_from_one_with_grain():
+    """What the adversarial stage relies on: a few steps teach the discriminator a difference the notes show (here
+    noise between the partials, 30 dB down) and it scores the real kind higher."""
+    torch.manual_seed(0)
+    t = torch.arange(12000) / SAMPLE_RATE
+    pitch = torch.full((8,), 57)
+    phase = torch.rand(8, 1) * 6.28
+    tone = sum(torch.sin(2 * np.pi * 220 * k * t + phase * k) / k for k in range(1, 6)) * 0.2
+    disc = Discriminator(width=16)
+    opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
+
+    def scores():
+        grain = tone + 0.006 * torch.randn(8, len(t))
+        return disc(torch.cat([tone, grain]), torch.cat([pitch, pitch]))
+
+    for _ in range(30):
+        out = scores()
+        loss = discriminator_loss([(s[:8], f) for s, f in out], [(s[8:], f) for s, f in out])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = scores()
+    assert all(s[:8].mean() > s[8:].mean() + 0.5 for s, _ in out)
+
+
+def test_adversarial_training_keeps_its_discriminator_across_a_resume(tiny_notes, tmp_path):
+    run = tmp_path / "run"
+    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, limit_notes=2,
+                           crop_frames=48, max_steps=4, adversarial=0.1)
+    train(cfg, progress=False)
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 7}), progress=False)
+    again = torch.load(run / "checkpoint.pt", weights_only=True)
+    adam_steps = lambda ck: int(next(iter(ck["disc_optimizer"]["state"].values()))["step"])  # noqa: E731
+    assert (adam_steps(first), adam_steps(again)) == (4, 7)              # resumed, not started anew
+    w = "scales.0.convs.0.weight"
+    assert not torch.equal(first["discriminator"][w], again["discriminator"][w])
 
 
 def test_a_checkpoint_keeps_the_one_before_and_no_temp_file(tmp_path):
@@ -205,13 +246,14 @@ def test_a_shape_that_does_not_fit_is_one_line(tiny_notes, tiny_model, tmp_path)
 
 def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_path):
     """Two CPU processes under torchrun (gloo): each trains on its own batches, DistributedDataParallel averages
-    the gradients, so the generators stay identical while the per-process losses differ."""
+    the gradients, so the generators (and the adversarial stage's discriminators) stay identical while the
+    per-process losses differ."""
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "synth",
                            "train", "--data", str(tiny_notes), "--out", str(run), "--channels", "16", "16", "8", "8",
                            "8", "--z-dim", "16", "--batch", "2", "--steps", "3", "--device", "cpu",
-                           "--crop-frames", "32"], capture_output=True, text=True, timeout=300, env=env)
+                           "--crop-frames", "32", "--adversarial", "0.1"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Both processes print their result to one pipe, so two lines may interleave: read each object whole.
     finals = [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", proc.stdout)]
