@@ -129,7 +129,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
         fitted = fit_prior_to_notes(voice, encoder, data)
         prior = f"Gaussian fit of the encoder's posteriors of {fitted} training notes"
     training = _data_facts(cfg.get("data_dir", "")) | {
-        "decoder": DECODER, "objective": OBJECTIVE,
+        "decoder": DECODER, "objective": OBJECTIVE + (
+            f"; adversarial stage (spectrogram discriminator, weight {cfg['adversarial']:g})"
+            if cfg.get("adversarial") else ""),
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
         "cross_pitch": cfg.get("cross_pitch", 0.0),
