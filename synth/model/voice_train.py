@@ -355,7 +355,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     at the pitch of another note of their unit, against that note), the spectral and average spectrum losses on a
     crop plus the whole-note envelope loss plus the warming KL term. Returns (spectral loss, envelope loss,
     average spectrum loss, KL, gradient norm, spike, the adversarial stage's losses); a spike's gradient is not
-    applied, and the discriminator learns only from steps that are."""
+    applied."""
     for g in nets.opt.param_groups:
         g["lr"] = lr
     rows = rng.integers(0, len(notes.set), cfg.batch)
@@ -393,8 +393,8 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     spike = run.is_spike(loss.item(), spec.item())
     if not spike:
         nets.opt.step()
-        if nets.dsc is not None and nets.disc_opt is not None:
-            extra["discriminator"] = _discriminator_step(nets.dsc, nets.disc_opt, real, fake.detach(), pitch)
+    if nets.dsc is not None and nets.disc_opt is not None:  # every step: under torchrun each process must join in
+        extra["discriminator"] = _discriminator_step(nets.dsc, nets.disc_opt, real, fake.detach(), pitch)
     return spec.item(), env.item(), avg.item(), kl.item(), float(grad), spike, extra
 
 
@@ -433,9 +433,8 @@ def _time_left(cfg: VoiceTrainConfig, run: _Progress, started: float) -> float |
 def _log(log: IO[str], run: _Progress, lr: float, progress: bool, left_s: float | None = None) -> None:
     """One line of log.jsonl: the step, lr, time and skips, and the mean losses since the last line; with
     `progress` a line for people too (step, losses, time left)."""
-    keys = dict.fromkeys(k for w in run.window for k in w)  # a skipped step has no discriminator loss
     record = {"step": run.step, "lr": lr, "trained_s": round(run.trained_s, 1), "skipped": run.skipped} | {
-        k: round(float(np.mean([w[k] for w in run.window if k in w])), 5) for k in keys}
+        k: round(float(np.mean([w[k] for w in run.window])), 5) for k in run.window[0]}
     run.window = []
     log.write(json.dumps(record) + "\n")
     log.flush()
