@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--z-dim", type=int, default=64)
     t.add_argument("--channels", type=int, nargs=5,
                    help="widths of the five upsampling blocks (default 128 128 96 64 48)")
+    t.add_argument("--global-shape", action="store_true",
+                   help="give the generator a per-note harmonic and noise pattern beside its per-frame one (a run "
+                        "may start from a model without it)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 diverged after 3,500 steps)")
@@ -48,7 +51,7 @@ def run(a: argparse.Namespace) -> None:
     from synth.model.voice import VoiceConfig
     from synth.model.voice_train import VoiceTrainConfig, train
 
-    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels)
+    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, global_shape=a.global_shape)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight,

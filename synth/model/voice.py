@@ -36,6 +36,11 @@ class VoiceConfig:
     coarse: int = 25                       # frames of the first (learned) sequence; ×2 per block up to FRAMES
     channels: list[int] = field(default_factory=lambda: [128, 128, 96, 64, 48])
     max_vibrato: float = 0.5               # semitones
+    # A per-note harmonic and noise pattern straight from the condition, added to the conv stack's per-frame one.
+    # The stack's last block is 48 wide, so its 128 harmonic amplitudes at any frame lie on 48 shared patterns:
+    # reconstructions of held-out notes missed the real harmonics by 7.6 dB on average, and an organ's drawbar
+    # pattern came out smoother than the organ's (4.1 dB of harmonic-to-harmonic jaggedness against 7.4).
+    global_shape: bool = False
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -87,6 +92,10 @@ class Generator(nn.Module):
         self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
         self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
         self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
+        if cfg.global_shape:  # starts at zero: a generator grown from one without it plays as that one did
+            self.note_shape = nn.Linear(cfg.cond, 1 + HARMONICS + NOISE_BANDS)
+            nn.init.zeros_(self.note_shape.weight)
+            nn.init.zeros_(self.note_shape.bias)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -111,6 +120,8 @@ class Generator(nn.Module):
         for block in self.blocks:
             x = block(x, c)
         out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
+        if self.cfg.global_shape:
+            out = out + F.pad(self.note_shape(c), (0, 1))[:, None, :]                 # the vibrato column gets none
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)

@@ -488,7 +488,10 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
             raise ValueError(f"{path} is not a voice checkpoint")
         state, enc = ck["generator"], ck["encoder"]
     try:
-        voice.generator.load_state_dict(state)
+        missing = voice.generator.load_state_dict(state, strict=False)
+        # Only the global shape may be missing (it starts at zero); anything else is another network.
+        if missing.unexpected_keys or any(not k.startswith("note_shape.") for k in missing.missing_keys):
+            raise RuntimeError
         if enc is not None:
             encoder.load_state_dict(enc)
     except RuntimeError:

@@ -409,16 +409,19 @@ def test_every_velocity_of_a_note_plays_one_vibrato():
     torch.testing.assert_close(played[0], voice.generator(latent, pitch, torch.tensor([VIBRATO_VELOCITY]))[1])
 
 
-def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path):
+@pytest.mark.parametrize("global_shape", [False, True])
+def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, global_shape):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
-    the vibrato's doubled batch included."""
+    the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
+    from dataclasses import replace
+
     from synth.model.voice import Voice
     from synth.model.voice_export import export_voice
     from synth.runtime.model import NoteModel
     from tests.torch_voices import TINY_NET
 
     torch.manual_seed(2)
-    voice = Voice(TINY_NET).eval()
+    voice = Voice(replace(TINY_NET, global_shape=global_shape)).eval()
     with torch.no_grad():
         for p in voice.generator.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -430,3 +433,27 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path):
     got = NoteModel(tmp_path / "v.onnx", threads=1).render(z, pitches, velocities)
     # The first 0.25 s: later, float32 rounding of this random voice's wide vibrato adds up in the phase.
     np.testing.assert_allclose(got[:, :12000], want[:, :12000], atol=1e-3 * np.abs(want).max())
+    rebuilt = voice_from_model_file(tmp_path / "v.onnx")
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.generator.state_dict().values(),
+                                                  voice.generator.state_dict().values()))
+
+
+def test_a_voice_grown_a_global_shape_plays_as_before_and_then_learns_it(tiny_notes, tmp_path):
+    """--global-shape on a run started from a checkpoint without it: the new per-note pattern starts at zero, so
+    the voice plays exactly as the checkpoint did, and training then moves it."""
+    from dataclasses import replace
+
+    base = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=TINY_NET, batch=2,
+                            limit_notes=2, crop_frames=48, max_steps=2)
+    train(base, progress=False)
+    grown = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, global_shape=True), max_steps=0,
+                    init_from=str(tmp_path / "a" / "checkpoint.pt"), lr=3e-3)
+    train(grown, progress=False)
+    before, _, _ = load_voice(tmp_path / "a" / "checkpoint.pt")
+    after, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
+    z, p, v = torch.randn(2, 16), torch.tensor([40, 70]), torch.tensor([0.3, 0.9])
+    with torch.no_grad():
+        assert torch.equal(before.decode(z, p, v), after.decode(z, p, v))
+    train(replace(grown, max_steps=5), progress=False)
+    learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
+    assert learnt.generator.note_shape.weight.abs().max() > 0
