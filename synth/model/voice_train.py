@@ -23,6 +23,7 @@ from synth.core.notes import PITCH_MAX, PITCH_MIN
 from synth.model import dataset
 from synth.model.discriminator import Discriminator, discriminator_loss, generator_losses
 from synth.model.envelope import BandEnvelope
+from synth.model.harmonic_levels import HarmonicLevels
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
@@ -69,6 +70,9 @@ class VoiceTrainConfig:
     # Weight of the adversarial stage (discriminator.py): this times the generator's hinge loss plus twice this
     # times feature matching; 0 trains on the reconstruction losses alone.
     adversarial: float = 0.0
+    # Weight of the whole-note harmonic level loss (harmonic_levels.py): each harmonic's amplitude every 20 ms
+    # against the real note's; 0 leaves it out.
+    harmonic_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -175,6 +179,7 @@ class _Nets:
     voice: Voice
     encoder: Encoder
     envelope: BandEnvelope
+    harmonics: HarmonicLevels
     gen: torch.nn.Module
     enc: torch.nn.Module
     params: list[torch.nn.Parameter]
@@ -239,8 +244,8 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     voice = Voice(cfg.net).to(device)
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
-    nets = _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), voice.generator, encoder, params,
-                 torch.optim.Adam(params, lr=cfg.lr))
+    nets = _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), HarmonicLevels(voice.synth).to(device),
+                 voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
     if cfg.adversarial > 0:
         nets.disc = nets.dsc = Discriminator().to(device)
         nets.disc_opt = torch.optim.Adam(nets.disc.parameters(), lr=DISC_LR, betas=(0.8, 0.99))
@@ -381,10 +386,14 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     if nets.parent is not None:
         loss = loss + cfg.keep_weight * _keep_loss(nets, rng)
     extra: dict[str, float] = {}
+    if cfg.harmonic_weight > 0:
+        harm = nets.harmonics.loss(amplitudes, pitch, whole)
+        loss = loss + cfg.harmonic_weight * harm
+        extra["harmonic"] = harm.item()
     if nets.dsc is not None:
         adv, fm = generator_losses(*_scores(nets.dsc, real, fake, pitch))
         loss = loss + cfg.adversarial * (adv + 2.0 * fm)
-        extra = {"adversarial": adv.item(), "feature_matching": fm.item()}
+        extra |= {"adversarial": adv.item(), "feature_matching": fm.item()}
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
