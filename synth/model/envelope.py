@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synth.model.hnsynth import HOP, SAMPLE_RATE, HarmonicNoiseSynth, midi_to_hz
+from synth.model.hnsynth import HOP, SAMPLE_RATE, HarmonicNoiseSynth
 
 EDGES_HZ = (20.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, SAMPLE_RATE / 2 + 1)
 N_FFT = 1024
@@ -53,8 +53,7 @@ class BandEnvelope(torch.nn.Module):
     def spread(self, pitch: torch.Tensor) -> torch.Tensor:
         """[B, HARMONICS, bands]: how each harmonic's power lands in the bands as the STFT sees it, main lobe and
         leakage of the Hann window included (a partial just below a band edge is half in the band above)."""
-        k = torch.arange(1, self.synth.harmonics + 1, device=pitch.device, dtype=torch.float32)
-        at = midi_to_hz(pitch)[:, None, None] * k[:, None] * (N_FFT / SAMPLE_RATE)     # in bins
+        at = self.synth.harmonic_hz(pitch).transpose(1, 2) * (N_FFT / SAMPLE_RATE)     # [B, K, 1] in bins
         x = at - torch.arange(self.bins.shape[0], device=pitch.device, dtype=torch.float32)
         lobe = (0.5 * torch.sinc(x) + 0.25 * torch.sinc(x - 1) + 0.25 * torch.sinc(x + 1)) ** 2
         return torch.matmul(lobe / lobe.sum(-1, keepdim=True).clamp(min=1e-12), self.bins)

@@ -40,9 +40,8 @@ class HarmonicLevels(torch.nn.Module):
         lobes = 5 * torch.nn.functional.avg_pool1d(spec.transpose(1, 2).reshape(-1, 1, bins), 5, stride=1,
                                                    padding=2, count_include_pad=True)
         lobes = lobes.reshape(batch, frames, bins).transpose(1, 2)                              # [B, bins, T]
-        k = torch.arange(1, HARMONICS + 1, device=audio.device, dtype=torch.float32)
         spacing = midi_to_hz(pitch) * (N_FFT / SAMPLE_RATE)                                     # bins
-        centre = torch.round(spacing[:, None] * k).long()                                       # [B, K]
+        centre = torch.round(self.synth.harmonic_hz(pitch)[:, 0] * (N_FFT / SAMPLE_RATE)).long()  # [B, K]
         offsets = torch.arange(-2, 3, device=audio.device)
         index = torch.clamp(centre[:, :, None] + offsets, 0, bins - 1).reshape(batch, -1, 1)
         power = torch.gather(lobes, 1, index.expand(-1, -1, frames)).reshape(batch, HARMONICS, 5, frames)
@@ -57,8 +56,7 @@ class HarmonicLevels(torch.nn.Module):
         frames = min(ours.shape[1], real.shape[1])
         ours, real = ours[:, :frames], real[:, :frames]
         top = real.amax(-1, keepdim=True)
-        k = torch.arange(1, HARMONICS + 1, device=audio.device, dtype=torch.float32)
-        below = (midi_to_hz(pitch)[:, None, None] * k <= MAX_HZ)
+        below = self.synth.harmonic_hz(pitch) <= MAX_HZ
         keep = (real > top * 10 ** (-RANGE_DB / 20)) & (top > FLOOR) & below
         diff = (torch.log(ours + 1e-6) - torch.log(real + 1e-6)).abs()
         return (diff * keep).sum() / keep.sum().clamp(min=1)

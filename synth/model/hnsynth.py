@@ -73,11 +73,14 @@ class HarmonicNoiseSynth(torch.nn.Module):
         state.pop(prefix + "noise", None)  # older checkpoints stored the noise; it is rebuilt from its seed
         super()._load_from_state_dict(state, prefix, *args)
 
+    def harmonic_hz(self, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, 1, HARMONICS] the frequency of every harmonic of each pitch (the vibrato aside)."""
+        k = torch.arange(1, self.harmonics + 1, device=pitch.device, dtype=torch.float32)
+        return midi_to_hz(pitch)[:, None, None] * k
+
     def nyquist_mask(self, pitch: torch.Tensor) -> torch.Tensor:
         """[B, 1, HARMONICS] weights that fade harmonics out over the last 10 % below Nyquist."""
-        k = torch.arange(1, self.harmonics + 1, device=pitch.device, dtype=torch.float32)
-        freq = midi_to_hz(pitch)[:, None, None] * k
-        return torch.clamp((0.5 * SAMPLE_RATE - freq) / (0.05 * SAMPLE_RATE), 0.0, 1.0)
+        return torch.clamp((0.5 * SAMPLE_RATE - self.harmonic_hz(pitch)) / (0.05 * SAMPLE_RATE), 0.0, 1.0)
 
     def forward(self, amplitudes: torch.Tensor, f0_dev: torch.Tensor, noise: torch.Tensor, pitch: torch.Tensor,
                 start: int = 0, frames: int | None = None) -> torch.Tensor:
