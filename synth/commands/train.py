@@ -17,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--z-dim", type=int, default=64)
     t.add_argument("--channels", type=int, nargs=5,
                    help="widths of the five upsampling blocks (default 128 128 96 64 48)")
-    t.add_argument("--global-shape", action="store_true",
-                   help="give the generator a per-note harmonic and noise pattern beside its per-frame one (a run "
-                        "may start from a model without it)")
+    t.add_argument("--unison", action="store_true",
+                   help="give each note a second, detuned voice of its harmonics, mixed per note (a run may start "
+                        "from a model without it)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 diverged after 3,500 steps)")
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="steps over which the learning rate falls (cosine) to a tenth of --lr")
     t.add_argument("--kl-weight", type=float, default=1e-3)
     t.add_argument("--envelope-weight", type=float, default=0.5, help="weight of the whole-note envelope loss")
+    t.add_argument("--spectrum-weight", type=float, default=0.1,
+                   help="weight of the crops' average spectrum loss (asks for the partials' smear: vibrato, chorus)")
     t.add_argument("--harmonic-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
                    help="weight of the whole-note harmonic level loss: each harmonic's amplitude every 20 ms against "
                         "the real note's (default 0: off)")
@@ -54,10 +56,11 @@ def run(a: argparse.Namespace) -> None:
     from synth.model.voice import VoiceConfig
     from synth.model.voice_train import VoiceTrainConfig, train
 
-    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, global_shape=a.global_shape)
+    net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
-                           envelope_weight=a.envelope_weight, harmonic_weight=a.harmonic_weight,
+                           envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,
+                           harmonic_weight=a.harmonic_weight,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from,
                            keep_weight=a.keep, cross_pitch=a.cross_pitch, adversarial=a.adversarial)

@@ -83,25 +83,41 @@ class HarmonicNoiseSynth(torch.nn.Module):
         return torch.clamp((0.5 * SAMPLE_RATE - self.harmonic_hz(pitch)) / (0.05 * SAMPLE_RATE), 0.0, 1.0)
 
     def forward(self, amplitudes: torch.Tensor, f0_dev: torch.Tensor, noise: torch.Tensor, pitch: torch.Tensor,
-                start: int = 0, frames: int | None = None) -> torch.Tensor:
+                start: int = 0, frames: int | None = None, unison: torch.Tensor | None = None) -> torch.Tensor:
         """Audio of control frames [start, start + frames) (default: all) from whole-note controls."""
         frames = amplitudes.shape[1] - 1 - start if frames is None else frames
         sl = slice(start, start + frames + 1)
-        return self.harmonic(amplitudes[:, sl], f0_dev, pitch, start) + self.filtered_noise(noise[:, sl], start)
+        return (self.harmonic(amplitudes[:, sl], f0_dev, pitch, start, unison)
+                + self.filtered_noise(noise[:, sl], start))
 
     def harmonic(self, amplitudes: torch.Tensor, f0_dev: torch.Tensor, pitch: torch.Tensor,
-                 start: int = 0) -> torch.Tensor:
-        """amplitudes: the crop's frames (+1); f0_dev: the whole note's, so vibrato phase accumulates from the onset."""
-        batch, frames = amplitudes.shape[0], amplitudes.shape[1] - 1
-        samples = frames * HOP
+                 start: int = 0, unison: torch.Tensor | None = None) -> torch.Tensor:
+        """amplitudes: the crop's frames (+1); f0_dev: the whole note's, so vibrato phase accumulates from the onset.
+
+        unison [B, 2] (detune in semitones, mix angle θ in radians): the harmonics are read twice, a second voice
+        `detune` above the first, weighted cos θ and sin θ (the power stays the note's while they beat); each is
+        shifted so their power-weighted pitch is the note's. The beating and the split partials are what a
+        soundfont's chorused and layered samples (ensembles, strings, reeds) have and one exact f0 cannot."""
+        frames = amplitudes.shape[1] - 1
         tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE+1]
         f0 = midi_to_hz(pitch)[:, None]                                                 # [B, 1] Hz
-        # Phase in cycles: the exact f0 · t, plus the integral of the deviation (at frame rate, then linear).
-        n = torch.arange(samples, device=amplitudes.device, dtype=torch.float32)[None, :]
-        base = f0 / SAMPLE_RATE * (n + start * HOP)
+        # Vibrato in cycles of f0: the integral of the deviation, at frame rate (linear between frames).
         extra = (torch.pow(2.0, f0_dev / 12.0) - 1.0) * f0 * (HOP / SAMPLE_RATE)       # cycles per frame
-        extra = torch.cumsum(extra, dim=1) - extra                                      # at each frame's start
-        extra = extra[:, start:start + frames + 1]
+        extra = (torch.cumsum(extra, dim=1) - extra)[:, start:start + frames + 1]      # at each frame's start
+        if unison is None:
+            return self._read(tables, f0, extra, start)
+        detune, theta = unison[:, :1], unison[:, 1:]
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        low, high = torch.pow(2.0, -detune * sin * sin / 12.0), torch.pow(2.0, detune * cos * cos / 12.0)
+        return (cos * self._read(tables, f0 * low, extra * low, start)
+                + sin * self._read(tables, f0 * high, extra * high, start))
+
+    def _read(self, tables: torch.Tensor, f0: torch.Tensor, extra: torch.Tensor, start: int) -> torch.Tensor:
+        """The wavetables read at f0 [B, 1] Hz plus the vibrato `extra` [B, T+1] (cycles at each frame's start)."""
+        batch, frames = tables.shape[0], tables.shape[1] - 1
+        samples = frames * HOP
+        n = torch.arange(samples, device=tables.device, dtype=torch.float32)[None, :]
+        base = f0 / SAMPLE_RATE * (n + start * HOP)
         extra = self._frames_to_samples(extra - torch.floor(extra), continuous=True)
         phase = base - torch.floor(base) + extra
         pos = (phase - torch.floor(phase)) * self.table
@@ -109,7 +125,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
         w = pos - i0
         # Four reads in one gather: this frame's and the next frame's table, at i0 and i0 + 1.
         width = self.table + 1
-        index = i0.to(torch.int64) + (torch.arange(samples, device=amplitudes.device) // HOP * width)[None, :]
+        index = i0.to(torch.int64) + (torch.arange(samples, device=tables.device) // HOP * width)[None, :]
         both = torch.gather(tables.reshape(batch, -1), 1, torch.cat([index, index + 1, index + width,
                                                                      index + width + 1], dim=1))
         v00, v01, v10, v11 = both.split(samples, dim=1)

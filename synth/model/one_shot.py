@@ -249,8 +249,8 @@ def import_sound(voice: Voice, encoder: Encoder, sound: np.ndarray, pitch: float
     opt = torch.optim.Adam([z], lr=0.05)
     best, best_loss = z0.clone(), math.inf
     for _ in range(steps + 1):
-        amplitudes, f0_dev, noise = voice.controls(voice.prior_mean + z @ voice.prior_map, p, v)
-        loss = spectral_loss(voice.synth(amplitudes, f0_dev, noise, p, 0, hold), real)
+        amplitudes, f0_dev, noise, unison = voice.controls(voice.prior_mean + z @ voice.prior_map, p, v)
+        loss = spectral_loss(voice.synth(amplitudes, f0_dev, noise, p, 0, hold, unison), real)
         if loss.item() < best_loss:
             best, best_loss = z.detach().clone(), loss.item()
         opt.zero_grad()

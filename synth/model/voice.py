@@ -27,6 +27,8 @@ MEL_HOP = 480
 # every second, and held notes repeated the dip with the loop); with one vibrato they add exactly. Training decodes
 # each note with its own.
 VIBRATO_VELOCITY = 120 / 127
+MAX_UNISON_CENTS = 20.0
+UNISON_GAIN = 10.0   # the unison head's outputs are scaled up, so Adam moves them at a useful pace from a fine-tune's lr
 
 
 @dataclass
@@ -36,15 +38,16 @@ class VoiceConfig:
     coarse: int = 25                       # frames of the first (learned) sequence; ×2 per block up to FRAMES
     channels: list[int] = field(default_factory=lambda: [128, 128, 96, 64, 48])
     max_vibrato: float = 0.5               # semitones
-    # A per-note harmonic and noise pattern straight from the condition, added to the conv stack's per-frame one.
-    # The stack's last block is 48 wide, so its 128 harmonic amplitudes at any frame lie on 48 shared patterns:
-    # reconstructions of held-out notes missed the real harmonics' energy by 5.7 dB on average, and an organ's
-    # drawbar pattern came out smoother than the organ's (3.9 dB of harmonic-to-harmonic jaggedness against 7.1).
-    # 4,716 steps grown from the shipped weights changed neither (docs/models.md): an experiment, off by default.
-    global_shape: bool = False
+    # A second, detuned reading of the harmonics per note (HarmonicNoiseSynth.harmonic): the real notes' partials
+    # are split and beat (chorused, layered samples), ours are one exact line each: held notes measured a
+    # harmonic-to-noise ratio 10-22 dB above the real notes' in 11 of 14 families. An experiment, off by default.
+    unison: bool = False
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
+        d = dict(d)
+        if d.pop("global_shape", False):  # files of runs of early December 2026 name the option, mostly off
+            raise ValueError("this voice was trained with --global-shape, which this version no longer has")
         return VoiceConfig(**d)
 
     def to_dict(self) -> dict:
@@ -81,7 +84,8 @@ class FiLMBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...]."""
+    """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
+    the unison [B, 2] (detune in semitones, mix angle) or None."""
 
     def __init__(self, cfg: VoiceConfig) -> None:
         super().__init__()
@@ -93,10 +97,11 @@ class Generator(nn.Module):
         self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
         self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
         self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
-        if cfg.global_shape:  # starts at zero: a generator grown from one without it plays as that one did
-            self.note_shape = nn.Linear(cfg.cond, 1 + HARMONICS + NOISE_BANDS)
-            nn.init.zeros_(self.note_shape.weight)
-            nn.init.zeros_(self.note_shape.bias)
+        if cfg.unison:  # the same for every note at first: 6 cents, the second voice 29 dB down
+            self.unison = nn.Linear(cfg.cond, 2)
+            nn.init.zeros_(self.unison.weight)
+            with torch.no_grad():
+                self.unison.bias.copy_(torch.tensor([math.log(0.3 / 0.7), math.log(0.047 / 0.953)]) / UNISON_GAIN)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -115,14 +120,12 @@ class Generator(nn.Module):
         return self.cond(torch.cat([z, self.pitch_embed(p), rel[:, None], velocity[:, None] * 2 - 1], dim=1))
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor,
-                velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         c = self.condition(z, pitch, velocity)
         x = self.start(c).reshape(z.shape[0], self.cfg.channels[0], self.cfg.coarse)
         for block in self.blocks:
             x = block(x, c)
         out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
-        if self.cfg.global_shape:
-            out = out + F.pad(self.note_shape(c), (0, 1))[:, None, :]                 # the vibrato column gets none
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
@@ -133,7 +136,11 @@ class Generator(nn.Module):
         f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(out[..., -1:]).transpose(1, 2), 9, stride=1,
                               padding=4, count_include_pad=False).transpose(1, 2)[..., 0]
         f0_dev = f0_dev - f0_dev.mean(dim=1, keepdim=True)
-        return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise)
+        unison = None
+        if self.cfg.unison:
+            u = torch.sigmoid(UNISON_GAIN * self.unison(c))
+            unison = torch.stack([MAX_UNISON_CENTS / 100.0 * u[:, 0], 0.25 * math.pi * u[:, 1]], dim=1)
+        return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise), unison
 
 
 class Encoder(nn.Module):
@@ -208,16 +215,20 @@ class Voice(nn.Module):
 
     def decode(self, latent: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         """Audio of generator latents (the encoder's space, as training uses them), as played."""
-        return self.synth(*self.controls(latent, pitch, velocity), pitch)
+        amplitudes, f0_dev, noise, unison = self.controls(latent, pitch, velocity)
+        return self.synth(amplitudes, f0_dev, noise, pitch, unison=unison)
 
     def controls(self, latent: torch.Tensor, pitch: torch.Tensor,
-                 velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The generator's controls as played: its amplitudes and noise at `velocity`, its vibrato at
-        VIBRATO_VELOCITY (one generator call on the doubled batch)."""
+                 velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The generator's controls as played: its amplitudes and noise at `velocity`, its vibrato and the unison's
+        detune at VIBRATO_VELOCITY (one generator call on the doubled batch), so velocity layers blend in phase."""
         n = latent.shape[0]
-        amplitudes, f0_dev, noise = self.generator(torch.cat([latent, latent]), torch.cat([pitch, pitch]),
-                                                   torch.cat([velocity, torch.full_like(velocity, VIBRATO_VELOCITY)]))
-        return amplitudes[:n], f0_dev[n:], noise[:n]
+        amplitudes, f0_dev, noise, unison = self.generator(
+            torch.cat([latent, latent]), torch.cat([pitch, pitch]),
+            torch.cat([velocity, torch.full_like(velocity, VIBRATO_VELOCITY)]))
+        if unison is not None:
+            unison = torch.stack([unison[n:, 0], unison[:n, 1]], dim=1)
+        return amplitudes[:n], f0_dev[n:], noise[:n], unison
 
     def to_input(self, latent: torch.Tensor) -> torch.Tensor:
         """The played z whose prior map is this generator latent (an encoded note's, for a preset)."""

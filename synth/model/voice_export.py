@@ -78,6 +78,8 @@ def voice_from_model_file(path: str | os.PathLike) -> Voice:
 def _objective_extras(cfg: dict) -> str:
     """The optional training terms a run used, as the card's objective line goes on."""
     extras = [f"harmonic level loss, weight {cfg['harmonic_weight']:g}"] if cfg.get("harmonic_weight") else []
+    if cfg.get("spectrum_weight", 0.1) != 0.1:
+        extras.append(f"average-spectrum weight {cfg['spectrum_weight']:g}")
     if cfg.get("adversarial"):
         extras.append(f"adversarial stage (spectrogram discriminator, weight {cfg['adversarial']:g})")
     return "".join(f"; {e}" for e in extras)
@@ -137,7 +139,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
         fitted = fit_prior_to_notes(voice, encoder, data)
         prior = f"Gaussian fit of the encoder's posteriors of {fitted} training notes"
     training = _data_facts(cfg.get("data_dir", "")) | {
-        "decoder": DECODER, "objective": OBJECTIVE + _objective_extras(cfg),
+        "decoder": DECODER + (" with a per-note unison" if facts["net"].get("unison") else ""),
+        "objective": OBJECTIVE + _objective_extras(cfg),
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
         "cross_pitch": cfg.get("cross_pitch", 0.0),

@@ -309,8 +309,8 @@ def _keep_loss(nets: _Nets, rng: np.random.Generator, count: int = 4) -> torch.T
     pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MAX + 1, count)).to(device)
     vel = torch.from_numpy(rng.choice(np.array([40, 80, 120], np.float32) / 127, count)).to(device)
     with torch.no_grad():
-        a0, f0, n0 = nets.parent.generator(latent, pitch, vel)
-    a1, f1, n1 = nets.gen(latent, pitch, vel)
+        a0, f0, n0, _ = nets.parent.generator(latent, pitch, vel)
+    a1, f1, n1, _ = nets.gen(latent, pitch, vel)
     log = lambda x: torch.log(x + 1e-4)  # noqa: E731
     return (log(a1) - log(a0)).abs().mean() + (log(n1) - log(n0)).abs().mean() + (f1 - f0).abs().mean()
 
@@ -376,8 +376,8 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     mean, logvar = nets.enc(notes.mels[idx].float(), notes.pitch[idx], notes.vel[idx])
     pitch, vel = notes.pitch[tgt], notes.vel[tgt]
     z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-    amplitudes, f0_dev, noise = nets.gen(z, pitch, vel)
-    fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames)
+    amplitudes, f0_dev, noise, unison = nets.gen(z, pitch, vel)
+    fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames, unison)
     spec = spectral_loss(fake, real)
     env = nets.envelope.loss(amplitudes, noise, pitch, whole)
     avg = average_spectrum_loss(fake, real)
@@ -499,8 +499,8 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
         state, enc = ck["generator"], ck["encoder"]
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
-        # Only the global shape may be missing (it starts at zero); anything else is another network.
-        if missing.unexpected_keys or any(not k.startswith("note_shape.") for k in missing.missing_keys):
+        # Only the unison may be missing (it starts alike for every note); anything else is another network.
+        if missing.unexpected_keys or any(not k.startswith("unison.") for k in missing.missing_keys):
             raise RuntimeError
         if enc is not None:
             encoder.load_state_dict(enc)

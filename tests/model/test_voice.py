@@ -1,5 +1,6 @@
 """The voice: harmonic-plus-noise synthesis, VAE training (resume, torchrun), ONNX export and re-export."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -57,6 +58,26 @@ def test_a_crop_is_the_same_stretch_of_the_whole_note():
     whole = synth(amps, dev, noise, torch.tensor([50]))
     crop = synth(amps, dev, noise, torch.tensor([50]), start=100, frames=100)
     np.testing.assert_allclose(crop.numpy(), whole[:, 100 * HOP:200 * HOP].numpy(), atol=2e-5)
+
+
+def test_a_unison_splits_each_partial_in_two_and_keeps_the_notes_pitch_and_power():
+    """A second voice 20 cents up, mixed equally: two lines a cent either side of ±10 cents around the note's own
+    frequency, of equal power, whose sum carries the single voice's power; mixed at zero it is the single voice."""
+    synth = HarmonicNoiseSynth()
+    amps, dev, noise = _controls(1, {1: 0.5})
+    pitch = torch.tensor([69])
+    one = synth(amps, dev, noise, pitch)
+    split = synth(amps, dev, noise, pitch, unison=torch.tensor([[0.2, math.pi / 4]]))
+    assert torch.equal(synth(amps, dev, noise, pitch, unison=torch.tensor([[0.2, 0.0]])), one)
+    freqs, power = _spectrum(split[0, :4 * SAMPLE_RATE].numpy())
+    low, high = 440.0 * 2 ** (-10 / 1200), 440.0 * 2 ** (10 / 1200)
+    peak = lambda f: power[np.abs(freqs - f) < 0.5].max()  # noqa: E731
+    for f in (low, high):
+        assert abs(freqs[np.abs(freqs - f) < 1.5][np.argmax(power[np.abs(freqs - f) < 1.5])] - f) < 0.5
+    assert abs(10 * np.log10(peak(low) / peak(high))) < 0.5
+    assert peak(440.0) < 0.01 * peak(low)                                 # nothing left at the note's own line
+    rms = lambda x: float(x[SAMPLE_RATE:3 * SAMPLE_RATE].pow(2).mean().sqrt())  # noqa: E731
+    assert abs(20 * np.log10(rms(split[0]) / rms(one[0]))) < 0.5
 
 
 def test_white_noise_at_unit_band_magnitudes():
@@ -298,7 +319,7 @@ def test_vibrato_never_detunes_a_note():
     with torch.no_grad():
         voice.generator.head.bias[-1] = 3.0  # tanh(3) x 0.5: an offset of ~0.5 semitone if it were kept
         z, pitch, vel = torch.zeros(1, TINY_NET.z_dim), torch.tensor([69]), torch.tensor([0.8])
-        _, f0_dev, _ = voice.generator(z, pitch, vel)
+        _, f0_dev, _, _ = voice.generator(z, pitch, vel)
         audio = voice(z, pitch, vel)[0].numpy()
     assert abs(float(f0_dev.mean())) < 1e-3
     held = audio[SAMPLE_RATE // 2:SAMPLE_RATE * 5 // 2] * np.hanning(2 * SAMPLE_RATE)
@@ -322,8 +343,8 @@ def test_a_fine_tune_keeps_what_the_model_played(tiny_notes, tiny_model, tmp_pat
         train(cfg, progress=False)
         voice, _, _ = load_voice(tmp_path / f"k{keep}" / "checkpoint.pt")
         with torch.no_grad():
-            a0, _, _ = parent.generator(z, pitch, vel)
-            a1, _, _ = voice.generator(z, pitch, vel)
+            a0, *_ = parent.generator(z, pitch, vel)
+            a1, *_ = voice.generator(z, pitch, vel)
         drift[keep] = float((torch.log(a1 + 1e-4) - torch.log(a0 + 1e-4)).abs().mean())
     assert drift[10.0] < 0.5 * drift[0.0], drift
 
@@ -407,33 +428,39 @@ def test_one_wild_batch_among_the_first_does_not_blind_the_spike_filter():
     assert run.typical < 0.8 and run.is_spike(3.0, 3.0)
 
 
-def test_every_velocity_of_a_note_plays_one_vibrato():
-    """The bank blends two velocity layers of a note: decoded, both get the vibrato of VIBRATO_VELOCITY, so their
-    partials stay in phase (with their own, a Brass note between layers beat by 5 dB), though the generator's own
-    vibrato differs with velocity."""
+def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
+    """The bank blends two velocity layers of a note: decoded, both get the vibrato and the unison's detune of
+    VIBRATO_VELOCITY, so their partials stay in phase (with their own, a Brass note between layers beat by 5 dB),
+    though the generator's own differ with velocity; the unison's mix is each velocity's own."""
+    from dataclasses import replace
+
     from synth.model.voice import VIBRATO_VELOCITY, Voice
     from tests.torch_voices import TINY_NET
 
     torch.manual_seed(1)
-    voice = Voice(TINY_NET).eval()
+    voice = Voice(replace(TINY_NET, unison=True)).eval()
     with torch.no_grad():
         for p in voice.generator.parameters():  # a voice whose vibrato depends on velocity, as a trained one's does
             p.add_(0.3 * torch.randn_like(p))
     latent = torch.randn(1, voice.prior_mean.shape[0], generator=torch.Generator().manual_seed(3))
     pitch = torch.tensor([60])
-    played: list[torch.Tensor] = []
-    voice.synth.register_forward_pre_hook(lambda module, args: played.append(args[1]))  # the f0 deviation
+    played: list[tuple[torch.Tensor, torch.Tensor]] = []
+    voice.synth.register_forward_pre_hook(lambda module, args, kwargs: played.append((args[1], kwargs["unison"])),
+                                          with_kwargs=True)
     with torch.no_grad():
-        own = [voice.generator(latent, pitch, torch.tensor([v]))[1] for v in (0.3, 0.9)]
-        assert not torch.allclose(own[0], own[1])
+        own = [voice.generator(latent, pitch, torch.tensor([v])) for v in (0.3, 0.9)]
+        assert not torch.allclose(own[0][1], own[1][1]) and not torch.allclose(own[0][3], own[1][3])
         voice.decode(latent, pitch, torch.tensor([0.3]))
         voice.decode(latent, pitch, torch.tensor([0.9]))
-    assert torch.equal(played[0], played[1])
-    torch.testing.assert_close(played[0], voice.generator(latent, pitch, torch.tensor([VIBRATO_VELOCITY]))[1])
+        top = voice.generator(latent, pitch, torch.tensor([VIBRATO_VELOCITY]))
+    assert torch.equal(played[0][0], played[1][0]) and torch.equal(played[0][1][:, 0], played[1][1][:, 0])
+    torch.testing.assert_close(played[0][0], top[1])
+    torch.testing.assert_close(played[0][1][:, 0], top[3][:, 0])
+    torch.testing.assert_close(played[0][1][:, 1], own[0][3][:, 1])
 
 
-@pytest.mark.parametrize("global_shape", [False, True])
-def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, global_shape):
+@pytest.mark.parametrize("unison", [False, True])
+def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, unison):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
     the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
     from dataclasses import replace
@@ -444,7 +471,7 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, global_shap
     from tests.torch_voices import TINY_NET
 
     torch.manual_seed(2)
-    voice = Voice(replace(TINY_NET, global_shape=global_shape)).eval()
+    voice = Voice(replace(TINY_NET, unison=unison)).eval()
     with torch.no_grad():
         for p in voice.generator.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -461,22 +488,36 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, global_shap
                                                   voice.generator.state_dict().values()))
 
 
-def test_a_voice_grown_a_global_shape_plays_as_before_and_then_learns_it(tiny_notes, tmp_path):
-    """--global-shape on a run started from a checkpoint without it: the new per-note pattern starts at zero, so
-    the voice plays exactly as the checkpoint did, and training then moves it."""
+def test_a_voice_grown_a_unison_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path):
+    """--unison on a run started from a checkpoint without it: every other weight is the checkpoint's and the
+    second voice starts 29 dB down, so the voice plays nearly as the checkpoint did; training then moves it."""
     from dataclasses import replace
 
     base = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=TINY_NET, batch=2,
                             limit_notes=2, crop_frames=48, max_steps=2)
     train(base, progress=False)
-    grown = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, global_shape=True), max_steps=0,
+    grown = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, unison=True), max_steps=0,
                     init_from=str(tmp_path / "a" / "checkpoint.pt"), lr=3e-3)
     train(grown, progress=False)
     before, _, _ = load_voice(tmp_path / "a" / "checkpoint.pt")
     after, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
+    kept = after.generator.state_dict()
+    assert all(torch.equal(w, kept[k]) for k, w in before.generator.state_dict().items())
     z, p, v = torch.randn(2, 16), torch.tensor([40, 70]), torch.tensor([0.3, 0.9])
     with torch.no_grad():
-        assert torch.equal(before.decode(z, p, v), after.decode(z, p, v))
+        was, now = before.decode(z, p, v), after.decode(z, p, v)
+    assert float((now - was).pow(2).mean() / was.pow(2).mean()) < 0.01
     train(replace(grown, max_steps=5), progress=False)
     learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
-    assert learnt.generator.note_shape.weight.abs().max() > 0
+    assert learnt.generator.unison.weight.abs().max() > 0
+
+
+def test_voices_saved_while_the_global_shape_option_existed_still_load():
+    """Checkpoints and files of early December 2026 name `global_shape`: off, they load as before; on, the
+    message says which option is gone."""
+    from synth.model.voice import VoiceConfig
+    from tests.torch_voices import TINY_NET
+
+    assert VoiceConfig.from_dict(TINY_NET.to_dict() | {"global_shape": False}) == TINY_NET
+    with pytest.raises(ValueError, match="--global-shape"):
+        VoiceConfig.from_dict(TINY_NET.to_dict() | {"global_shape": True})
