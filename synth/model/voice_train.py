@@ -302,17 +302,18 @@ def anchor_draw(anchors: int, presets: int, rng: np.random.Generator, count: int
 def _keep_loss(nets: _Nets, rng: np.random.Generator, count: int = 4) -> torch.Tensor:
     """How far the generator's controls for `count` anchor latents (half of them presets; random pitches and
     velocity layers) moved from the parent's: L1 of log harmonic amplitudes and log noise bands, and of the
-    vibrato in semitones."""
+    vibrato and the unison (where both have one)."""
     assert nets.parent is not None and nets.anchors is not None
     device = nets.anchors.device
     latent = nets.anchors[torch.from_numpy(anchor_draw(len(nets.anchors), nets.preset_anchors, rng, count)).to(device)]
     pitch = torch.from_numpy(rng.integers(PITCH_MIN, PITCH_MAX + 1, count)).to(device)
     vel = torch.from_numpy(rng.choice(np.array([40, 80, 120], np.float32) / 127, count)).to(device)
     with torch.no_grad():
-        a0, f0, n0, _ = nets.parent.generator(latent, pitch, vel)
-    a1, f1, n1, _ = nets.gen(latent, pitch, vel)
+        a0, f0, n0, u0 = nets.parent.generator(latent, pitch, vel)
+    a1, f1, n1, u1 = nets.gen(latent, pitch, vel)
     log = lambda x: torch.log(x + 1e-4)  # noqa: E731
-    return (log(a1) - log(a0)).abs().mean() + (log(n1) - log(n0)).abs().mean() + (f1 - f0).abs().mean()
+    kept = (log(a1) - log(a0)).abs().mean() + (log(n1) - log(n0)).abs().mean() + (f1 - f0).abs().mean()
+    return kept + (u1 - u0).abs().mean() if u0 is not None and u1 is not None else kept
 
 
 def _wrap_ddp(nets: _Nets) -> None:

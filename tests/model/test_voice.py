@@ -521,3 +521,24 @@ def test_voices_saved_while_the_global_shape_option_existed_still_load():
     assert VoiceConfig.from_dict(TINY_NET.to_dict() | {"global_shape": False}) == TINY_NET
     with pytest.raises(ValueError, match="--global-shape"):
         VoiceConfig.from_dict(TINY_NET.to_dict() | {"global_shape": True})
+
+
+def test_the_keep_term_holds_the_unison_too():
+    """A fine-tune of a voice with a unison: moving only the unison moves the keep term, so --keep holds it."""
+    import copy
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from synth.model.voice import Voice
+    from synth.model.voice_train import _keep_loss
+    from tests.torch_voices import TINY_NET
+
+    torch.manual_seed(4)
+    parent = Voice(replace(TINY_NET, unison=True)).eval()
+    child = copy.deepcopy(parent)
+    nets = SimpleNamespace(parent=parent, gen=child.generator, anchors=torch.randn(6, TINY_NET.z_dim),
+                           preset_anchors=2)
+    with torch.no_grad():
+        assert float(_keep_loss(nets, np.random.default_rng(0))) == 0.0
+        child.generator.unison.bias.add_(0.5)
+        assert float(_keep_loss(nets, np.random.default_rng(0))) > 0.01
