@@ -78,6 +78,8 @@ def voice_from_model_file(path: str | os.PathLike) -> Voice:
 def _objective_extras(cfg: dict) -> str:
     """The optional training terms a run used, as the card's objective line goes on."""
     extras = [f"harmonic level loss, weight {cfg['harmonic_weight']:g}"] if cfg.get("harmonic_weight") else []
+    if cfg.get("noise_weight"):
+        extras.append(f"noise course loss, weight {cfg['noise_weight']:g}")
     if cfg.get("spectrum_weight", 0.1) != 0.1:
         extras.append(f"average-spectrum weight {cfg['spectrum_weight']:g}")
     if cfg.get("adversarial"):

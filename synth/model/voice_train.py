@@ -24,6 +24,7 @@ from synth.model import dataset
 from synth.model.discriminator import Discriminator, discriminator_loss, generator_losses
 from synth.model.envelope import BandEnvelope
 from synth.model.harmonic_levels import HarmonicLevels
+from synth.model.noise_course import NoiseCourse
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
@@ -74,6 +75,9 @@ class VoiceTrainConfig:
     # Weight of the whole-note harmonic level loss (harmonic_levels.py): each harmonic's amplitude every 20 ms
     # against the real note's; 0 leaves it out.
     harmonic_weight: float = 0.0
+    # Weight of the noise course loss (noise_course.py): each noise band's power between the harmonics every 20 ms,
+    # the crop's against the real crop's; 0 leaves it out.
+    noise_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -181,6 +185,7 @@ class _Nets:
     encoder: Encoder
     envelope: BandEnvelope
     harmonics: HarmonicLevels
+    noise_course: NoiseCourse
     gen: torch.nn.Module
     enc: torch.nn.Module
     params: list[torch.nn.Parameter]
@@ -246,7 +251,7 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
     nets = _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), HarmonicLevels(voice.synth).to(device),
-                 voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
+                 NoiseCourse().to(device), voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
     if cfg.adversarial > 0:
         nets.disc = nets.dsc = Discriminator().to(device)
         nets.disc_opt = torch.optim.Adam(nets.disc.parameters(), lr=DISC_LR, betas=(0.8, 0.99))
@@ -392,6 +397,10 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         harm = nets.harmonics.loss(amplitudes, pitch, whole)
         loss = loss + cfg.harmonic_weight * harm
         extra["harmonic"] = harm.item()
+    if cfg.noise_weight > 0:
+        course = nets.noise_course.loss(fake, real, pitch)
+        loss = loss + cfg.noise_weight * course
+        extra["noise_course"] = course.item()
     if nets.dsc is not None:
         adv, fm = generator_losses(*_scores(nets.dsc, real, fake, pitch))
         loss = loss + cfg.adversarial * (adv + 2.0 * fm)

@@ -542,3 +542,25 @@ def test_the_keep_term_holds_the_unison_too():
         assert float(_keep_loss(nets, np.random.default_rng(0))) == 0.0
         child.generator.unison.bias.add_(0.5)
         assert float(_keep_loss(nets, np.random.default_rng(0))) > 0.01
+
+
+def test_the_noise_course_loss_hears_the_noise_between_the_partials_and_not_the_partials():
+    """Twice the noise amplitude is 4x the power between the partials (a log distance of ln 4 in every band);
+    a clean tone leaves those bins over 80 dB under its partials; louder partials alone leave the loss near 0; and a note below MIDI 35, whose partials leave no bin clear, counts
+    nothing rather than dividing by zero."""
+    from synth.model.noise_course import NoiseCourse
+
+    synth, course = HarmonicNoiseSynth(), NoiseCourse()
+    pitch = torch.tensor([60])
+    crop = lambda harmonics, noise: synth(*_controls(1, harmonics, noise), pitch, start=100, frames=96)  # noqa: E731
+    clean = crop({1: 0.3, 2: 0.2, 5: 0.1}, 0.0)
+    assert float(course.audio(clean, pitch).sum(-1).max()) < 1e-8 * (0.3 ** 2 + 0.2 ** 2 + 0.1 ** 2) / 2
+    base = crop({1: 0.3, 2: 0.2, 5: 0.1}, 0.01)
+    assert float(course.loss(base, base, pitch)) == 0.0
+    louder_noise = float(course.loss(crop({1: 0.3, 2: 0.2, 5: 0.1}, 0.02), base, pitch))
+    louder_partials = float(course.loss(crop({1: 0.6, 2: 0.4, 5: 0.2}, 0.01), base, pitch))
+    assert abs(louder_noise - math.log(4.0)) < 0.1, louder_noise
+    assert louder_partials < 0.15, louder_partials
+    low = torch.tensor([24])
+    assert float(course.loss(synth(*_controls(1, {1: 0.3}, 0.01), low, start=100, frames=96),
+                             synth(*_controls(1, {1: 0.3}, 0.02), low, start=100, frames=96), low)) >= 0.0
