@@ -24,8 +24,8 @@ from synth.model import dataset
 from synth.model.discriminator import Discriminator, discriminator_loss, generator_losses
 from synth.model.envelope import BandEnvelope
 from synth.model.harmonic_levels import HarmonicLevels
-from synth.model.noise_course import NoiseCourse
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
+from synth.model.noise_course import NoiseCourse
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN

@@ -61,8 +61,8 @@ def test_a_crop_is_the_same_stretch_of_the_whole_note():
 
 
 def test_a_unison_splits_each_partial_in_two_and_keeps_the_notes_pitch_and_power():
-    """A second voice 20 cents up, mixed equally: two lines a cent either side of ±10 cents around the note's own
-    frequency, of equal power, whose sum carries the single voice's power; mixed at zero it is the single voice."""
+    """A second voice 20 cents up, mixed equally: two lines of equal power, 10 cents either side of the note's own
+    frequency (nothing left on it), together as loud as the single voice; mixed at zero it is the single voice."""
     synth = HarmonicNoiseSynth()
     amps, dev, noise = _controls(1, {1: 0.5})
     pitch = torch.tensor([69])
