@@ -47,15 +47,20 @@ class NoiseCourse(torch.nn.Module):
 
     def audio(self, audio: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """[B, frames, NOISE_BANDS] power between the harmonics, per band and 20 ms frame."""
+        return self._band_power(audio, self.between(pitch))
+
+    def _band_power(self, audio: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,  # no padded edges
                           return_complex=True).abs().pow(2)
         power = 2 * spec / (N_FFT * self.window.pow(2).sum())                            # [B, bins, frames]
-        return torch.matmul((power * self.between(pitch)[:, :, None]).transpose(1, 2), self.bands)
+        return torch.matmul((power * between[:, :, None]).transpose(1, 2), self.bands)
 
     def loss(self, fake: torch.Tensor, real: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Mean absolute log ratio of the two crops' band powers between the harmonics, over the frames and the
         bands that hold any such bin at this pitch."""
-        counted = (torch.matmul(self.between(pitch), self.bands) > 0).float()[:, None, :]  # [B, 1, bands]
-        gap = (torch.log(self.audio(fake, pitch) + FLOOR) - torch.log(self.audio(real, pitch) + FLOOR)).abs()
+        between = self.between(pitch)
+        counted = (torch.matmul(between, self.bands) > 0).float()[:, None, :]             # [B, 1, bands]
+        gap = (torch.log(self._band_power(fake, between) + FLOOR)
+               - torch.log(self._band_power(real, between) + FLOOR)).abs()
         frames = gap.shape[1]
         return (gap * counted).sum() / (counted.sum() * frames).clamp(min=1.0)
