@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="steps over which the learning rate falls (cosine) to a tenth of --lr")
     t.add_argument("--kl-weight", type=float, default=1e-3)
     t.add_argument("--envelope-weight", type=float, default=0.5, help="weight of the whole-note envelope loss")
-    t.add_argument("--spectrum-weight", type=float, default=0.1,
+    t.add_argument("--spectrum-weight", type=float_in(0.0, 10.0), default=0.1, metavar="W",
                    help="weight of the crops' average spectrum loss (asks for the partials' smear: vibrato, chorus)")
     t.add_argument("--harmonic-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
                    help="weight of the whole-note harmonic level loss: each harmonic's amplitude every 20 ms against "
