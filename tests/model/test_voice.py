@@ -12,7 +12,7 @@ import torch
 
 from synth.model.discriminator import Discriminator, discriminator_loss
 from synth.model.hnsynth import (FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth,
-                                 average_spectrum_loss, spectral_loss)
+                                 average_spectrum_loss, midi_to_hz, spectral_loss)
 from synth.model.voice_export import voice_from_model_file
 from synth.model.voice_train import VoiceTrainConfig, atomic_save, load_voice, train
 from tests.torch_voices import TINY_NET
@@ -41,6 +41,18 @@ def test_harmonics_are_exact_partials_with_nothing_between():
     assert 10 * np.log10(power[~near].sum() / power[near].sum()) < -60   # clean between the partials
     third = power[np.abs(freqs - 1320) < 2].max() / power[np.abs(freqs - 440) < 2].max()
     assert abs(10 * np.log10(third) - 20 * np.log10(0.2)) < 0.5           # amplitudes as asked
+
+
+def test_a_high_partial_keeps_its_phase_to_the_end_of_the_note():
+    """The 4th harmonic of E7 (10.5 kHz) in the note's last second against the exact sine: a phase counted in
+    float32 from the onset drifts by up to 0.002 of a cycle there, a jitter 43 dB down that is heard as grain."""
+    synth = HarmonicNoiseSynth()
+    amps, dev, noise = _controls(1, {4: 1.0})
+    audio = synth(amps, dev, noise * 0, torch.tensor([100])).numpy()[0].astype(np.float64)
+    n = np.arange(len(audio) - SAMPLE_RATE, len(audio))
+    f0 = float(midi_to_hz(torch.tensor([100]))[0])                       # float32's E7, as the synth plays it
+    exact = np.sin(2 * np.pi * 4 * f0 / SAMPLE_RATE * n)
+    assert 10 * np.log10(np.mean((audio[n] - exact) ** 2) / np.mean(exact ** 2)) < -60
 
 
 def test_harmonics_above_nyquist_are_silent():
