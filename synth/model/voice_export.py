@@ -80,6 +80,8 @@ def _objective_extras(cfg: dict) -> str:
     extras = [f"harmonic level loss, weight {cfg['harmonic_weight']:g}"] if cfg.get("harmonic_weight") else []
     if cfg.get("noise_weight"):
         extras.append(f"noise course loss, weight {cfg['noise_weight']:g}")
+    if cfg.get("texture_weight"):
+        extras.append(f"texture (modulation spectrum) loss, weight {cfg['texture_weight']:g}")
     if cfg.get("spectrum_weight", 0.1) != 0.1:
         extras.append(f"average-spectrum weight {cfg['spectrum_weight']:g}")
     if cfg.get("adversarial"):

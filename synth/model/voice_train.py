@@ -26,6 +26,7 @@ from synth.model.envelope import BandEnvelope
 from synth.model.harmonic_levels import HarmonicLevels
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
 from synth.model.noise_course import NoiseCourse
+from synth.model.texture import Texture
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
@@ -78,6 +79,9 @@ class VoiceTrainConfig:
     # Weight of the noise course loss (noise_course.py): each noise band's power between the harmonics every 20 ms,
     # the crop's against the real crop's; 0 leaves it out.
     noise_weight: float = 0.0
+    # Weight of the texture loss (texture.py): how far and how fast each band's level moves over the crop,
+    # whatever the timing, against the real crop's; 0 leaves it out.
+    texture_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -186,6 +190,7 @@ class _Nets:
     envelope: BandEnvelope
     harmonics: HarmonicLevels
     noise_course: NoiseCourse
+    texture: Texture
     gen: torch.nn.Module
     enc: torch.nn.Module
     params: list[torch.nn.Parameter]
@@ -251,7 +256,8 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     encoder = Encoder(cfg.net.z_dim).to(device)
     params = list(voice.generator.parameters()) + list(encoder.parameters())
     nets = _Nets(voice, encoder, BandEnvelope(voice.synth).to(device), HarmonicLevels(voice.synth).to(device),
-                 NoiseCourse().to(device), voice.generator, encoder, params, torch.optim.Adam(params, lr=cfg.lr))
+                 NoiseCourse().to(device), Texture().to(device), voice.generator, encoder, params,
+                 torch.optim.Adam(params, lr=cfg.lr))
     if cfg.adversarial > 0:
         nets.disc = nets.dsc = Discriminator().to(device)
         nets.disc_opt = torch.optim.Adam(nets.disc.parameters(), lr=DISC_LR, betas=(0.8, 0.99))
@@ -401,6 +407,10 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         course = nets.noise_course.loss(fake, real, pitch)
         loss = loss + cfg.noise_weight * course
         extra["noise_course"] = course.item()
+    if cfg.texture_weight > 0:
+        texture = nets.texture.loss(fake, real)
+        loss = loss + cfg.texture_weight * texture
+        extra["texture"] = texture.item()
     if nets.dsc is not None:
         adv, fm = generator_losses(*_scores(nets.dsc, real, fake, pitch))
         loss = loss + cfg.adversarial * (adv + 2.0 * fm)

@@ -576,3 +576,33 @@ def test_the_noise_course_loss_hears_the_noise_between_the_partials_and_not_the_
     low = torch.tensor([24])
     assert float(course.loss(synth(*_controls(1, {1: 0.3}, 0.01), low, start=100, frames=96),
                              synth(*_controls(1, {1: 0.3}, 0.02), low, start=100, frames=96), low)) >= 0.0
+
+
+def test_the_texture_loss_asks_for_a_fluctuation_and_not_its_timing():
+    """A 20 Hz tremolo of the noise placed elsewhere costs about what the noise's own randomness does; a steady
+    note or a 6 Hz tremolo costs far more; and learning from it gives a steady note's noise the fluctuation."""
+    from synth.model.texture import Texture
+
+    synth, texture = HarmonicNoiseSynth(), Texture()
+    pitch = torch.tensor([60])
+    t = torch.arange(FRAMES + 1) * HOP / SAMPLE_RATE
+    amps, dev, noise = _controls(1, {1: 0.3, 2: 0.2}, 0.01)
+
+    def crop(rate: float, phase: float, depth: float, start: int) -> torch.Tensor:
+        course = 1 + depth * torch.sin(2 * math.pi * rate * t + phase)
+        return synth(amps, dev, noise * course[None, :, None], pitch, start=start, frames=96)
+
+    target = crop(20, 1.7, 0.8, 300)
+    same_later = float(texture.loss(crop(20, 0.0, 0.8, 100), target))
+    assert same_later < 0.6 * float(texture.loss(crop(20, 0.0, 0.0, 100), target)), same_later
+    assert same_later < 0.4 * float(texture.loss(crop(6, 0.0, 0.8, 100), target)), same_later
+    log_noise = torch.full((1, FRAMES + 1, 1), math.log(0.01), requires_grad=True)
+    opt = torch.optim.Adam([log_noise], lr=0.05)
+    losses = []
+    for _ in range(40):
+        loss = texture.loss(synth(amps, dev, log_noise.exp().expand_as(noise), pitch, start=100, frames=96), target)
+        losses.append(float(loss))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.3 * losses[0] and float(log_noise[0, 100:197].std()) > 0.3, losses

@@ -1,0 +1,57 @@
+"""How each band's level moves over a crop, whatever its timing: the modulation spectrum (the magnitude of the
+Fourier transform over time of a band's log level, 2-100 Hz) of the voice's crop against the real crop's, as a
+log distance. Frame by frame, the spectral losses pay more for a fluctuation (bow, breath, a chorus's beating, a
+hammer's ring) placed a few frames late than for none at all, so the decoder learns a smooth course; the real
+notes' fluctuation is what the classifier hears most (docs/models.md). The magnitude ignores when a band moves
+and keeps how fast and how far, so this asks for the fluctuation itself.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from synth.model.hnsynth import LOW_CUT_HZ, NOISE_BANDS, SAMPLE_RATE, band_edges
+
+N_FFT = 1024                   # 21 ms frames
+HOP_SAMPLES = 240              # 5 ms: rates up to 100 Hz
+FLOOR = 1e-9                   # band power (re a full-scale sine's 0.5, -90 dB) below which levels are not told apart
+DEPTH_FLOOR = 0.01             # modulation (nats per rate bin, ~0.1 dB) below which depths are not told apart
+
+
+class Texture(torch.nn.Module):
+    """Modulation spectra [B, bands, rates] of audio crops, and the loss between two crops'."""
+
+    window: torch.Tensor  # buffers (register_buffer), named here for the type checker
+    bands: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+        band = np.clip(np.digitize(freqs, band_edges()) - 1, 0, NOISE_BANDS - 1)
+        onehot = (band[:, None] == np.arange(NOISE_BANDS)[None, :]) & (freqs[:, None] >= LOW_CUT_HZ)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.register_buffer("bands", torch.from_numpy(onehot.astype(np.float32)), persistent=False)
+
+    def modulation(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, NOISE_BANDS, rates]: each band's log-level fluctuation per rate bin (the mean level left out),
+        scaled so a random fluctuation of σ nats reads about σ in every bin."""
+        spec = torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,
+                          return_complex=True).abs().pow(2)                               # [B, bins, frames]
+        power = 2 * spec / (N_FFT * self.window.pow(2).sum())
+        level = torch.log(torch.matmul(power.transpose(1, 2), self.bands) + FLOOR)         # [B, frames, bands]
+        level = (level - level.mean(dim=1, keepdim=True)).transpose(1, 2)
+        taper = torch.hann_window(level.shape[-1], periodic=False, device=audio.device)
+        return torch.fft.rfft(level * taper).abs()[..., 1:] / taper.pow(2).sum().sqrt()
+
+    def loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Mean absolute log ratio of the two crops' modulation depths, each averaged over octaves of rate and
+        groups of four bands (a random fluctuation's spectrum is itself random bin to bin)."""
+        return (torch.log(self.depths(fake) + DEPTH_FLOOR) - torch.log(self.depths(real) + DEPTH_FLOOR)).abs().mean()
+
+    def depths(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, NOISE_BANDS // 4, octaves]: RMS modulation over each octave of rate in each group of four bands."""
+        m = self.modulation(audio).pow(2)
+        b, bands, rates = m.shape
+        m = m.reshape(b, bands // 4, 4, rates).mean(2)
+        edges = [1] + [e for e in (2, 4, 8, 16, 32) if e < rates] + [rates]
+        return torch.stack([m[..., lo - 1:hi - 1].mean(-1) for lo, hi in zip(edges[:-1], edges[1:])], -1).sqrt()
