@@ -33,25 +33,28 @@ class Texture(torch.nn.Module):
         self.register_buffer("bands", torch.from_numpy(onehot.astype(np.float32)), persistent=False)
 
     def modulation(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, NOISE_BANDS, rates]: each band's log-level fluctuation per rate bin (the mean level left out),
-        scaled so a random fluctuation of σ nats reads about σ in every bin."""
-        spec = torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,
-                          return_complex=True).abs().pow(2)                               # [B, bins, frames]
+        """[B, NOISE_BANDS, rates]: the power of each band's log-level fluctuation per rate bin (the mean level left
+        out), scaled so a random fluctuation of σ nats reads about σ² in every bin. Squares, not magnitudes: a
+        silent band's course is flat, and a magnitude's gradient at zero is not a number."""
+        spec = torch.view_as_real(torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,
+                                             return_complex=True)).pow(2).sum(-1)      # [B, bins, frames]
         power = 2 * spec / (N_FFT * self.window.pow(2).sum())
         level = torch.log(torch.matmul(power.transpose(1, 2), self.bands) + FLOOR)         # [B, frames, bands]
         level = (level - level.mean(dim=1, keepdim=True)).transpose(1, 2)
         taper = torch.hann_window(level.shape[-1], periodic=False, device=audio.device)
-        return torch.fft.rfft(level * taper).abs()[..., 1:] / taper.pow(2).sum().sqrt()
+        return torch.view_as_real(torch.fft.rfft(level * taper)).pow(2).sum(-1)[..., 1:] / taper.pow(2).sum()
 
     def loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Mean absolute log ratio of the two crops' modulation depths, each averaged over octaves of rate and
         groups of four bands (a random fluctuation's spectrum is itself random bin to bin)."""
-        return (torch.log(self.depths(fake) + DEPTH_FLOOR) - torch.log(self.depths(real) + DEPTH_FLOOR)).abs().mean()
+        return 0.5 * (torch.log(self.depths(fake) + DEPTH_FLOOR ** 2)
+                      - torch.log(self.depths(real) + DEPTH_FLOOR ** 2)).abs().mean()
 
     def depths(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, NOISE_BANDS // 4, octaves]: RMS modulation over each octave of rate in each group of four bands."""
-        m = self.modulation(audio).pow(2)
+        """[B, NOISE_BANDS // 4, octaves]: the mean modulation power over each octave of rate in each group of four
+        bands (its root is the fluctuation's RMS in nats)."""
+        m = self.modulation(audio)
         b, bands, rates = m.shape
         m = m.reshape(b, bands // 4, 4, rates).mean(2)
         edges = [1] + [e for e in (2, 4, 8, 16, 32) if e < rates] + [rates]
-        return torch.stack([m[..., lo - 1:hi - 1].mean(-1) for lo, hi in zip(edges[:-1], edges[1:])], -1).sqrt()
+        return torch.stack([m[..., lo - 1:hi - 1].mean(-1) for lo, hi in zip(edges[:-1], edges[1:])], -1)
