@@ -225,10 +225,10 @@ class _Progress:
     last_loss: float | None = None
     window: list[dict] = field(default_factory=list)
 
-    def is_spike(self, loss: float, spec: float) -> bool:
-        """A loss that is not finite, or a spectral loss far above the recent level once that level rests on 20
-        steps: one lucky first batch must not make every batch after a resume look like a spike."""
-        if not math.isfinite(loss):
+    def is_spike(self, loss: float, spec: float, grad: float = 0.0) -> bool:
+        """A loss or gradient norm that is not finite, or a spectral loss far above the recent level once that
+        level rests on 20 steps: one lucky first batch must not make every batch after a resume look like a spike."""
+        if not (math.isfinite(loss) and math.isfinite(grad)):
             return True
         settled = len(self.first) == SETTLED_STEPS
         return settled and self.typical is not None and spec > SPIKE_RATIO * self.typical
@@ -420,7 +420,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
     # A batch whose loss jumps far above the recent level is skipped, not learned from: such spikes grew into
     # a divergence at lr 1e-3.
-    spike = run.is_spike(loss.item(), spec.item())
+    spike = run.is_spike(loss.item(), spec.item(), float(grad))
     if not spike:
         nets.opt.step()
     if nets.dsc is not None and nets.disc_opt is not None:  # every step: under torchrun each process must join in

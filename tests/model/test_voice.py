@@ -429,6 +429,7 @@ def test_a_lucky_first_batch_does_not_make_the_next_ones_spikes():
         run.advance(spec, 0.0, 0.0, 0.0, 0.0, spike, 0.1)
     assert run.skipped == 0 and 0.6 < run.typical < 0.7
     assert run.is_spike(3.0, 3.0) and not run.is_spike(1.0, 1.0) and run.is_spike(float("nan"), 0.7)
+    assert run.is_spike(1.0, 1.0, float("nan"))  # a finite loss whose gradient is not: its step would poison the weights
 
 
 def test_one_wild_batch_among_the_first_does_not_blind_the_spike_filter():
