@@ -56,5 +56,5 @@ class Texture(torch.nn.Module):
         m = self.modulation(audio)
         b, bands, rates = m.shape
         m = m.reshape(b, bands // 4, 4, rates).mean(2)
-        edges = [1] + [e for e in (2, 4, 8, 16, 32) if e < rates] + [rates]
+        edges = [1] + [e for e in (2, 4, 8, 16, 32) if e <= rates] + [rates + 1]   # rate bins 1..rates (index + 1)
         return torch.stack([m[..., lo - 1:hi - 1].mean(-1) for lo, hi in zip(edges[:-1], edges[1:])], -1)
