@@ -602,7 +602,7 @@ def test_the_texture_loss_asks_for_a_fluctuation_and_not_its_timing():
     losses = []
     for _ in range(40):
         loss = texture.loss(synth(amps, dev, log_noise.exp().expand_as(noise), pitch, start=100, frames=96), target)
-        losses.append(float(loss))
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
