@@ -606,7 +606,7 @@ def test_the_texture_loss_asks_for_a_fluctuation_and_not_its_timing():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert losses[-1] < 0.3 * losses[0] and float(log_noise[0, 100:197].std()) > 0.3, losses
+    assert losses[-1] < 0.3 * losses[0] and log_noise[0, 100:197].std().item() > 0.3, losses
     silence = torch.zeros(1, 96 * HOP, requires_grad=True)   # a silent band's flat course: the gradient stays finite
     texture.loss(silence, target).backward()
     assert silence.grad is not None and bool(torch.isfinite(silence.grad).all())
