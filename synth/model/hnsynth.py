@@ -35,6 +35,13 @@ def band_edges(bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> np.ndarray:
     return hz(np.linspace(0.0, mel(sr / 2), bands + 1))
 
 
+def stft_bands(n_fft: int, bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """[n_fft // 2 + 1, bands] 1 where an STFT bin lies in a noise band (none below LOW_CUT_HZ): sums bins into bands."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    band = np.clip(np.digitize(freqs, band_edges(bands, sr)) - 1, 0, bands - 1)
+    return ((band[:, None] == np.arange(bands)[None, :]) & (freqs[:, None] >= LOW_CUT_HZ)).astype(np.float32)
+
+
 def band_noise(bands: int = NOISE_BANDS, samples: int = NOTE_SAMPLES + HOP, sr: int = SAMPLE_RATE,
                seed: int = 1234) -> np.ndarray:
     """Fixed white noise split into bands by brick-wall masks in the frequency domain: [bands, samples], each band

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synth.model.hnsynth import LOW_CUT_HZ, NOISE_BANDS, SAMPLE_RATE, band_edges, midi_to_hz
+from synth.model.hnsynth import SAMPLE_RATE, midi_to_hz, stft_bands
 
 N_FFT = 4096                   # 11.7 Hz bins, 85 ms frames: from MIDI 45 (110 Hz) up, bins lie clear of the partials
 HOP_SAMPLES = 960              # 20 ms
@@ -28,15 +28,13 @@ class NoiseCourse(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
-        band = np.clip(np.digitize(freqs, band_edges()) - 1, 0, NOISE_BANDS - 1)
-        onehot = (band[:, None] == np.arange(NOISE_BANDS)[None, :]) & (freqs[:, None] >= LOW_CUT_HZ)
         # 4-term Blackman-Harris: sidelobes 92 dB down, so the bins between partials hold the noise, not the
         # partials' spill (a Hann window left a clean tone's partials only 19-25 dB above the bins between them).
         n = np.arange(N_FFT) * 2 * np.pi / N_FFT
         window = 0.35875 - 0.48829 * np.cos(n) + 0.14128 * np.cos(2 * n) - 0.01168 * np.cos(3 * n)
         self.register_buffer("window", torch.from_numpy(window).float(), persistent=False)
         self.register_buffer("freqs", torch.from_numpy(freqs).float(), persistent=False)
-        self.register_buffer("bands", torch.from_numpy(onehot.astype(np.float32)), persistent=False)
+        self.register_buffer("bands", torch.from_numpy(stft_bands(N_FFT)), persistent=False)
 
     def between(self, pitch: torch.Tensor) -> torch.Tensor:
         """[B, bins] 1 where a bin is at least a quarter of f0 (and a main lobe) from every harmonic of the pitch."""

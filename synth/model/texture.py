@@ -7,10 +7,9 @@ and keeps how fast and how far, so this asks for the fluctuation itself.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from synth.model.hnsynth import LOW_CUT_HZ, NOISE_BANDS, SAMPLE_RATE, band_edges
+from synth.model.hnsynth import stft_bands
 
 N_FFT = 1024                   # 21 ms frames
 HOP_SAMPLES = 240              # 5 ms: rates up to 100 Hz
@@ -26,11 +25,8 @@ class Texture(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
-        band = np.clip(np.digitize(freqs, band_edges()) - 1, 0, NOISE_BANDS - 1)
-        onehot = (band[:, None] == np.arange(NOISE_BANDS)[None, :]) & (freqs[:, None] >= LOW_CUT_HZ)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
-        self.register_buffer("bands", torch.from_numpy(onehot.astype(np.float32)), persistent=False)
+        self.register_buffer("bands", torch.from_numpy(stft_bands(N_FFT)), persistent=False)
 
     def modulation(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, NOISE_BANDS, rates]: the power of each band's log-level fluctuation per rate bin (the mean level left
