@@ -1,9 +1,9 @@
-"""How each band's level moves over a crop, whatever its timing: the modulation spectrum (the magnitude of the
-Fourier transform over time of a band's log level, 2-100 Hz) of the voice's crop against the real crop's, as a
-log distance. Frame by frame, the spectral losses pay more for a fluctuation (bow, breath, a chorus's beating, a
+"""How each band's level moves over a crop, whatever its timing: the modulation spectrum (the power of the Fourier
+transform over time of a band's log level, 2-100 Hz) of the voice's crop against the real crop's, as a log
+distance. Frame by frame, the spectral losses pay more for a fluctuation (bow, breath, a chorus's beating, a
 hammer's ring) placed a few frames late than for none at all, so the decoder learns a smooth course; the real
-notes' fluctuation is what the classifier hears most (docs/models.md). The magnitude ignores when a band moves
-and keeps how fast and how far, so this asks for the fluctuation itself.
+notes' fluctuation is what the classifier hears most (docs/models.md). The power ignores when a band moves and
+keeps how fast and how far, so this asks for the fluctuation itself.
 """
 from __future__ import annotations
 
