@@ -42,6 +42,14 @@ def stft_bands(n_fft: int, bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> n
     return ((band[:, None] == np.arange(bands)[None, :]) & (freqs[:, None] >= LOW_CUT_HZ)).astype(np.float32)
 
 
+def stft_power(audio: torch.Tensor, window: torch.Tensor, hop: int) -> torch.Tensor:
+    """[B, bins, frames] power per STFT bin (no padded edges), scaled so a full-scale sine's bins sum to 0.5. Squares
+    of the real and imaginary parts, not of a magnitude, so the gradient stays a number where a bin is silent."""
+    n_fft = len(window)
+    spec = torch.view_as_real(torch.stft(audio, n_fft, hop, window=window, center=False, return_complex=True))
+    return 2 * spec.pow(2).sum(-1) / (n_fft * window.pow(2).sum())
+
+
 def band_noise(bands: int = NOISE_BANDS, samples: int = NOTE_SAMPLES + HOP, sr: int = SAMPLE_RATE,
                seed: int = 1234) -> np.ndarray:
     """Fixed white noise split into bands by brick-wall masks in the frequency domain: [bands, samples], each band

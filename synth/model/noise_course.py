@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synth.model.hnsynth import SAMPLE_RATE, midi_to_hz, stft_bands
+from synth.model.hnsynth import SAMPLE_RATE, midi_to_hz, stft_bands, stft_power
 
 N_FFT = 4096                   # 11.7 Hz bins, 85 ms frames: from MIDI 45 (110 Hz) up, bins lie clear of the partials
 HOP_SAMPLES = 960              # 20 ms
@@ -48,9 +48,7 @@ class NoiseCourse(torch.nn.Module):
         return self._band_power(audio, self.between(pitch))
 
     def _band_power(self, audio: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,  # no padded edges
-                          return_complex=True).abs().pow(2)
-        power = 2 * spec / (N_FFT * self.window.pow(2).sum())                            # [B, bins, frames]
+        power = stft_power(audio, self.window, HOP_SAMPLES)                             # [B, bins, frames]
         return torch.matmul((power * between[:, :, None]).transpose(1, 2), self.bands)
 
     def loss(self, fake: torch.Tensor, real: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from synth.model.hnsynth import stft_bands
+from synth.model.hnsynth import stft_bands, stft_power
 
 N_FFT = 1024                   # 21 ms frames
 HOP_SAMPLES = 240              # 5 ms: rates up to 100 Hz
@@ -32,9 +32,7 @@ class Texture(torch.nn.Module):
         """[B, NOISE_BANDS, rates]: the power of each band's log-level fluctuation per rate bin (the mean level left
         out), scaled so a random fluctuation of σ nats reads about σ² in every bin. Squares, not magnitudes: a
         silent band's course is flat, and a magnitude's gradient at zero is not a number."""
-        spec = torch.view_as_real(torch.stft(audio, N_FFT, HOP_SAMPLES, window=self.window, center=False,
-                                             return_complex=True)).pow(2).sum(-1)      # [B, bins, frames]
-        power = 2 * spec / (N_FFT * self.window.pow(2).sum())
+        power = stft_power(audio, self.window, HOP_SAMPLES)                             # [B, bins, frames]
         level = torch.log(torch.matmul(power.transpose(1, 2), self.bands) + FLOOR)         # [B, frames, bands]
         level = (level - level.mean(dim=1, keepdim=True)).transpose(1, 2)
         taper = torch.hann_window(level.shape[-1], periodic=False, device=audio.device)
