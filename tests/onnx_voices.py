@@ -74,9 +74,15 @@ def tone_onnx(path: Path, envelope: np.ndarray, *, velocity: bool = True, layers
 def envelope(kind: str, rate: int = RATE, hold: float = 3.0, release: float = 1.0) -> np.ndarray:
     """'percussive': falls 10 dB a second from a 5 ms attack, then 8 e-folds a second after note-off;
     'sustained': steady, and after note-off half the level for 0.3 s, then a straight line to silence at 0.6 s;
-    'steady': steady, with no release part at all."""
+    'steady': steady, with no release part at all; 'wobbling': as sustained, its level wandering without a period
+    (seeded noise at 2-6 Hz, 2 dB RMS) as a real note's bow or breath does."""
     t = np.arange(int((hold + (0 if kind == "steady" else release)) * rate)) / rate
     attack = np.clip(t / 0.005, 0.0, 1.0)
+    if kind == "wobbling":
+        spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(len(t)))
+        f = np.fft.rfftfreq(len(t), 1 / rate)
+        db = np.fft.irfft(np.where((f > 1) & (f < 10), spectrum, 0), len(t))
+        return envelope("sustained", rate, hold, release) * 10 ** (2 * db / db.std() / 20)
     if kind == "percussive":
         held = 10 ** (-10 * np.minimum(t, hold) / 20)
         return attack * held * np.where(t < hold, 1.0, np.exp(-8 * (t - hold)))

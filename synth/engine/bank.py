@@ -3,15 +3,17 @@ at the output rate.
 
 A model may declare velocity layers (metadata `velocity_layers`, e.g. 40, 80, 120; a model without a velocity input
 has one); a bank note is a (layer, pitch) pair, keyed `layer * N_KEYS + pitch`. Notes live in one preallocated pool
-of slots shared by all banks, so memory is fixed up front (slots × stored length × 4 bytes; about 95 MB for the
-default 170 slots of a one-layer model at 48 kHz, about 245 MB for the 446 of a three-layer one). A renderer thread
+of slots shared by all banks, so memory is fixed up front (slots × stored length × 4 bytes; about 110 MB for the
+default 170 slots of a one-layer model at 48 kHz, about 285 MB for the 446 of a three-layer one). A renderer thread
 fills the newest bank of each lane (a lane is one timbre stream: the live instrument has one, an offline render one
 per preset in use): waiting, held and recent pitches first at the layers their last velocities play, then outward
 from them, then the other layers. Each note is levelled as it is stored: brought to one loudness at velocity 100
 whatever its timbre and key, each layer to the level GM's velocity curve gives it (so presets play equally loud,
 every key sounds, and a note's velocity sets its level as in any GM synthesizer; the model's layers set its
 brightness). Each note is also measured as it is stored (synth.engine.envelope) and gets a loop in
-its late stretch (one loop end for all layers of a pitch, so blended voices wrap together); a percussive note's
+its late stretch, with jump segments after the note (prepare_jumps) by which a held voice leaves the loop and
+lands in it somewhere else each pass, so no pattern repeats (one loop end and one set of jumps for all layers of
+a pitch, so blended voices wrap and jump together); a percussive note's
 stretch is levelled first, so that the voice's tail gain gives back its decay on the first pass and carries it on
 past the stored end; a note with a release segment gets the model's release as a gain curve. The audio thread only
 reads `Lane.slot_for[layer, pitch]` (the newest ready slot of that note) and the pool's per-slot loop, tail and
@@ -53,6 +55,12 @@ RENDER_NICE = 15
 # GM files' guitar and lead channels 6-11 dB under FluidSynth's.
 REFERENCE_VELOCITY, REFERENCE_LUFS = 100, -29.6
 MAX_NOTE_GAIN_DB = 30.0  # a near-silent note is not pulled up into its own noise floor
+# Per stored note: exits from its loop and landings in it, every pair a jump segment, and their crossfade
+# (prepare_jumps). With 4 × 4 a held wandering level's period (sound_metrics.loop_periodicity) came out as low as
+# an unlooped note's in a simulation, 0.17 ± 0.08 against 0.13 ± 0.04 (3 × 3: 0.27, 8 × 8: 0.16; one landing per
+# exit: 0.29; the wrap alone ~0.9).
+EXITS = LANDINGS = 4
+JUMPS, JUMP_SECONDS = EXITS * LANDINGS, 0.03
 IDLE_WAIT_S = 0.5  # an idle renderer sleeps; set_timbre() and wake() rouse it at once
 
 
@@ -66,10 +74,20 @@ class NoteLayout:
     loop_start: int
     loop_end: int
     xfade: int
+    jump: int  # crossfade of a jump segment (prepare_jumps)
+
+    @property
+    def body(self) -> int:
+        """Samples of the note itself in a slot; the jump segments follow."""
+        return self.loop_end + 2
 
     @property
     def stored(self) -> int:
-        return self.loop_end + 2
+        return self.body + JUMPS * (self.jump + 2)
+
+    def segment_at(self, k: int) -> int:
+        """Where jump segment k starts in a slot."""
+        return self.body + k * (self.jump + 2)
 
     @staticmethod
     def for_model(model_rate: int, note_samples: int, hold_seconds: float, rate: int) -> "NoteLayout":
@@ -77,20 +95,36 @@ class NoteLayout:
         end = int(0.95 * hold_seconds * rate)
         start = int(0.6 * hold_seconds * rate)
         return NoteLayout(rate, full, int(round(hold_seconds * rate)), start, end,
-                          min(int(0.25 * rate), (end - start) // 2))
+                          min(int(0.25 * rate), (end - start) // 2), int(JUMP_SECONDS * rate))
 
     @property
     def release_points(self) -> int:
         """Room for a release curve (10 ms points), two octaves' transposition down included."""
         return 4 * max(self.full - self.hold, 0) // int(STEP_SECONDS * self.rate) + 2
 
-    def scaled(self, ratio: float) -> tuple[int, int, int]:
-        """Loop start, end and crossfade for a note transposed up by `ratio` (time shrinks by it), kept in storage."""
+    def scaled(self, ratio: float) -> tuple[int, int, int, int]:
+        """Loop start, end, crossfade and jump crossfade for a note transposed up by `ratio` (time shrinks by it),
+        kept in storage."""
         end = min(int(self.loop_end / ratio), self.loop_end)
         length = max(int((self.loop_end - self.loop_start) / ratio), 64)
         xf = max(min(int(self.xfade / ratio), length // 2), 16)
         start = max(end - length, xf + 1)
-        return start, end, xf
+        return start, end, xf, max(min(int(self.jump / ratio), self.jump), 16)
+
+
+Jumps = tuple[tuple[int, int], ...]  # (where a voice leaves the loop, where it lands) per jump segment
+Loop = tuple[int, Jumps]  # a pitch's loop end and jumps, shared by its layers; (0, ()): to be chosen
+
+
+def _best_match(x: np.ndarray, lead: np.ndarray, search: int) -> tuple[int, float]:
+    """Where in x (0 … search) the len(lead) samples best match lead (normalised cross-correlation), and how well."""
+    n = 1 << int(len(x) + len(lead)).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(lead, n)), n)[:search + 1]
+    cs = np.concatenate([[0.0], np.cumsum(x ** 2)])
+    energy = np.sqrt((cs[len(lead):len(lead) + search + 1] - cs[:search + 1]) * (lead ** 2).sum()) + 1e-12
+    score = corr / energy
+    j = int(np.argmax(score))
+    return j, float(score[j])
 
 
 def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int = 0) -> int:
@@ -105,14 +139,8 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     lead = note[start - xfade:start].astype(np.float64)
     r = 0.0
     if search > 0:
-        seg = note[end - search - xfade:end].astype(np.float64)
-        n = 1 << int(len(seg) + xfade).bit_length()
-        corr = np.fft.irfft(np.fft.rfft(seg, n) * np.conj(np.fft.rfft(lead, n)), n)[:search + 1]
-        cs = np.concatenate([[0.0], np.cumsum(seg ** 2)])
-        energy = np.sqrt((cs[xfade:xfade + search + 1] - cs[:search + 1]) * (lead ** 2).sum()) + 1e-12
-        score = corr / energy
-        j = int(np.argmax(score))
-        end, r = end - search + j, float(score[j])
+        j, r = _best_match(note[end - search - xfade:end].astype(np.float64), lead, search)
+        end -= search - j
     else:
         tail = note[end - xfade:end].astype(np.float64)
         r = float(tail @ lead) / (float(np.sqrt((tail @ tail) * (lead @ lead))) + 1e-12)
@@ -122,6 +150,44 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     note[end - xfade:end] = fade_out * note[end - xfade:end] + fade_in * lead
     note[end] = note[start]
     return end
+
+
+def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfade: int, jump: int,
+                  period: float, jumps: Jumps | None = None) -> Jumps:
+    """Write the slot's jump segments and return, for each, where a voice leaves the loop and where it lands.
+
+    A loop that always wraps from its end to its start repeats its level pattern once a pass, which a held note
+    makes audible as a beat about once a second. So a voice instead leaves the loop at one of EXITS points in its
+    second half for one of LANDINGS points in its first 40 %, picked at random each pass (Voices._plan_jump),
+    through a segment: a `jump`-long crossfade from the material at the exit to the material before the landing.
+    The passes then differ in length and in what they play. Each landing (chosen unless `jumps` gives those of
+    the pitch's other layers) is where, within a period of its evenly spread point, the material before it best
+    matches the material at the exit, so the partials join in phase and the level does not dip. Returns () when
+    the loop is too short for them: the voice then only wraps (prepare_loop)."""
+    span = end - xfade - jump - start  # the last exit ends where the wrap's crossfade begins
+    if span < 4 * jump or span < 20 * period:  # the shortest pass, a tenth of span, outlasts two periods
+        return ()
+    theta = np.linspace(0.0, 1.0, jump, endpoint=False)
+    if jumps is None:
+        search, found = max(int(period), 1), []
+        for e in range(EXITS):
+            exit_at = int(start + span * (0.5 + 0.5 * e / (EXITS - 1)))
+            leave = row[exit_at:exit_at + jump].astype(np.float64)
+            for land in range(LANDINGS):
+                lo = int(start + 0.4 * span * land / (LANDINGS - 1))
+                j = _best_match(row[lo - jump:lo + search].astype(np.float64), leave, search)[0]
+                found.append((exit_at, lo + j))
+        jumps = tuple(found)
+    for k, (exit_at, t) in enumerate(jumps):
+        leave = row[exit_at:exit_at + jump].astype(np.float64)
+        lead = row[t - jump:t].astype(np.float64)
+        r = float(leave @ lead) / (float(np.sqrt((leave @ leave) * (lead @ lead))) + 1e-12)
+        fade_in = theta if r > 0.5 else np.sin(theta * np.pi / 2)
+        fade_out = 1.0 - theta if r > 0.5 else np.cos(theta * np.pi / 2)
+        at = layout.segment_at(k)
+        row[at:at + jump] = fade_out * leave + fade_in * lead
+        row[at + jump] = row[t]
+    return jumps
 
 
 MAX_TAIL_DB_PER_SECOND = 100.0  # levelling gain stays inside float32's range
@@ -139,6 +205,8 @@ class NoteShape:
     tail_k: float
     release: np.ndarray | None
     rise: float = 0.0
+    jump_len: int = 0  # prepare_jumps: the segments' crossfade, and where each leaves the loop and lands
+    jumps: Jumps = ()
 
 
 def layer_table(layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,27 +231,29 @@ def note_gain(note: np.ndarray, rate: int, layer_velocity: int) -> float:
 
 
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
-                velocities: list[int], slots: list[int], loop_ends: list[int] | None = None,
+                velocities: list[int], slots: list[int], loops: list[Loop] | None = None,
                 gain: float | None = 1.0) -> list[NoteShape]:
     """Render `pitches` of timbre z at MIDI `velocities` (the layers') into pool rows `slots` at the output rate,
     scaled by `gain` (None: each note levelled by note_gain), measured and with their loops prepared; keys outside
     the model's range are their nearest pitch transposed.
 
-    The layers of one pitch share their loop end (`loop_ends`: one already chosen for the pitch, 0 = search; else
-    the first of the batch's), so the two voices of a blended note wrap together and keep their phase relation."""
+    The layers of one pitch share their loop end and jump targets (`loops`: those already chosen for the pitch,
+    (0, ()) = search; else the first of the batch's), so the two voices of a blended note wrap and jump together
+    and keep their phase relation."""
     info = model.info
     sources = [min(max(p, info.pitch_min), info.pitch_max) for p in pitches]
     audio = model.render(np.repeat(np.asarray(z, np.float32)[None], len(pitches), axis=0), sources,
                          np.asarray(velocities, np.float32) / 127.0)
     shapes = []
-    chosen = {p: e for p, e in zip(pitches, loop_ends or []) if e > 0}
+    chosen = {p: loop for p, loop in zip(pitches, loops or []) if loop[0] > 0}
     for p, q, v, note, slot in zip(pitches, sources, velocities, audio, slots):
         ratio = 2.0 ** ((p - q) / 12.0)
         hz = 440.0 * 2.0 ** ((p - 69) / 12.0)
         n_out = max(int(round(layout.full / ratio)), 64)
         # a note at the output rate and its own pitch is stored as rendered (models at that rate carry no DC)
         out = note if n_out == len(note) else resample(note, n_out, info.sample_rate)
-        start, end, xf = (layout.loop_start, layout.loop_end, layout.xfade) if p == q else layout.scaled(ratio)
+        start, end, xf, jump = ((layout.loop_start, layout.loop_end, layout.xfade, layout.jump) if p == q
+                                else layout.scaled(ratio))
         held = min(int(round(layout.hold / ratio)), len(out))
         env = analyse(out, layout.rate, held, hz)
         tail_from, k, rise = start - xf, 0.0, rise_ms(out[:held], layout.rate) / 1e3
@@ -191,7 +261,7 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
             steady_loop(out, layout.rate, tail_from, end)
         g = note_gain(out[:layout.hold], layout.rate, v) if gain is None else gain
         row = data[slot]
-        n = min(len(out), layout.stored)
+        n = min(len(out), layout.body)
         np.multiply(out[:n], g, out=row[:n])
         row[n:] = 0.0
         if env.percussive:  # level the loop stretch; the voice's tail gain puts the decay back and carries it on
@@ -199,11 +269,14 @@ def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.nd
                     MAX_TAIL_DB_PER_SECOND * math.log(10) / 20 / layout.rate)
             row[tail_from:] *= np.exp(k * np.arange(len(row) - tail_from))
         if p in chosen:
-            end = prepare_loop(row, start, chosen[p], xf)
+            end = prepare_loop(row, start, chosen[p][0], xf)
+            jumps = prepare_jumps(row, layout, start, end, xf, jump, layout.rate / hz, chosen[p][1])
         else:
-            end = chosen[p] = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
+            end = prepare_loop(row, start, end, xf, search=min(layout.rate // 20, (end - start) // 4))
+            jumps = prepare_jumps(row, layout, start, end, xf, jump, layout.rate / hz)
+            chosen[p] = (end, jumps)
         release = env.release if info.release_seconds > 0 else None
-        shapes.append(NoteShape(start, end - start, tail_from, k, release, rise))
+        shapes.append(NoteShape(start, end - start, tail_from, k, release, rise, jump, jumps))
     return shapes
 
 
@@ -227,6 +300,11 @@ class SlotPool:
         self.tail_from = np.zeros(slots, dtype=np.float64)
         self.tail_k = np.zeros(slots, dtype=np.float64)
         self.rise = np.zeros(slots, dtype=np.float64)
+        self.jump_len = np.zeros(slots, dtype=np.float64)
+        self.jump_from = np.zeros((slots, JUMPS), dtype=np.float64)
+        self.jump_to = np.zeros((slots, JUMPS), dtype=np.float64)
+        self.jumps = np.zeros(slots, dtype=np.int64)  # how many jump segments the slot has (0 or JUMPS)
+        self.segment_at = np.array([layout.segment_at(k) for k in range(JUMPS)], dtype=np.float64)
         # Release curves, 10 ms a point, 1 at note-off; release_end is each curve's last point (0: none, fixed fade).
         self.release = np.zeros((slots, layout.release_points), dtype=np.float32)
         self.release[:, 0] = 1.0
@@ -245,6 +323,11 @@ class SlotPool:
         self.tail_from[slot] = shape.tail_from
         self.tail_k[slot] = shape.tail_k
         self.rise[slot] = shape.rise
+        self.jump_len[slot] = shape.jump_len
+        for k, (exit_at, land) in enumerate(shape.jumps):
+            self.jump_from[slot, k] = exit_at
+            self.jump_to[slot, k] = land
+        self.jumps[slot] = len(shape.jumps)
         row = self.release[slot]
         row[1:] = 0.0
         self.release_end[slot] = 0.0
@@ -503,15 +586,15 @@ class BankRenderer:
     def _render(self, ln: Lane, bank: Bank, keys: list[int]) -> None:
         pitches = [k % N_KEYS for k in keys]
         velocities = [self.layers[k // N_KEYS] for k in keys]
-        ends = [self._loop_end(bank, p) for p in pitches]
+        loops = [self._loop(bank, p) for p in pitches]
         slots = [self._take_slot() for _ in keys]
         gain = None if self.match_loudness else 1.0
         try:
             if self._worker is not None:
-                shapes = self._worker.render(bank.z, pitches, velocities, slots, ends, gain)
+                shapes = self._worker.render(bank.z, pitches, velocities, slots, loops, gain)
             else:
                 shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
-                                     ends, gain)
+                                     loops, gain)
         except Exception:
             self.pool.free.extend(slots)
             raise
@@ -548,17 +631,20 @@ class BankRenderer:
         if np.isfinite(alone) and np.isfinite(both):
             ln.blend_rho[lo, pitch] = min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
 
-    def _loop_end(self, bank: Bank, pitch: int) -> int:
-        """The loop end the bank's other layers of this pitch have, else the one the other lanes' newest banks
-        have for it (0: none rendered yet): a note and its morph partner on the other lane wrap together, so a
-        long held morph keeps its phase relation instead of drifting into comb filtering."""
+    def _loop(self, bank: Bank, pitch: int) -> Loop:
+        """The loop end and jump targets the bank's other layers of this pitch have, else those the other lanes'
+        newest banks have for it ((0, ()): none rendered yet): a note and its morph partner on the other lane wrap
+        and jump together, so a long held morph keeps its phase relation instead of drifting into comb filtering."""
         others = [ln.banks[-1] for ln in self.lanes if ln.banks and ln.banks[-1] is not bank]
         for b in [bank] + others:
             for layer in range(len(self.layers)):
                 slot = b.slot_of.get(layer * N_KEYS + pitch)
                 if slot is not None:
-                    return int(self.pool.loop_start[slot] + self.pool.loop_len[slot])
-        return 0
+                    k = int(self.pool.jumps[slot])
+                    jumps = tuple(zip(self.pool.jump_from[slot, :k].astype(int).tolist(),
+                                      self.pool.jump_to[slot, :k].astype(int).tolist()))
+                    return int(self.pool.loop_start[slot] + self.pool.loop_len[slot]), jumps
+        return 0, ()
 
     def _take_slot(self) -> int:
         while True:

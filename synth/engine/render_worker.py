@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from synth.engine.bank import NoteLayout
+    from synth.engine.bank import Loop, NoteLayout
 
 NICE = 15
 
@@ -42,9 +42,9 @@ class RenderWorker:
             raise RenderError(message)
 
     def render(self, z: np.ndarray, pitches: list[int], velocities: list[int], slots: list[int],
-               loop_ends: list[int], gain: float | None = 1.0) -> list:
+               loops: list[Loop], gain: float | None = 1.0) -> list:
         """Render the notes (pitch, layer velocity) into these slots (see bank.render_into); returns NoteShapes."""
-        self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots), list(loop_ends),
+        self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots), list(loops),
                          gain))
         kind, value = self._conn.recv()
         if kind != "ok":

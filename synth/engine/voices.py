@@ -8,10 +8,12 @@ deque that other threads append to (append/popleft are atomic under the GIL and 
 A note plays the bank's layer nearest its velocity, or two voices (one note: same age, one of them `primary`)
 blend the two layers around it; each layer's gain follows the GM curve relative to the layer's own velocity, so
 the level stays continuous across layers. Per voice: linear interpolation at the pitch-bend rate, a held note
-loops its stored loop region (a percussive note's tail gain keeps it decaying at its own rate past the stored
-end, see synth.engine.bank), a linear envelope makes every start and stop click-free (attack, a 5 ms fade when a
-voice is stolen or retriggered), and a release follows the note's own release curve from where the voice is
-(the model's part after note-off), or a fixed fade for a model without one or when a release time is given.
+loops its stored loop region, each pass back in by one of the slot's ways picked at random (the wrap or a jump
+segment, bank.prepare_jumps; the voices of one note pick alike), so no pattern repeats pass after pass (a
+percussive note's tail gain keeps it decaying at its own rate past the stored end, see synth.engine.bank), a
+linear envelope makes every start and stop click-free (attack, a 5 ms fade when a voice is stolen or
+retriggered), and a release follows the note's own release curve from where the voice is (the model's part
+after note-off), or a fixed fade for a model without one or when a release time is given.
 The release curve and tail decay are applied per block (their values at the block's ends, linear between).
 
 Channel messages (the same code live and offline, so `render` and `play` agree):
@@ -44,6 +46,7 @@ EXTRA_VOICES = 16  # room for stolen voices to fade out while their replacements
 MAX_PENDING = 64
 FALLBACK_RELEASE = 0.3  # seconds of linear fade for notes without a release curve
 NO_TAIL = 1e18  # tail_from of a voice that never decays by itself
+NO_JUMP = 1e18  # a voice's second jump when its next one is the wrap
 VOLUME_REF = 100  # GM's default CC7: plays at unity
 SMOOTH_SECONDS = 0.005  # time constant of controller smoothing
 SQRT2 = math.sqrt(2.0)
@@ -109,9 +112,14 @@ class Voices:
         self.v_base = np.zeros(v, dtype=np.int64)
         self.v_pos = np.zeros(v, dtype=np.float64)
         self.v_rate = np.ones(v, dtype=np.float64)
-        self.v_loop_start = np.zeros(v, dtype=np.float64)
-        self.v_loop_end = np.zeros(v, dtype=np.float64)
-        self.v_loop_len = np.ones(v, dtype=np.float64)
+        # The voice's next jump: at position jump_at it goes on at jump_to + (pos - jump_at) % jump_mod (mod: the
+        # loop's length for the wrap, NO_JUMP into a segment); then, when that is a segment, from then_at to then_to.
+        self.v_jump_at = np.zeros(v, dtype=np.float64)
+        self.v_jump_to = np.zeros(v, dtype=np.float64)
+        self.v_jump_mod = np.ones(v, dtype=np.float64)
+        self.v_then_at = np.full(v, NO_JUMP, dtype=np.float64)
+        self.v_then_to = np.full(v, NO_JUMP, dtype=np.float64)
+        self.v_passes = np.zeros(v, dtype=np.int64)  # jumps planned so far: with the age, seeds the next pick
         self.v_gain = np.zeros(v, dtype=np.float32)
         self.v_env = np.zeros(v, dtype=np.float32)
         self.v_env_rate = np.zeros(v, dtype=np.float32)
@@ -133,8 +141,9 @@ class Voices:
         self.v_touch = np.zeros(v, dtype=np.float64)  # polyphonic aftertouch, 0-1
         self.v_left = np.zeros(v, dtype=np.float32)  # the channel gains the voice had at the end of the last block
         self.v_right = np.zeros(v, dtype=np.float32)
-        self._voice_arrays = (self.v_slot, self.v_base, self.v_pos, self.v_rate, self.v_loop_start, self.v_loop_end,
-                              self.v_loop_len, self.v_gain, self.v_env, self.v_env_rate, self.v_state, self.v_chan,
+        self._voice_arrays = (self.v_slot, self.v_base, self.v_pos, self.v_rate, self.v_jump_at, self.v_jump_to,
+                              self.v_jump_mod, self.v_then_at, self.v_then_to, self.v_passes, self.v_gain, self.v_env,
+                              self.v_env_rate, self.v_state, self.v_chan,
                               self.v_pitch, self.v_age, self.v_primary, self.v_upos, self.v_tail_from,
                               self.v_tail_k, self.v_rel_base, self.v_rel_pos, self.v_rel_rate, self.v_rel_end,
                               self.v_side, self.v_paired, self.v_pan, self.v_touch, self.v_left, self.v_right)
@@ -462,9 +471,7 @@ class Voices:
         self.v_pos[i] = 0.0
         self.v_upos[i] = 0.0
         self.v_rate[i] = self.bend_ratio[ch]
-        self.v_loop_start[i] = self.pool.loop_start[slot]
-        self.v_loop_len[i] = self.pool.loop_len[slot]
-        self.v_loop_end[i] = self.pool.loop_start[slot] + self.pool.loop_len[slot]
+        self.v_passes[i] = 0
         self.v_tail_k[i] = self.pool.tail_k[slot]
         self.v_tail_from[i] = self.pool.tail_from[slot] if self.v_tail_k[i] > 0 else NO_TAIL
         self.v_rel_base[i] = slot * self.pool.release.shape[1]
@@ -478,6 +485,7 @@ class Voices:
         self.v_chan[i] = ch
         self.v_pitch[i] = pitch
         self.v_age[i] = self._age
+        self._plan_jump(i)
         self.v_primary[i] = primary
         self.v_side[i] = side
         self.v_paired[i] = 1.0 if paired else 0.0
@@ -581,14 +589,20 @@ class Voices:
         vt = self._vtmp[:n]
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(vt, self.v_pos[:n], out=vt)
-        if (vt >= self.v_loop_end[:n]).any():  # some voice reaches its loop end in this block: wrap into the loop
-            np.copyto(w, self.v_loop_end[:n, None])
+        if (vt >= self.v_jump_at[:n]).any():  # some voice reaches its next jump in this block
+            np.copyto(w, self.v_jump_at[:n, None])
             np.greater_equal(idx, w, out=mask)
-            np.copyto(fl, self.v_loop_start[:n, None])
-            np.subtract(idx, fl, out=tmp)
-            np.copyto(w, self.v_loop_len[:n, None])
+            np.subtract(idx, w, out=tmp)
+            np.copyto(w, self.v_jump_mod[:n, None])
             np.remainder(tmp, w, out=tmp)
-            np.add(tmp, fl, out=tmp)
+            np.copyto(w, self.v_jump_to[:n, None])
+            np.add(tmp, w, out=tmp)
+            np.copyto(idx, tmp, where=mask)
+            np.copyto(w, self.v_then_at[:n, None])  # and out of the segment it jumped into, if in this block too
+            np.greater_equal(idx, w, out=mask)
+            np.subtract(idx, w, out=tmp)
+            np.copyto(w, self.v_then_to[:n, None])
+            np.add(tmp, w, out=tmp)
             np.copyto(idx, tmp, where=mask)
         np.floor(idx, out=fl)
         np.subtract(idx, fl, out=tmp)  # tmp = fractional position
@@ -639,8 +653,8 @@ class Voices:
         np.add(self.v_rel_pos[:n], vt, out=self.v_rel_pos[:n])
         pos = self.v_pos
         for i in range(n):
-            if pos[i] >= self.v_loop_end[i]:
-                pos[i] = self.v_loop_start[i] + (pos[i] - self.v_loop_start[i]) % self.v_loop_len[i]
+            if pos[i] >= self.v_jump_at[i]:
+                self._jump(i)
         np.multiply(self.v_env_rate[:n], b, out=vt)
         np.add(self.v_env[:n], vt, out=vt)
         np.clip(vt, 0.0, 1.0, out=vt)
@@ -651,6 +665,40 @@ class Voices:
                     or (self.v_rel_rate[i] > 0 and self.v_rel_pos[i] >= self.v_rel_end[i])):
                 self._free(i)
             i -= 1
+
+    def _jump(self, i: int) -> None:
+        """Voice i has passed its jump point: move it on as _mix_voices read it, and plan what comes next."""
+        pos = self.v_jump_to[i] + (self.v_pos[i] - self.v_jump_at[i]) % self.v_jump_mod[i]
+        if self.v_then_at[i] == NO_JUMP:
+            self.v_pos[i] = pos
+            self._plan_jump(i)
+        elif pos >= self.v_then_at[i]:
+            self.v_pos[i] = pos - self.v_then_at[i] + self.v_then_to[i]
+            self._plan_jump(i)
+        else:  # inside the segment: its end is the next jump
+            self.v_pos[i] = pos
+            self.v_jump_at[i], self.v_jump_to[i], self.v_jump_mod[i] = self.v_then_at[i], self.v_then_to[i], NO_JUMP
+            self.v_then_at[i] = self.v_then_to[i] = NO_JUMP
+
+    def _plan_jump(self, i: int) -> None:
+        """Pick voice i's way back into its loop at the next pass: one of the slot's jump segments (an exit and a
+        landing) at random, or the wrap when the slot has none. Alike for every voice of the note (same age, same
+        passes), so they keep their phase relation."""
+        slot, pool = self.v_slot[i], self.pool
+        jumps = int(pool.jumps[slot])
+        if jumps == 0:
+            self.v_jump_at[i] = pool.loop_start[slot] + pool.loop_len[slot]
+            self.v_jump_to[i], self.v_jump_mod[i] = pool.loop_start[slot], pool.loop_len[slot]
+            self.v_then_at[i] = self.v_then_to[i] = NO_JUMP
+            return
+        h = (int(self.v_age[i]) * 0x9E3779B1 + int(self.v_passes[i]) * 0x85EBCA77) & 0xFFFFFFFF
+        h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+        k = (h ^ (h >> 12)) % jumps
+        self.v_passes[i] += 1
+        self.v_jump_at[i], self.v_jump_to[i] = pool.jump_from[slot, k], pool.segment_at[k]
+        self.v_jump_mod[i] = NO_JUMP
+        self.v_then_at[i] = pool.segment_at[k] + pool.jump_len[slot]
+        self.v_then_to[i] = pool.jump_to[slot, k]
 
     def _pan_mix(self, n: int, b: int, s0: np.ndarray, mix2: np.ndarray) -> None:
         """Sum the voices [n, b] into the planar stereo block [2, b] with each voice's channel gains (volume,

@@ -332,7 +332,9 @@ def test_layers_of_a_pitch_share_their_loop(models, tmp_path):
     pool, slot_for = v.renderer.pool, v.renderer.lanes[0].slot_for
     for pitch in (57, 60, 63):
         slots = slot_for[:, pitch]
-        assert len({(pool.loop_start[s], pool.loop_len[s]) for s in slots}) == 1
+        assert len({(pool.loop_start[s], pool.loop_len[s], tuple(pool.jump_from[s]), tuple(pool.jump_to[s]))
+                    for s in slots}) == 1
+        assert pool.jumps[slots].min() > 0
     v = voices_for(models["sustained"])
     v.handle(0x90, 60, 100)
     db = rms_db(run(v, 8.0), 0.5, 8.0, step=0.1)
@@ -349,9 +351,32 @@ def test_a_note_and_its_morph_partner_share_their_loop(tmp_path):
     renderer.render_notes(0, [(60, 40)])
     renderer.render_notes(1, [(60, 120)])
     pool = renderer.pool
-    ends = [pool.loop_start[s] + pool.loop_len[s] for s in (renderer.lanes[0].slot_for[0, 60],
-                                                             renderer.lanes[1].slot_for[2, 60])]
-    assert ends[0] == ends[1]
+    loops = [(pool.loop_start[s] + pool.loop_len[s], tuple(pool.jump_from[s]), tuple(pool.jump_to[s]))
+             for s in (renderer.lanes[0].slot_for[0, 60], renderer.lanes[1].slot_for[2, 60])]
+    assert loops[0] == loops[1]
+
+
+def test_a_held_note_does_not_repeat_its_loop_pass_after_pass(tmp_path):
+    """A note whose level wanders without a period, held 30 s. Wrapping one stretch of it repeats that stretch's
+    wandering every pass, a beat a listener hears about once a second; the voices' jumps, a random exit from and
+    landing in the loop each pass, leave little of a period (loop_periodicity, the measure of `held` and `eval`:
+    the same wandering unlooped scores 0.13), and each joins the waveform without a step."""
+    from synth.model.sound_metrics import loop_periodicity
+
+    model = NoteModel(tone_onnx(tmp_path / "w.onnx", envelope("wobbling"), velocity=False), provider="cpu")
+    v = voices_for(model)
+    v.handle(0x90, 60, 100)
+    jumping = run(v, 30.0)
+    v.renderer.pool.jumps[:] = 0  # slots without jump segments: the voices only wrap
+    w = Voices(v.renderer, max_block=BLOCK, polyphony=8)
+    w.handle(0x90, 60, 100)
+    wrapping = run(w, 30.0)
+    assert loop_periodicity(wrapping, RATE, end=30.0) > 0.8
+    assert loop_periodicity(jumping, RATE, end=30.0) < 0.35
+    # A step in the waveform is a spike in its second difference, against the tone's level there (10 ms RMS).
+    level = np.sqrt(np.convolve(jumping.astype(np.float64) ** 2, np.ones(480) / 480, mode="same"))
+    spikes = np.abs(np.diff(jumping, 2)) / level[1:-1]
+    assert spikes[RATE:-480].max() < 1.2 * spikes[RATE // 2:RATE].max()  # (the last 10 ms: the RMS edge)
 
 
 def test_a_note_between_two_unlike_layers_is_as_loud_as_either(tmp_path):
