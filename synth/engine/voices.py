@@ -8,8 +8,8 @@ deque that other threads append to (append/popleft are atomic under the GIL and 
 A note plays the bank's layer nearest its velocity, or two voices (one note: same age, one of them `primary`)
 blend the two layers around it; each layer's gain follows the GM curve relative to the layer's own velocity, so
 the level stays continuous across layers. Per voice: linear interpolation at the pitch-bend rate, a held note
-loops its stored loop region, each pass back in by one of the slot's ways picked at random (the wrap or a jump
-segment, bank.prepare_jumps; the voices of one note pick alike), so no pattern repeats pass after pass (a
+loops its stored loop region, each pass leaving it by one of the slot's jump segments picked at random
+(bank.prepare_jumps; the voices of one note pick alike), so no pattern repeats pass after pass (a
 percussive note's tail gain keeps it decaying at its own rate past the stored end, see synth.engine.bank), a
 linear envelope makes every start and stop click-free (attack, a 5 ms fade when a voice is stolen or
 retriggered), and a release follows the note's own release curve from where the voice is (the model's part
@@ -46,7 +46,7 @@ EXTRA_VOICES = 16  # room for stolen voices to fade out while their replacements
 MAX_PENDING = 64
 FALLBACK_RELEASE = 0.3  # seconds of linear fade for notes without a release curve
 NO_TAIL = 1e18  # tail_from of a voice that never decays by itself
-NO_JUMP = 1e18  # a voice's second jump when its next one is the wrap
+NO_JUMP = 1e18  # no second jump (then_at), and no wrapping round (jump_mod) on a jump into a segment
 VOLUME_REF = 100  # GM's default CC7: plays at unity
 SMOOTH_SECONDS = 0.005  # time constant of controller smoothing
 SQRT2 = math.sqrt(2.0)
