@@ -168,15 +168,21 @@ def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfa
     if span < 4 * jump or span < 20 * period:  # the shortest pass, a tenth of span, outlasts two periods
         return ()
     theta = np.linspace(0.0, 1.0, jump, endpoint=False)
-    if jumps is None:
+    if jumps is None:  # _best_match for every pair, each exit's and landing's transform computed once
         search, found = max(int(period), 1), []
+        n = 1 << int(2 * jump + search).bit_length()
+        lows = [int(start + 0.4 * span * land / (LANDINGS - 1)) for land in range(LANDINGS)]
+        regions = [row[lo - jump:lo + search].astype(np.float64) for lo in lows]
+        spectra = [np.fft.rfft(x, n) for x in regions]
+        windows = [np.sqrt(np.maximum(c[jump:jump + search + 1] - c[:search + 1], 0.0)) for c in
+                   (np.concatenate([[0.0], np.cumsum(x ** 2)]) for x in regions)]
         for e in range(EXITS):
             exit_at = int(start + span * (0.5 + 0.5 * e / (EXITS - 1)))
             leave = row[exit_at:exit_at + jump].astype(np.float64)
-            for land in range(LANDINGS):
-                lo = int(start + 0.4 * span * land / (LANDINGS - 1))
-                j = _best_match(row[lo - jump:lo + search].astype(np.float64), leave, search)[0]
-                found.append((exit_at, lo + j))
+            own, norm = np.conj(np.fft.rfft(leave, n)), float(np.sqrt((leave ** 2).sum()))
+            for lo, spectrum, window in zip(lows, spectra, windows):
+                corr = np.fft.irfft(spectrum * own, n)[:search + 1]
+                found.append((exit_at, lo + int(np.argmax(corr / (window * norm + 1e-12)))))
         jumps = tuple(found)
     for k, (exit_at, t) in enumerate(jumps):
         leave = row[exit_at:exit_at + jump].astype(np.float64)
