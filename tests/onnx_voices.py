@@ -75,7 +75,7 @@ def envelope(kind: str, rate: int = RATE, hold: float = 3.0, release: float = 1.
     """'percussive': falls 10 dB a second from a 5 ms attack, then 8 e-folds a second after note-off;
     'sustained': steady, and after note-off half the level for 0.3 s, then a straight line to silence at 0.6 s;
     'steady': steady, with no release part at all; 'wobbling': as sustained, its level wandering without a period
-    (seeded noise at 2-6 Hz, 2 dB RMS) as a real note's bow or breath does."""
+    (seeded noise at 1-10 Hz, 2 dB RMS) as a real note's bow or breath does."""
     t = np.arange(int((hold + (0 if kind == "steady" else release)) * rate)) / rate
     attack = np.clip(t / 0.005, 0.0, 1.0)
     if kind == "wobbling":

@@ -360,7 +360,7 @@ def test_a_held_note_does_not_repeat_its_loop_pass_after_pass(tmp_path):
     """A note whose level wanders without a period, held 30 s. Wrapping one stretch of it repeats that stretch's
     wandering every pass, a beat a listener hears about once a second; the voices' jumps, a random exit from and
     landing in the loop each pass, leave little of a period (loop_periodicity, the measure of `held` and `eval`:
-    the same wandering unlooped scores 0.13), and each joins the waveform without a step."""
+    30 s of such wandering, unlooped, scores 0.12), and each joins the waveform without a step."""
     from synth.model.sound_metrics import loop_periodicity
 
     model = NoteModel(tone_onnx(tmp_path / "w.onnx", envelope("wobbling"), velocity=False), provider="cpu")
