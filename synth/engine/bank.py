@@ -116,15 +116,16 @@ Jumps = tuple[tuple[int, int], ...]  # (where a voice leaves the loop, where it 
 Loop = tuple[int, Jumps]  # a pitch's loop end and jumps, shared by its layers; (0, ()): to be chosen
 
 
-def _best_match(x: np.ndarray, lead: np.ndarray, search: int) -> tuple[int, float]:
-    """Where in x (0 … search) the len(lead) samples best match lead (normalised cross-correlation), and how well."""
-    n = 1 << int(len(x) + len(lead)).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(lead, n)), n)[:search + 1]
-    cs = np.concatenate([[0.0], np.cumsum(x ** 2)])
-    energy = np.sqrt((cs[len(lead):len(lead) + search + 1] - cs[:search + 1]) * (lead ** 2).sum()) + 1e-12
-    score = corr / energy
-    j = int(np.argmax(score))
-    return j, float(score[j])
+def _match_scores(xs: list[np.ndarray], leads: list[np.ndarray], search: int) -> np.ndarray:
+    """[leads, xs, search + 1]: how well the samples of each x from each offset 0 … search match each lead (all
+    leads one length, all xs that length + search; normalised cross-correlation), each transform taken once."""
+    m = len(leads[0])
+    n = 1 << int(len(xs[0]) + m).bit_length()
+    spectra = np.stack([np.fft.rfft(x, n) for x in xs])
+    cs = np.stack([np.concatenate([[0.0], np.cumsum(x ** 2)]) for x in xs])
+    windows = np.sqrt(np.maximum(cs[:, m:m + search + 1] - cs[:, :search + 1], 0.0))
+    return np.stack([np.fft.irfft(spectra * np.conj(np.fft.rfft(lead, n)), n)[:, :search + 1]
+                     / (windows * np.sqrt((lead ** 2).sum()) + 1e-12) for lead in leads])
 
 
 def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int = 0) -> int:
@@ -139,8 +140,9 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     lead = note[start - xfade:start].astype(np.float64)
     r = 0.0
     if search > 0:
-        j, r = _best_match(note[end - search - xfade:end].astype(np.float64), lead, search)
-        end -= search - j
+        score = _match_scores([note[end - search - xfade:end].astype(np.float64)], [lead], search)[0, 0]
+        j = int(np.argmax(score))
+        end, r = end - search + j, float(score[j])
     else:
         tail = note[end - xfade:end].astype(np.float64)
         r = float(tail @ lead) / (float(np.sqrt((tail @ tail) * (lead @ lead))) + 1e-12)
@@ -168,22 +170,13 @@ def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfa
     if span < 4 * jump or span < 20 * period:  # the shortest pass, a tenth of span, outlasts two periods
         return ()
     theta = np.linspace(0.0, 1.0, jump, endpoint=False)
-    if jumps is None:  # _best_match for every pair, each exit's and landing's transform computed once
-        search, found = max(int(period), 1), []
-        n = 1 << int(2 * jump + search).bit_length()
+    if jumps is None:
+        search = max(int(period), 1)
+        exits = [int(start + span * (0.5 + 0.5 * e / (EXITS - 1))) for e in range(EXITS)]
         lows = [int(start + 0.4 * span * land / (LANDINGS - 1)) for land in range(LANDINGS)]
-        regions = [row[lo - jump:lo + search].astype(np.float64) for lo in lows]
-        spectra = [np.fft.rfft(x, n) for x in regions]
-        windows = [np.sqrt(np.maximum(c[jump:jump + search + 1] - c[:search + 1], 0.0)) for c in
-                   (np.concatenate([[0.0], np.cumsum(x ** 2)]) for x in regions)]
-        for e in range(EXITS):
-            exit_at = int(start + span * (0.5 + 0.5 * e / (EXITS - 1)))
-            leave = row[exit_at:exit_at + jump].astype(np.float64)
-            own, norm = np.conj(np.fft.rfft(leave, n)), float(np.sqrt((leave ** 2).sum()))
-            for lo, spectrum, window in zip(lows, spectra, windows):
-                corr = np.fft.irfft(spectrum * own, n)[:search + 1]
-                found.append((exit_at, lo + int(np.argmax(corr / (window * norm + 1e-12)))))
-        jumps = tuple(found)
+        best = _match_scores([row[lo - jump:lo + search].astype(np.float64) for lo in lows],
+                             [row[e:e + jump].astype(np.float64) for e in exits], search).argmax(-1)
+        jumps = tuple((e, lo + int(best[i, j])) for i, e in enumerate(exits) for j, lo in enumerate(lows))
     for k, (exit_at, t) in enumerate(jumps):
         leave = row[exit_at:exit_at + jump].astype(np.float64)
         lead = row[t - jump:t].astype(np.float64)
@@ -310,7 +303,6 @@ class SlotPool:
         self.jump_from = np.zeros((slots, JUMPS), dtype=np.float64)
         self.jump_to = np.zeros((slots, JUMPS), dtype=np.float64)
         self.jumps = np.zeros(slots, dtype=np.int64)  # how many jump segments the slot has (0 or JUMPS)
-        self.segment_at = np.array([layout.segment_at(k) for k in range(JUMPS)], dtype=np.float64)
         # Release curves, 10 ms a point, 1 at note-off; release_end is each curve's last point (0: none, fixed fade).
         self.release = np.zeros((slots, layout.release_points), dtype=np.float32)
         self.release[:, 0] = 1.0

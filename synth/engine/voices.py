@@ -695,9 +695,10 @@ class Voices:
         h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
         k = (h ^ (h >> 12)) % jumps
         self.v_passes[i] += 1
-        self.v_jump_at[i], self.v_jump_to[i] = pool.jump_from[slot, k], pool.segment_at[k]
+        segment = pool.layout.segment_at(k)
+        self.v_jump_at[i], self.v_jump_to[i] = pool.jump_from[slot, k], segment
         self.v_jump_mod[i] = NO_JUMP
-        self.v_then_at[i] = pool.segment_at[k] + pool.jump_len[slot]
+        self.v_then_at[i] = segment + pool.jump_len[slot]
         self.v_then_to[i] = pool.jump_to[slot, k]
 
     def _pan_mix(self, n: int, b: int, s0: np.ndarray, mix2: np.ndarray) -> None:
