@@ -12,6 +12,7 @@ from synth.model.hnsynth import HOP, SAMPLE_RATE, HarmonicNoiseSynth
 EDGES_HZ = (20.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, SAMPLE_RATE / 2 + 1)
 N_FFT = 1024
 FLOOR = 1e-7  # power (re full scale) under which levels are not compared: -70 dB
+ONSET_FRAMES = 80  # 0.4 s: the attack of the slowest real families (reeds, pads) is about that long
 
 
 class BandEnvelope(torch.nn.Module):
@@ -66,8 +67,12 @@ class BandEnvelope(torch.nn.Module):
         return torch.matmul(power.transpose(1, 2), self.bins)
 
     def loss(self, amplitudes: torch.Tensor, noise: torch.Tensor, pitch: torch.Tensor,
-             audio: torch.Tensor) -> torch.Tensor:
-        """Mean absolute log ratio of the controls' band powers to the real note's, over every frame and band."""
+             audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean absolute log ratio of the controls' band powers to the real note's: over every frame and band, and
+        over the onset's first ONSET_FRAMES alone (a handful of the note's 800 frames, so the whole-note mean
+        hardly sees a soft attack: the shipped voice's onsets sat a mean 0.4 nepers under the real notes' while
+        the rest of the note was within 0.04)."""
         fake, real = self.controls(amplitudes, noise, pitch), self.audio(audio)
         frames = min(fake.shape[1], real.shape[1])
-        return (torch.log(fake[:, :frames] + FLOOR) - torch.log(real[:, :frames] + FLOOR)).abs().mean()
+        distance = (torch.log(fake[:, :frames] + FLOOR) - torch.log(real[:, :frames] + FLOOR)).abs()
+        return distance.mean(), distance[:, :ONSET_FRAMES].mean()

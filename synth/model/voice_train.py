@@ -82,6 +82,9 @@ class VoiceTrainConfig:
     # Weight of the texture loss (texture.py): how far and how fast each band's level moves over the crop,
     # whatever the timing, against the real crop's; 0 leaves it out.
     texture_weight: float = 0.0
+    # Weight of the onset envelope loss (envelope.py): the band envelope over the note's first 0.4 s alone, on top
+    # of the whole note's; 0 leaves it out.
+    onset_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -391,7 +394,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     amplitudes, f0_dev, noise, unison = nets.gen(z, pitch, vel)
     fake = nets.voice.synth(amplitudes, f0_dev, noise, pitch, start, cfg.crop_frames, unison)
     spec = spectral_loss(fake, real)
-    env = nets.envelope.loss(amplitudes, noise, pitch, whole)
+    env, onset = nets.envelope.loss(amplitudes, noise, pitch, whole)
     avg = average_spectrum_loss(fake, real)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
     beta = cfg.kl_weight * min(1.0, 0.1 + 0.9 * run.step / max(1, cfg.kl_warmup))
@@ -399,6 +402,9 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     if nets.parent is not None:
         loss = loss + cfg.keep_weight * _keep_loss(nets, rng)
     extra: dict[str, float] = {}
+    if cfg.onset_weight > 0:
+        loss = loss + cfg.onset_weight * onset
+        extra["onset"] = onset.item()
     if cfg.harmonic_weight > 0:
         harm = nets.harmonics.loss(amplitudes, pitch, whole)
         loss = loss + cfg.harmonic_weight * harm
