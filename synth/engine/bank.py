@@ -138,20 +138,25 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
     becomes note[start], so a jump from e back to start continues the waveform without a step or a dip.
     """
     lead = note[start - xfade:start].astype(np.float64)
-    r = 0.0
+    r = None
     if search > 0:
         score = _match_scores([note[end - search - xfade:end].astype(np.float64)], [lead], search)[0, 0]
         j = int(np.argmax(score))
         end, r = end - search + j, float(score[j])
-    else:
-        tail = note[end - xfade:end].astype(np.float64)
-        r = float(tail @ lead) / (float(np.sqrt((tail @ tail) * (lead @ lead))) + 1e-12)
-    theta = np.linspace(0.0, 1.0, xfade, endpoint=False)
-    fade_in = theta if r > 0.5 else np.sin(theta * np.pi / 2)
-    fade_out = 1.0 - theta if r > 0.5 else np.cos(theta * np.pi / 2)
-    note[end - xfade:end] = fade_out * note[end - xfade:end] + fade_in * lead
+    note[end - xfade:end] = _join(note[end - xfade:end].astype(np.float64), lead, r)
     note[end] = note[start]
     return end
+
+
+def _join(leave: np.ndarray, lead: np.ndarray, r: float | None = None) -> np.ndarray:
+    """`leave` faded into `lead` (one length, float64): linearly when they match well (normalised correlation r
+    over 0.5; computed when not given), at equal power when not, so the join neither steps nor dips."""
+    if r is None:
+        r = float(leave @ lead) / (float(np.sqrt((leave @ leave) * (lead @ lead))) + 1e-12)
+    theta = np.linspace(0.0, 1.0, len(leave), endpoint=False)
+    if r > 0.5:
+        return (1.0 - theta) * leave + theta * lead
+    return np.cos(theta * np.pi / 2) * leave + np.sin(theta * np.pi / 2) * lead
 
 
 def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfade: int, jump: int,
@@ -169,7 +174,6 @@ def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfa
     span = end - xfade - jump - start  # the last exit ends where the wrap's crossfade begins
     if span < 4 * jump or span < 20 * period:  # the shortest pass, a tenth of span, outlasts two periods
         return ()
-    theta = np.linspace(0.0, 1.0, jump, endpoint=False)
     if jumps is None:
         search = max(int(period), 1)
         exits = [int(start + span * (0.5 + 0.5 * e / (EXITS - 1))) for e in range(EXITS)]
@@ -178,13 +182,8 @@ def prepare_jumps(row: np.ndarray, layout: NoteLayout, start: int, end: int, xfa
                              [row[e:e + jump].astype(np.float64) for e in exits], search).argmax(-1)
         jumps = tuple((e, lo + int(best[i, j])) for i, e in enumerate(exits) for j, lo in enumerate(lows))
     for k, (exit_at, t) in enumerate(jumps):
-        leave = row[exit_at:exit_at + jump].astype(np.float64)
-        lead = row[t - jump:t].astype(np.float64)
-        r = float(leave @ lead) / (float(np.sqrt((leave @ leave) * (lead @ lead))) + 1e-12)
-        fade_in = theta if r > 0.5 else np.sin(theta * np.pi / 2)
-        fade_out = 1.0 - theta if r > 0.5 else np.cos(theta * np.pi / 2)
         at = layout.segment_at(k)
-        row[at:at + jump] = fade_out * leave + fade_in * lead
+        row[at:at + jump] = _join(row[exit_at:exit_at + jump].astype(np.float64), row[t - jump:t].astype(np.float64))
         row[at + jump] = row[t]
     return jumps
 
