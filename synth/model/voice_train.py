@@ -24,7 +24,7 @@ from synth.model import dataset
 from synth.model.discriminator import Discriminator, discriminator_loss, generator_losses
 from synth.model.envelope import BandEnvelope
 from synth.model.harmonic_levels import HarmonicLevels
-from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, spectral_loss
+from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, mel_loss, spectral_loss
 from synth.model.noise_course import NoiseCourse
 from synth.model.texture import Texture
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
@@ -85,6 +85,9 @@ class VoiceTrainConfig:
     # Weight of the onset envelope loss (envelope.py): the band envelope over the note's first 0.4 s alone, on top
     # of the whole note's; 0 leaves it out.
     onset_weight: float = 0.0
+    # Weight of the log-mel loss (hnsynth.mel_loss): the crops' spectra on the mel scale, where the low partials
+    # weigh as a listener hears them; 0 leaves it out.
+    mel_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -405,6 +408,10 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     if cfg.onset_weight > 0:
         loss = loss + cfg.onset_weight * onset
         extra["onset"] = onset.item()
+    if cfg.mel_weight > 0:
+        mel = mel_loss(fake, real)
+        loss = loss + cfg.mel_weight * mel
+        extra["mel"] = mel.item()
     if cfg.harmonic_weight > 0:
         harm = nets.harmonics.loss(amplitudes, pitch, whole)
         loss = loss + cfg.harmonic_weight * harm

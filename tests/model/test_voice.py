@@ -12,7 +12,7 @@ import torch
 
 from synth.model.discriminator import Discriminator, discriminator_loss
 from synth.model.hnsynth import (FRAMES, HARMONICS, HOP, NOISE_BANDS, SAMPLE_RATE, HarmonicNoiseSynth,
-                                 average_spectrum_loss, midi_to_hz, spectral_loss)
+                                 average_spectrum_loss, mel_loss, midi_to_hz, spectral_loss)
 from synth.model.voice_export import voice_from_model_file
 from synth.model.voice_train import VoiceTrainConfig, atomic_save, load_voice, train
 from tests.torch_voices import TINY_NET
@@ -116,6 +116,24 @@ def test_the_average_spectrum_loss_asks_for_a_vibrato_whatever_its_timing():
     real, late, clean = _tone(25, 0.0), _tone(25, 1.6), _tone(0, 0.0)
     assert spectral_loss(clean, real) < spectral_loss(late, real)
     assert average_spectrum_loss(late, real) < 0.5 * average_spectrum_loss(clean, real)
+
+
+def test_the_mel_loss_weighs_the_low_band_as_a_listener_does():
+    """The same 6 dB error under 1 kHz and at 4-8 kHz of a noise: the spectral loss, even in Hz, counts the low
+    band's a quarter of the high one's; the log-mel loss counts it more (it has more mel bands), and nothing when
+    the crops match."""
+    rng = np.random.default_rng(0)
+    n = int(0.48 * SAMPLE_RATE)
+    spectrum, freqs = np.fft.rfft(rng.normal(0.0, 0.05, n)), np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+
+    def halved(lo: float, hi: float) -> torch.Tensor:
+        s = spectrum * np.where((freqs >= lo) & (freqs < hi), 0.5, 1.0)
+        return torch.from_numpy(np.fft.irfft(s, n)[None]).float()
+
+    real, low, high = halved(0.0, 0.0), halved(30.0, 1000.0), halved(4000.0, 8000.0)
+    assert spectral_loss(low, real) < 0.5 * spectral_loss(high, real)
+    assert mel_loss(low, real) > 1.2 * mel_loss(high, real)
+    assert mel_loss(real, real) == 0.0
 
 
 def test_training_learns_a_note_and_resumes(tiny_notes, tmp_path):
@@ -230,15 +248,16 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     run = tmp_path / "run"
     train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=2,
                            adversarial=0.1, harmonic_weight=0.5, noise_weight=0.5, texture_weight=0.5,
-                           onset_weight=0.5), progress=False)
+                           onset_weight=0.5, mel_weight=0.5), progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx"), "--card", str(tmp_path / "card.md")])
     model = NoteModel(tmp_path / "m.onnx")
     facts = json.loads(model.info.training_data)
     assert facts["steps"] == 2 and facts["soundfonts"] == ["timgm6mb"] and facts["decoder"] == "harmonic-plus-noise"
     assert facts["prior"].startswith("Gaussian fit of the encoder's posteriors of ")
     assert facts["objective"].endswith("; harmonic level loss, weight 0.5; noise course loss, weight 0.5; texture "
-                                       "(modulation spectrum) loss, weight 0.5; onset envelope loss, weight 0.5; adversarial stage (spectrogram "
-                                       "discriminator, weight 0.1)")
+                                       "(modulation spectrum) loss, weight 0.5; onset envelope loss, weight 0.5; "
+                                       "log-mel loss, weight 0.5; adversarial stage (spectrogram discriminator, "
+                                       "weight 0.1)")
     assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
     assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
