@@ -22,6 +22,10 @@ NOISE_BANDS = 32
 LOW_CUT_HZ = 20.0              # the noise has nothing below this: no DC, no rumble
 FRAMES = int(NOTE_SECONDS * SAMPLE_RATE) // HOP      # 800 control frames; the synth reads one more (the end)
 NOTE_SAMPLES = FRAMES * HOP
+# The unison's detune wanders by up to this share about its value along the note (a fixed slow curve, drift_curve):
+# with a constant detune every partial beats at a multiple of one rate, so a held note's level repeats exactly
+# once a beat (the Brass preset's middle C: every 0.64 s, loop periodicity 0.34 before the bank's loop).
+UNISON_DRIFT = 0.5
 
 
 def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
@@ -66,6 +70,13 @@ def band_noise(bands: int = NOISE_BANDS, samples: int = NOTE_SAMPLES + HOP, sr: 
     return out / out.sum(axis=0).std()
 
 
+def drift_curve(frames: int = FRAMES + 1) -> np.ndarray:
+    """[frames] a fixed slow wander in [-1, 1] per control frame: three sines of 0.21, 0.34 and 0.55 Hz (no common
+    period within a note), as the tuning of two players or chorus voices drifts against each other."""
+    t = np.arange(frames) * HOP / SAMPLE_RATE
+    return (sum(np.sin(2 * np.pi * f * t + p) for f, p in ((0.21, 0.4), (0.34, 2.1), (0.55, 4.0))) / 3.0).astype(np.float32)
+
+
 class HarmonicNoiseSynth(torch.nn.Module):
     """Controls → audio. amplitudes [B, T+1, HARMONICS] (linear, per harmonic), f0_dev [B, T+1] (semitones),
     noise [B, T+1, NOISE_BANDS] (linear band magnitudes), pitch [B] → audio [B, T * HOP]."""
@@ -82,6 +93,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
                              persistent=False)
         self.register_buffer("noise", torch.from_numpy(band_noise(bands)).half(), persistent=False)
         self.register_buffer("ramp", (torch.arange(HOP, dtype=torch.float32) / HOP), persistent=False)
+        self.register_buffer("drift", torch.from_numpy(drift_curve()), persistent=False)
         self.harmonics, self.table = harmonics, table
 
     def _load_from_state_dict(self, state: dict, prefix: str, *args: object) -> None:
@@ -124,8 +136,13 @@ class HarmonicNoiseSynth(torch.nn.Module):
         detune, theta = unison[:, :1], unison[:, 1:]
         cos, sin = torch.cos(theta), torch.sin(theta)
         low, high = torch.pow(2.0, -detune * sin * sin / 12.0), torch.pow(2.0, detune * cos * cos / 12.0)
-        return (cos * self._read(tables, f0 * low, extra * low, start)
-                + sin * self._read(tables, f0 * high, extra * high, start))
+        # The detune's wander as cycles each voice gains on its mean rate (from the onset, like the vibrato).
+        wander = UNISON_DRIFT * self.drift[None, :f0_dev.shape[1]] / 12.0
+        def gained(share: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+            per = (torch.pow(2.0, share * wander) - 1.0) * mean * f0 * (HOP / SAMPLE_RATE)
+            return (torch.cumsum(per, dim=1) - per)[:, start:start + frames + 1]
+        return (cos * self._read(tables, f0 * low, extra * low + gained(-detune * sin * sin, low), start)
+                + sin * self._read(tables, f0 * high, extra * high + gained(detune * cos * cos, high), start))
 
     def _read(self, tables: torch.Tensor, f0: torch.Tensor, extra: torch.Tensor, start: int) -> torch.Tensor:
         """The wavetables read at f0 [B, 1] Hz plus the vibrato `extra` [B, T+1] (cycles at each frame's start).

@@ -92,6 +92,23 @@ def test_a_unison_splits_each_partial_in_two_and_keeps_the_notes_pitch_and_power
     assert abs(20 * np.log10(rms(split[0]) / rms(one[0]))) < 0.5
 
 
+def test_the_unisons_detune_wanders_so_a_held_note_does_not_repeat_once_a_beat(monkeypatch):
+    """Ten partials of middle C and a second voice 10 cents up, 8 dB down: with a constant detune every partial
+    beats at a multiple of one rate and the level repeats exactly; the wander (UNISON_DRIFT) breaks the repeat."""
+    from synth.model import hnsynth
+    from synth.model.sound_metrics import loop_periodicity
+
+    amps, dev, noise = _controls(1, {k: 0.3 / k for k in range(1, 11)})
+
+    def periodicity() -> float:
+        audio = HarmonicNoiseSynth()(amps, dev, noise, torch.tensor([60]), unison=torch.tensor([[0.1, math.pi / 8]]))
+        return loop_periodicity(audio[0].numpy(), SAMPLE_RATE)
+
+    wandering = periodicity()
+    monkeypatch.setattr(hnsynth, "UNISON_DRIFT", 0.0)
+    assert periodicity() > wandering + 0.1
+
+
 def test_white_noise_at_unit_band_magnitudes():
     synth = HarmonicNoiseSynth()
     amps, dev, noise = _controls(1, {}, noise=1.0)
