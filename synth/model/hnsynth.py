@@ -74,7 +74,8 @@ def drift_curve(frames: int = FRAMES + 1) -> np.ndarray:
     """[frames] a fixed slow wander in [-1, 1] per control frame: three sines of 0.21, 0.34 and 0.55 Hz (no common
     period within a note), as the tuning of two players or chorus voices drifts against each other."""
     t = np.arange(frames) * HOP / SAMPLE_RATE
-    return (sum(np.sin(2 * np.pi * f * t + p) for f, p in ((0.21, 0.4), (0.34, 2.1), (0.55, 4.0))) / 3.0).astype(np.float32)
+    waves = [np.sin(2 * np.pi * f * t + p) for f, p in ((0.21, 0.4), (0.34, 2.1), (0.55, 4.0))]
+    return (np.mean(waves, axis=0)).astype(np.float32)
 
 
 class HarmonicNoiseSynth(torch.nn.Module):
@@ -84,6 +85,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
     basis: torch.Tensor  # buffers (register_buffer), named here for the type checker
     noise: torch.Tensor
     ramp: torch.Tensor
+    drift: torch.Tensor
 
     def __init__(self, harmonics: int = HARMONICS, table: int = TABLE, bands: int = NOISE_BANDS) -> None:
         super().__init__()
