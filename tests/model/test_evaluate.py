@@ -24,6 +24,19 @@ def test_yin_measures_cents_across_the_keyboard():
     assert np.isinf(E.cents_error(np.zeros((1, 192000), np.float32), np.array([60]))).all()
 
 
+def test_yin_takes_notes_in_batches_and_measures_each_as_alone(monkeypatch):
+    """More notes than a batch (a silent one among them): each note's f0 is the one it gets measured alone."""
+    monkeypatch.setattr(E, "YIN_BATCH", 4)
+    pitches = np.array([30, 41, 52, 63, 74, 85, 45, 57, 69])
+    notes = tones(pitches)
+    notes[5] = 0.0
+    together = E.yin_f0(notes)
+    alone = np.array([E.yin_f0(n[None])[0] for n in notes])
+    np.testing.assert_array_equal(np.isnan(together), np.isnan(alone))
+    np.testing.assert_allclose(together[~np.isnan(alone)], alone[~np.isnan(alone)])
+    assert np.isnan(together[5]) and np.isfinite(together).sum() == 8
+
+
 def test_fid_and_ndb_separate_distributions():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((600, 8)), rng.standard_normal((600, 8))
