@@ -19,6 +19,7 @@ from torch import nn
 
 from synth.core.files import replacing, write_atomic
 from synth.model import dataset
+from synth.model.hnsynth import mel_filters
 from synth.model.voice import N_PITCHES, PITCH_MIN
 
 if TYPE_CHECKING:
@@ -27,19 +28,6 @@ if TYPE_CHECKING:
 SAMPLE_RATE = dataset.SAMPLE_RATE
 
 N_FAMILIES = len(dataset.FAMILIES)
-
-
-def classifier_mel(bands: int = 256, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0) -> np.ndarray:
-    """Triangular mel filters over the whole audible band (the classifier hears above 8 kHz too)."""
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    edges = 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), bands + 2) / 2595.0) - 1.0)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
-    fb = np.zeros((bands, len(freqs)), np.float32)
-    for m in range(bands):
-        a, b, c = edges[m:m + 3]
-        fb[m] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
-        fb[m] /= max(fb[m].sum(), 1e-9)
-    return fb
 
 
 class NoteClassifier(nn.Module):
@@ -53,7 +41,7 @@ class NoteClassifier(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("fb", torch.from_numpy(classifier_mel()), persistent=False)
+        self.register_buffer("fb", torch.from_numpy(mel_filters(256, 4096)), persistent=False)  # hears above 8 kHz too
         self.register_buffer("window", torch.hann_window(4096), persistent=False)
         chans = (1, 16, 32, 64)
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans, chans[1:]))

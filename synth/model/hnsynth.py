@@ -223,25 +223,21 @@ def average_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, smooth: int = 
     return (torch.log(power(fake) + floor) - torch.log(power(real) + floor)).abs().mean()
 
 
-_MEL_BANKS: dict[tuple[int, int, str], torch.Tensor] = {}
-
-
-def mel_bank(bands: int = 192, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0,
-             device: torch.device | str = "cpu") -> torch.Tensor:
+def mel_filters(bands: int = 192, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0) -> np.ndarray:
     """Triangular filters [bands, n_fft // 2 + 1], even on the mel scale over the audible band, each averaging the
-    magnitudes under it (made once per shape and device)."""
-    key = (bands, n_fft, str(device))
-    if key not in _MEL_BANKS:
-        mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-        edges = 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), bands + 2) / 2595.0) - 1.0)
-        freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
-        fb = np.zeros((bands, len(freqs)), np.float32)
-        for m in range(bands):
-            a, b, c = edges[m:m + 3]
-            fb[m] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
-            fb[m] /= max(fb[m].sum(), 1e-9)
-        _MEL_BANKS[key] = torch.from_numpy(fb).to(device)
-    return _MEL_BANKS[key]
+    magnitudes under it."""
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    edges = 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), bands + 2) / 2595.0) - 1.0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
+    fb = np.zeros((bands, len(freqs)), np.float32)
+    for m in range(bands):
+        a, b, c = edges[m:m + 3]
+        fb[m] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
+        fb[m] /= max(fb[m].sum(), 1e-9)
+    return fb
+
+
+_MEL_BANKS: dict[tuple[int, int, str], torch.Tensor] = {}
 
 
 def mel_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int = 4096, bands: int = 192) -> torch.Tensor:
@@ -250,7 +246,10 @@ def mel_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int = 4096, bands: i
     twenty-fourth of its weight; on the mel scale, as a listener (and the evaluation classifier) hears, it is about
     a quarter."""
     window = torch.hann_window(n_fft, device=fake.device)
-    fb = mel_bank(bands, n_fft, device=fake.device)
+    key = (bands, n_fft, str(fake.device))
+    if key not in _MEL_BANKS:
+        _MEL_BANKS[key] = torch.from_numpy(mel_filters(bands, n_fft)).to(fake.device)
+    fb = _MEL_BANKS[key]
 
     def logmel(x: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(x, n_fft, n_fft // 8, window=window, return_complex=True, center=True).abs()
