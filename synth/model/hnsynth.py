@@ -125,7 +125,7 @@ class HarmonicNoiseSynth(torch.nn.Module):
 
         unison [B, 2] (detune in semitones, mix angle θ in radians): the harmonics are read twice, a second voice
         `detune` above the first, weighted cos θ and sin θ (the power stays the note's while they beat); each is
-        shifted so their power-weighted pitch is the note's. The beating and the split partials are what a
+        shifted so their power-weighted pitch is the note's, and the detune wanders along the note (UNISON_DRIFT). The beating and the split partials are what a
         soundfont's chorused and layered samples (ensembles, strings, reeds) have and one exact f0 cannot."""
         frames = amplitudes.shape[1] - 1
         tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE+1]
