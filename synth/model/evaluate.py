@@ -329,7 +329,7 @@ def random_z_families(model_path: str | os.PathLike, clf: NoteClassifier, n: int
     return int(len(np.unique(family_probabilities(m, clf, z).argmax(1))))
 
 
-def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pitch: int = 8, real_limit: int = 1000,
+def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pitch: int = 15, real_limit: int = 915,
              k: int = 20, progress: bool = True, presets: list | None = None) -> list[dict]:
     """Reference row (real held-out notes) and, given a model, the generated row (random latents, with the number
     of families among 256 random latents) and a row per preset (all 61 pitches)."""
