@@ -185,8 +185,8 @@ def yin_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: f
     out = np.full(len(audio), np.nan)
     for i in range(0, len(audio), YIN_BATCH):
         f0 = yin_f0_frames(audio[i:i + YIN_BATCH], sr, fmin, fmax, start, stop, threshold)
-        voiced = np.isfinite(f0).any(1)
-        out[i:i + len(f0)][voiced] = np.nanmedian(f0[voiced], axis=1)
+        voiced = np.flatnonzero(np.isfinite(f0).any(1))
+        out[i + voiced] = np.nanmedian(f0[voiced], axis=1)
     return out
 
 

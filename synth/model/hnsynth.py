@@ -8,6 +8,7 @@ frame-rate grain by construction. A crop (start frame, frames) can be synthesise
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -125,8 +126,9 @@ class HarmonicNoiseSynth(torch.nn.Module):
 
         unison [B, 2] (detune in semitones, mix angle θ in radians): the harmonics are read twice, a second voice
         `detune` above the first, weighted cos θ and sin θ (the power stays the note's while they beat); each is
-        shifted so their power-weighted pitch is the note's, and the detune wanders along the note (UNISON_DRIFT). The beating and the split partials are what a
-        soundfont's chorused and layered samples (ensembles, strings, reeds) have and one exact f0 cannot."""
+        shifted so their power-weighted pitch is the note's, and the detune wanders along the note (UNISON_DRIFT).
+        The beating and the split partials are what a soundfont's chorused and layered samples (ensembles, strings,
+        reeds) have and one exact f0 cannot."""
         frames = amplitudes.shape[1] - 1
         tables = torch.matmul(amplitudes * self.nyquist_mask(pitch), self.basis)          # [B, T+1, TABLE+1]
         f0 = midi_to_hz(pitch)[:, None]                                                 # [B, 1] Hz
@@ -237,7 +239,9 @@ def mel_filters(bands: int = 192, n_fft: int = 4096, lo: float = 20.0, hi: float
     return fb
 
 
-_MEL_BANKS: dict[tuple[int, int, str], torch.Tensor] = {}
+@functools.lru_cache(maxsize=None)
+def _mel_bank(bands: int, n_fft: int, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(mel_filters(bands, n_fft)).to(device)
 
 
 def mel_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int = 4096, bands: int = 192) -> torch.Tensor:
@@ -246,10 +250,7 @@ def mel_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int = 4096, bands: i
     twenty-fourth of its weight; on the mel scale, as a listener (and the evaluation classifier) hears, it is about
     a quarter."""
     window = torch.hann_window(n_fft, device=fake.device)
-    key = (bands, n_fft, str(fake.device))
-    if key not in _MEL_BANKS:
-        _MEL_BANKS[key] = torch.from_numpy(mel_filters(bands, n_fft)).to(fake.device)
-    fb = _MEL_BANKS[key]
+    fb = _mel_bank(bands, n_fft, fake.device)
 
     def logmel(x: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(x, n_fft, n_fft // 8, window=window, return_complex=True, center=True).abs()
