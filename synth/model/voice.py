@@ -17,7 +17,7 @@ from torch import nn
 
 from synth.core.notes import N_PITCHES, PITCH_MAX as PITCH_MAX, PITCH_MIN  # PITCH_MAX: re-exported
 from synth.model.hnsynth import (FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
-                                 HarmonicNoiseSynth, exp_sigmoid, smooth_frames)
+                                 HarmonicNoiseSynth, exp_sigmoid, partial_jitter, smooth_frames)
 
 MEL_BANDS = 64
 MEL_HOP = 480
@@ -29,6 +29,8 @@ MEL_HOP = 480
 VIBRATO_VELOCITY = 120 / 127
 MAX_UNISON_CENTS = 20.0
 UNISON_GAIN = 10.0   # the unison head's outputs are scaled up, so Adam moves them at a useful pace from a fine-tune's lr
+MAX_JITTER = 0.5     # the partials' wobble: at most this standard deviation (nepers) of each harmonic's log amplitude
+JITTER_GAIN = 20.0   # as UNISON_GAIN, for the wobble's depths
 
 
 @dataclass
@@ -42,6 +44,10 @@ class VoiceConfig:
     # are split and beat (chorused, layered samples), ours are one exact line each: held notes measured a
     # harmonic-to-noise ratio 10-22 dB above the real notes' in 11 of 14 families. An experiment, off by default.
     unison: bool = False
+    # Each harmonic's amplitude wobbles along a fixed random curve of its own (hnsynth.partial_jitter), slow and
+    # fast, by a depth the generator sets per note for the low and the high harmonics: a partial becomes a narrow
+    # band, as a recorded one is, instead of an exact line. An experiment, off by default.
+    jitter: bool = False
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -102,6 +108,13 @@ class Generator(nn.Module):
             nn.init.zeros_(self.unison.weight)
             with torch.no_grad():
                 self.unison.bias.copy_(torch.tensor([math.log(0.3 / 0.7), math.log(0.047 / 0.953)]) / UNISON_GAIN)
+        if cfg.jitter:  # depths (slow, fast) × (lowest, highest harmonic), a tenth of MAX_JITTER for every note at first
+            self.jitter = nn.Linear(cfg.cond, 4)
+            nn.init.zeros_(self.jitter.weight)
+            nn.init.constant_(self.jitter.bias, math.log(0.1 / 0.9) / JITTER_GAIN)
+            self.register_buffer("jitter_curves", torch.from_numpy(partial_jitter()), persistent=False)
+            self.register_buffer("jitter_tilt", torch.log(torch.arange(1.0, HARMONICS + 1)) / math.log(HARMONICS),
+                                 persistent=False)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -113,6 +126,19 @@ class Generator(nn.Module):
             target = (0.5 * k ** -2.0) ** (1 / math.log(10.0))          # exp_sigmoid's sigmoid for that amplitude
             bias[1:1 + HARMONICS] = torch.log(target / (1 - target))
         assert cfg.coarse * 2 ** len(cfg.channels) == FRAMES, "coarse × 2^blocks must equal FRAMES"
+
+    def _wobble(self, c: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, FRAMES, HARMONICS] each harmonic's amplitude factor exp(σ·m − σ²) (power kept on average): m its slow
+        and fast curves, read from a place that depends on the pitch (so the notes of a chord wobble apart), σ the
+        note's depth, interpolated from the lowest to the highest harmonic on a log scale."""
+        depth = MAX_JITTER * torch.sigmoid(JITTER_GAIN * self.jitter(c))[:, None, :]        # [B, 1, 4]
+        tilt = self.jitter_tilt
+        slow = depth[..., :1] * (1 - tilt) + depth[..., 1:2] * tilt                          # [B, 1, H]
+        fast = depth[..., 2:3] * (1 - tilt) + depth[..., 3:4] * tilt
+        frames = self.jitter_curves.shape[1]
+        at = (torch.arange(frames, device=c.device)[None, :] + (pitch[:, None] * 97) % frames) % frames
+        curves = self.jitter_curves[:, at]                                                   # [2, B, FRAMES, H]
+        return torch.exp(slow * curves[0] + fast * curves[1] - (slow * slow + fast * fast))
 
     def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         p = torch.clamp(pitch - PITCH_MIN, 0, N_PITCHES - 1)
@@ -129,6 +155,8 @@ class Generator(nn.Module):
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
+        if self.cfg.jitter:
+            amplitudes = amplitudes * self._wobble(c, pitch)
         noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
         # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials; and it
         # is a deviation about the note's pitch, never a detune (its mean over the note is removed): a run that

@@ -532,8 +532,8 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
         state, enc = ck["generator"], ck["encoder"]
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
-        # Only the unison may be missing (it starts alike for every note); anything else is another network.
-        if missing.unexpected_keys or any(not k.startswith("unison.") for k in missing.missing_keys):
+        # Only the unison and the jitter may be missing (they start alike for every note); else another network.
+        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.")) for k in missing.missing_keys):
             raise RuntimeError
         if enc is not None:
             encoder.load_state_dict(enc)

@@ -109,6 +109,52 @@ def test_the_unisons_detune_wanders_so_a_held_note_does_not_repeat_once_a_beat(m
     assert periodicity() > wandering + 0.1
 
 
+def test_the_partials_wobble_curves_are_slow_or_fast_independent_and_wrap_round():
+    """Each harmonic's two curves: unit variance, the slow one's power under 8 Hz and the fast one's under 50 Hz,
+    unrelated to the next harmonic's, and circular (a note read from any frame on has no jump where it wraps)."""
+    from synth.model.hnsynth import partial_jitter
+
+    curves = partial_jitter()
+    assert curves.shape == (2, FRAMES, HARMONICS)
+    np.testing.assert_allclose(curves.std(axis=1), 1.0, atol=1e-5)
+    freqs = np.fft.rfftfreq(FRAMES, HOP / SAMPLE_RATE)
+    for curve, cutoff in zip(curves, (8.0, 50.0)):
+        power = (np.abs(np.fft.rfft(curve, axis=0)) ** 2).sum(axis=1)
+        assert power[freqs < cutoff].sum() > 0.99 * power.sum()
+        assert abs(np.corrcoef(curve[:, 3], curve[:, 4])[0, 1]) < 0.3
+        wrap, steps = np.abs(curve[0] - curve[-1]), np.abs(np.diff(curve, axis=0))
+        assert wrap.mean() < 2 * steps.mean()
+
+
+def test_the_wobble_widens_every_partial_keeps_the_power_and_differs_between_keys():
+    """A voice with --jitter: at full depth each partial becomes a band (harmonic-to-noise ratio 10 dB lower or
+    more) at the same level within 1.5 dB; at its starting depth it is nearly the plain voice; and two keys wobble
+    on curves of their own."""
+    from dataclasses import replace
+
+    from synth.model.sound_metrics import harmonic_to_noise
+    from synth.model.voice import Voice
+
+    torch.manual_seed(0)
+    voice = Voice(replace(TINY_NET, jitter=True)).eval()
+    plain = Voice(TINY_NET).eval()
+    plain.generator.load_state_dict(voice.generator.state_dict(), strict=False)
+    z, pitch, vel = torch.randn(2, 16), torch.tensor([57, 58]), torch.tensor([0.8, 0.8])
+    with torch.no_grad():
+        clean, start = plain.decode(z, pitch, vel), voice.decode(z, pitch, vel)
+        voice.generator.jitter.bias.fill_(1.0)
+        wide = voice.decode(z, pitch, vel)
+        c = voice.generator.condition(z, pitch, vel)
+        factors = voice.generator._wobble(c, pitch)
+    assert float((start - clean).pow(2).mean() / clean.pow(2).mean()) < 0.01
+    f0 = 220.0
+    hnr = lambda x: harmonic_to_noise(x[0].numpy(), SAMPLE_RATE, f0)  # noqa: E731
+    assert hnr(wide) < hnr(clean) - 10
+    rms = lambda x: float(x[0, SAMPLE_RATE:3 * SAMPLE_RATE].pow(2).mean().sqrt())  # noqa: E731
+    assert abs(20 * np.log10(rms(wide) / rms(clean))) < 1.5
+    assert np.corrcoef(factors[0, :, 0].log(), factors[1, :, 0].log())[0, 1] < 0.5
+
+
 def test_white_noise_at_unit_band_magnitudes():
     synth = HarmonicNoiseSynth()
     amps, dev, noise = _controls(1, {}, noise=1.0)
@@ -510,8 +556,8 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
     torch.testing.assert_close(played[0][1][:, 1], own[0][3][:, 1])
 
 
-@pytest.mark.parametrize("unison", [False, True])
-def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, unison):
+@pytest.mark.parametrize("grown", ["", "unison", "jitter"])
+def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
     the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
     from dataclasses import replace
@@ -522,7 +568,7 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, unison):
     from tests.torch_voices import TINY_NET
 
     torch.manual_seed(2)
-    voice = Voice(replace(TINY_NET, unison=unison)).eval()
+    voice = Voice(replace(TINY_NET, **({grown: True} if grown else {}))).eval()
     with torch.no_grad():
         for p in voice.generator.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -539,17 +585,19 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, unison):
                                                   voice.generator.state_dict().values()))
 
 
-def test_a_voice_grown_a_unison_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path):
-    """--unison on a run started from a checkpoint without it: every other weight is the checkpoint's and the
-    second voice starts 29 dB down, so the voice plays nearly as the checkpoint did; training then moves it."""
+@pytest.mark.parametrize("grown", ["unison", "jitter"])
+def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path, grown):
+    """--unison (or --jitter) on a run started from a checkpoint without it: every other weight is the
+    checkpoint's and the second voice starts 29 dB down (the wobble shallow), so the voice plays nearly as the
+    checkpoint did; training then moves it."""
     from dataclasses import replace
 
     base = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=TINY_NET, batch=2,
                             limit_notes=2, crop_frames=48, max_steps=2)
     train(base, progress=False)
-    grown = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, unison=True), max_steps=0,
+    grow = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, **{grown: True}), max_steps=0,
                     init_from=str(tmp_path / "a" / "checkpoint.pt"), lr=3e-3)
-    train(grown, progress=False)
+    train(grow, progress=False)
     before, _, _ = load_voice(tmp_path / "a" / "checkpoint.pt")
     after, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
     kept = after.generator.state_dict()
@@ -558,9 +606,9 @@ def test_a_voice_grown_a_unison_starts_from_the_checkpoint_and_then_learns_it(ti
     with torch.no_grad():
         was, now = before.decode(z, p, v), after.decode(z, p, v)
     assert float((now - was).pow(2).mean() / was.pow(2).mean()) < 0.01
-    train(replace(grown, max_steps=5), progress=False)
+    train(replace(grow, max_steps=5), progress=False)
     learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
-    assert learnt.generator.unison.weight.abs().max() > 0
+    assert getattr(learnt.generator, grown).weight.abs().max() > 0
 
 
 def test_voices_saved_while_the_global_shape_option_existed_still_load():
