@@ -93,6 +93,9 @@ class Generator(nn.Module):
     """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
     the unison [B, 2] (detune in semitones, mix angle) or None."""
 
+    jitter_curves: torch.Tensor  # buffers of a voice with --jitter (register_buffer), named for the type checker
+    jitter_tilt: torch.Tensor
+
     def __init__(self, cfg: VoiceConfig) -> None:
         super().__init__()
         self.cfg = cfg
