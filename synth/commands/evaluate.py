@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--sound", action="store_true", help="also measure each family's sound (ripple, sidebands, HNR, "
                                                          "attack, decay, energy above 8 kHz, level) beside the real "
                                                          "held-out notes, at the family's preset")
-    v.add_argument("--checkpoint", help="measure the sound of a training checkpoint's reconstructions instead")
+    v.add_argument("--checkpoint", help="a training checkpoint: a row for its reconstructions of the held-out real "
+                                        "notes, and --sound measures those instead of the presets")
     v.add_argument("--sound-only", action="store_true", help="skip the classifier rows")
     v.add_argument("--per-family", type=int, default=24, help="held-out notes per family for --sound")
     v.set_defaults(func=run)
@@ -37,8 +38,8 @@ def run(a: argparse.Namespace) -> None:
         from synth.runtime.model import NoteModel
 
         presets = load_presets(a, NoteModel(a.model).info.z_dim)
-    rows = evaluate(Path(a.data), a.model, per_pitch=a.per_pitch, real_limit=a.real_notes, presets=presets) \
-        if not a.sound_only else []
+    rows = evaluate(Path(a.data), a.model, per_pitch=a.per_pitch, real_limit=a.real_notes, presets=presets,
+                    checkpoint=a.checkpoint) if not a.sound_only else []
     if rows:
         print(format_table(rows))
     for r in rows:

@@ -330,9 +330,12 @@ def random_z_families(model_path: str | os.PathLike, clf: NoteClassifier, n: int
 
 
 def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pitch: int = 15, real_limit: int = 915,
-             k: int = 20, progress: bool = True, presets: list | None = None) -> list[dict]:
-    """Reference row (real held-out notes) and, given a model, the generated row (random latents, with the number
-    of families among 256 random latents) and a row per preset (all 61 pitches)."""
+             k: int = 20, progress: bool = True, presets: list | None = None,
+             checkpoint: str | os.PathLike | None = None) -> list[dict]:
+    """Reference row (real held-out notes); given a training checkpoint, the same notes rebuilt through it (their
+    encoder latents decoded at their own pitch and velocity: how far the decoder is from the real notes, the
+    prior and the pitch aside); given a model, the generated row (random latents, with the number of families among
+    256 random latents) and a row per preset (all 61 pitches)."""
     clf = train_classifier(Path(data_dir), progress=progress)
     ref = dataset.load(data_dir, "train", limit=2000, seed=1)
     ref_feats = classify(clf, ref.audio)[0]
@@ -340,6 +343,12 @@ def evaluate(data_dir: Path, model_path: str | os.PathLike | None = None, per_pi
     test = dataset.load(data_dir, "test", limit=real_limit, seed=2)
     rows = [score("real held-out", dataset.NoteSet.to_float(test.audio), test.pitch, clf, ref_feats, centres,
                   test.family)]
+    if checkpoint is not None:
+        from synth.model.voice_eval import checkpoint_renderer
+
+        rebuilt = checkpoint_renderer(checkpoint)(test.audio, test.pitch, test.velocity, test.family)
+        rows.append(score(f"rebuilt ({Path(checkpoint).name})", rebuilt, test.pitch, clf, ref_feats, centres,
+                          test.family))
     if model_path is not None:
         audio, pitches = generated_notes(model_path, per_pitch)
         row = score(f"generated ({Path(model_path).name})", audio, pitches, clf, ref_feats, centres)
