@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="let each harmonic's level wobble slightly on a curve of its own, by a depth the model "
                         "learns, so partials are narrow bands as in recordings (a run may start from a model "
                         "without it)")
+    t.add_argument("--body", action="store_true",
+                   help="give each timbre a filter fixed in Hz over its harmonics, from the latent alone, so one "
+                        "timbre keeps its body across the keyboard (a run may start from a model without it)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 diverged after 3,500 steps)")
@@ -73,7 +76,7 @@ def run(a: argparse.Namespace) -> None:
     from synth.model.voice_train import VoiceTrainConfig, train
 
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison,
-                      jitter=a.jitter)
+                      jitter=a.jitter, body=a.body)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,

@@ -20,6 +20,7 @@ HOP = 240                       # 5 ms control rate
 TABLE = 512                     # wavetable length: holds 256 harmonics, we use HARMONICS of them
 HARMONICS = 128
 NOISE_BANDS = 32
+BODY_BANDS = 40                 # the body filter's bands: log-spaced centres from 30 Hz to 24 kHz (about 1/4 octave)
 LOW_CUT_HZ = 20.0              # the noise has nothing below this: no DC, no rumble
 FRAMES = int(NOTE_SECONDS * SAMPLE_RATE) // HOP      # 800 control frames; the synth reads one more (the end)
 NOTE_SAMPLES = FRAMES * HOP
@@ -92,6 +93,24 @@ def partial_jitter(harmonics: int = HARMONICS, frames: int = FRAMES, seed: int =
         spectrum = np.fft.rfft(rng.standard_normal((harmonics, frames)), axis=1) * np.exp(-0.5 * (freqs / cutoff) ** 2)
         curves = np.fft.irfft(spectrum, n=frames, axis=1)
         out[i] = (curves / curves.std(axis=1, keepdims=True)).T
+    return out
+
+
+def body_weights(bands: int = BODY_BANDS, harmonics: int = HARMONICS) -> np.ndarray:
+    """[pitches, harmonics, bands] linear interpolation on log frequency: where each harmonic of each MIDI pitch of
+    the voice's range sits between the body filter's band centres, so a filter given in Hz reads the same gain at the
+    same frequency whatever the pitch (harmonics beyond the last centre take its gain)."""
+    from synth.core.notes import PITCH_MAX, PITCH_MIN
+
+    centres = np.linspace(np.log2(30.0), np.log2(SAMPLE_RATE / 2), bands)
+    pitches = np.arange(PITCH_MIN, PITCH_MAX + 1)
+    hz = 440.0 * 2.0 ** ((pitches[:, None] - 69.0) / 12.0) * np.arange(1, harmonics + 1)[None, :]
+    at = np.clip((np.log2(hz) - centres[0]) / (centres[1] - centres[0]), 0.0, bands - 1.0)
+    low = np.minimum(np.floor(at).astype(int), bands - 2)
+    frac = at - low
+    out = np.zeros((len(pitches), harmonics, bands), np.float32)
+    np.put_along_axis(out, low[..., None], (1.0 - frac)[..., None], axis=2)
+    np.put_along_axis(out, low[..., None] + 1, frac[..., None], axis=2)
     return out
 
 

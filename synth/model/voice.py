@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from synth.core.notes import N_PITCHES, PITCH_MAX as PITCH_MAX, PITCH_MIN  # PITCH_MAX: re-exported
-from synth.model.hnsynth import (FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
-                                 HarmonicNoiseSynth, exp_sigmoid, partial_jitter, smooth_frames)
+from synth.model.hnsynth import (BODY_BANDS, FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
+                                 HarmonicNoiseSynth, body_weights, exp_sigmoid, partial_jitter, smooth_frames)
 
 MEL_BANDS = 64
 MEL_HOP = 480
@@ -31,6 +31,8 @@ MAX_UNISON_CENTS = 20.0
 UNISON_GAIN = 10.0   # the unison head's outputs are scaled up, so Adam moves them at a useful pace from a fine-tune's lr
 MAX_JITTER = 0.5     # the partials' wobble: at most this standard deviation (nepers) of each harmonic's log amplitude
 JITTER_GAIN = 20.0   # as UNISON_GAIN, for the wobble's depths
+MAX_BODY = 3.0       # the body filter's gain at most ± this (nepers, about ±26 dB) at any frequency
+BODY_GAIN = 10.0     # as UNISON_GAIN, for the body filter
 
 
 @dataclass
@@ -48,6 +50,12 @@ class VoiceConfig:
     # fast, by a depth the generator sets per note for the low and the high harmonics: a partial becomes a narrow
     # band, as a recorded one is, instead of an exact line. An experiment, off by default.
     jitter: bool = False
+    # A filter fixed in Hz per timbre (BODY_BANDS gains on log frequency, from z alone: no pitch, no velocity) over
+    # the harmonics, as an instrument's body and bore shape every note it plays: the harmonic pattern alone is per
+    # harmonic number and pitch-conditioned, and one latent played across the keyboard drifted out of its family
+    # (a program's mean latent over all its training notes kept its family at 4 of 5 pitches for 31 of 56 held-out
+    # programs; the real instruments for 56). Starts flat. An experiment, off by default.
+    body: bool = False
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -93,8 +101,9 @@ class Generator(nn.Module):
     """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
     the unison [B, 2] (detune in semitones, mix angle) or None."""
 
-    jitter_curves: torch.Tensor  # buffers of a voice with --jitter (register_buffer), named for the type checker
+    jitter_curves: torch.Tensor  # buffers of a voice with --jitter or --body (register_buffer), named for mypy
     jitter_tilt: torch.Tensor
+    body_weights: torch.Tensor
 
     def __init__(self, cfg: VoiceConfig) -> None:
         super().__init__()
@@ -118,6 +127,12 @@ class Generator(nn.Module):
             self.register_buffer("jitter_curves", torch.from_numpy(partial_jitter()), persistent=False)
             self.register_buffer("jitter_tilt", torch.log(torch.arange(1.0, HARMONICS + 1)) / math.log(HARMONICS),
                                  persistent=False)
+        if cfg.body:  # flat at first: the last layer starts at zero
+            last = nn.Linear(128, BODY_BANDS)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.body = nn.Sequential(nn.Linear(cfg.z_dim, 128), nn.LeakyReLU(0.2), last)
+            self.register_buffer("body_weights", torch.from_numpy(body_weights()), persistent=False)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -143,6 +158,12 @@ class Generator(nn.Module):
         curves = self.jitter_curves[:, at]                                                   # [2, B, FRAMES, H]
         return torch.exp(slow * curves[0] + fast * curves[1] - (slow * slow + fast * fast))
 
+    def body_gain(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, HARMONICS] each harmonic's gain from the timbre's body filter, read at the harmonic's frequency."""
+        gains = MAX_BODY * torch.tanh(BODY_GAIN * self.body(z) / MAX_BODY)                 # [B, BODY_BANDS]
+        where = self.body_weights[torch.clamp(pitch - PITCH_MIN, 0, N_PITCHES - 1)]        # [B, H, BODY_BANDS]
+        return torch.exp(torch.matmul(where, gains[:, :, None])[..., 0])
+
     def condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         p = torch.clamp(pitch - PITCH_MIN, 0, N_PITCHES - 1)
         rel = (pitch.to(torch.float32) - 54.0) / 30.0
@@ -157,6 +178,8 @@ class Generator(nn.Module):
         out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
+        if self.cfg.body:
+            shape = shape * self.body_gain(z, pitch)[:, None, :]
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         if self.cfg.jitter:
             amplitudes = amplitudes * self._wobble(c, pitch)

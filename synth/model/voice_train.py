@@ -532,8 +532,10 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
         state, enc = ck["generator"], ck["encoder"]
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
-        # Only the unison and the jitter may be missing (they start alike for every note); else another network.
-        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.")) for k in missing.missing_keys):
+        # Only the unison, the jitter and the body may be missing (they start alike for every note); else another
+        # network.
+        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.", "body."))
+                                          for k in missing.missing_keys):
             raise RuntimeError
         if enc is not None:
             encoder.load_state_dict(enc)

@@ -155,6 +155,36 @@ def test_the_wobble_widens_every_partial_keeps_the_power_and_differs_between_key
     assert np.corrcoef(factors[0, :, 0].log(), factors[1, :, 0].log())[0, 1] < 0.5
 
 
+def test_the_body_filter_is_fixed_in_hz_whatever_the_key_and_keeps_the_level():
+    """A voice with --body: flat at first (the plain voice's notes); a band raised boosts the partials near its
+    centre by the same gain at two keys an octave and a fifth apart, leaves a partial two octaves off alone, and the
+    note keeps its level (the harmonics' amplitudes still sum to the generator's level); the pitch does not reach
+    the filter."""
+    from dataclasses import replace
+
+    from synth.model.hnsynth import BODY_BANDS
+    from synth.model.voice import Voice
+
+    torch.manual_seed(0)
+    voice = Voice(replace(TINY_NET, body=True)).eval()
+    plain = Voice(TINY_NET).eval()
+    plain.generator.load_state_dict(voice.generator.state_dict(), strict=False)
+    z, pitch, vel = torch.randn(1, 16).repeat(2, 1), torch.tensor([45, 64]), torch.tensor([0.8, 0.8])
+    with torch.no_grad():
+        assert torch.equal(plain.decode(z, pitch, vel), voice.decode(z, pitch, vel))
+        centres = 2.0 ** np.linspace(np.log2(30.0), np.log2(SAMPLE_RATE / 2), BODY_BANDS)
+        band = int(np.argmin(np.abs(centres - 880.0)))
+        voice.generator.body[2].bias[band] = 0.3
+        gain = voice.generator.body_gain(z, pitch).numpy()
+        was, now = plain.generator(z, pitch, vel)[0], voice.generator(z, pitch, vel)[0]
+    k = [int(round(centres[band] / (440.0 * 2 ** ((p - 69) / 12)))) - 1 for p in (45, 64)]
+    assert gain[0, k[0]] > 2.0 and abs(np.log(gain[0, k[0]] / gain[1, k[1]])) < 0.25
+    far = [int(round(centres[band] / 4 / (440.0 * 2 ** ((p - 69) / 12)))) - 1 for p in (45, 64)]
+    assert abs(np.log(gain[0, far[0]])) < 1e-6 and abs(np.log(gain[1, max(far[1], 0)])) < 1e-6
+    torch.testing.assert_close(now.sum(-1), was.sum(-1), rtol=1e-4, atol=1e-7)
+    assert not any("pitch" in name for name, _ in voice.generator.body.named_parameters())
+
+
 def test_white_noise_at_unit_band_magnitudes():
     synth = HarmonicNoiseSynth()
     amps, dev, noise = _controls(1, {}, noise=1.0)
@@ -556,7 +586,7 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
     torch.testing.assert_close(played[0][1][:, 1], own[0][3][:, 1])
 
 
-@pytest.mark.parametrize("grown", ["", "unison", "jitter"])
+@pytest.mark.parametrize("grown", ["", "unison", "jitter", "body"])
 def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
     the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
@@ -585,7 +615,7 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
                                                   voice.generator.state_dict().values()))
 
 
-@pytest.mark.parametrize("grown", ["unison", "jitter"])
+@pytest.mark.parametrize("grown", ["unison", "jitter", "body"])
 def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path, grown):
     """--unison (or --jitter) on a run started from a checkpoint without it: every other weight is the
     checkpoint's and the second voice starts 29 dB down (the wobble shallow), so the voice plays nearly as the
@@ -608,7 +638,8 @@ def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_le
     assert float((now - was).pow(2).mean() / was.pow(2).mean()) < 0.01
     train(replace(grow, max_steps=5), progress=False)
     learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
-    assert getattr(learnt.generator, grown).weight.abs().max() > 0
+    last = getattr(learnt.generator, grown)
+    assert (last[-1] if isinstance(last, torch.nn.Sequential) else last).weight.abs().max() > 0
 
 
 def test_voices_saved_while_the_global_shape_option_existed_still_load():
