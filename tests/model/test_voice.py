@@ -182,7 +182,7 @@ def test_the_body_filter_is_fixed_in_hz_whatever_the_key_and_keeps_the_level():
     far = [int(round(centres[band] / 4 / (440.0 * 2 ** ((p - 69) / 12)))) - 1 for p in (45, 64)]
     assert abs(np.log(gain[0, far[0]])) < 1e-6 and abs(np.log(gain[1, max(far[1], 0)])) < 1e-6
     torch.testing.assert_close(now.sum(-1), was.sum(-1), rtol=1e-4, atol=1e-7)
-    assert not any("pitch" in name for name, _ in voice.generator.body.named_parameters())
+    assert voice.generator.body[0].in_features == TINY_NET.z_dim  # the latent alone: no pitch, no velocity
 
 
 def test_white_noise_at_unit_band_magnitudes():
@@ -617,9 +617,9 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
 
 @pytest.mark.parametrize("grown", ["unison", "jitter", "body"])
 def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path, grown):
-    """--unison (or --jitter) on a run started from a checkpoint without it: every other weight is the
-    checkpoint's and the second voice starts 29 dB down (the wobble shallow), so the voice plays nearly as the
-    checkpoint did; training then moves it."""
+    """--unison (or --jitter, --body) on a run started from a checkpoint without it: every other weight is the
+    checkpoint's and the second voice starts 29 dB down (the wobble shallow, the body flat), so the voice plays
+    nearly as the checkpoint did; training then moves it."""
     from dataclasses import replace
 
     base = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=TINY_NET, batch=2,
