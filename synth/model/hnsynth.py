@@ -103,8 +103,8 @@ def body_weights(bands: int = BODY_BANDS, harmonics: int = HARMONICS) -> np.ndar
     from synth.core.notes import PITCH_MAX, PITCH_MIN
 
     centres = np.linspace(np.log2(30.0), np.log2(SAMPLE_RATE / 2), bands)
-    pitches = np.arange(PITCH_MIN, PITCH_MAX + 1)
-    hz = 440.0 * 2.0 ** ((pitches[:, None] - 69.0) / 12.0) * np.arange(1, harmonics + 1)[None, :]
+    pitches = torch.arange(PITCH_MIN, PITCH_MAX + 1)
+    hz = midi_to_hz(pitches).double().numpy()[:, None] * np.arange(1, harmonics + 1)[None, :]
     at = np.clip((np.log2(hz) - centres[0]) / (centres[1] - centres[0]), 0.0, bands - 1.0)
     low = np.minimum(np.floor(at).astype(int), bands - 2)
     frac = at - low
