@@ -151,8 +151,9 @@ def prepare_loop(note: np.ndarray, start: int, end: int, xfade: int, search: int
 def _join(leave: np.ndarray, lead: np.ndarray, r: float | None = None) -> np.ndarray:
     """`leave` faded into `lead` (one length, float64): linearly when they match well (normalised correlation r
     over 0.5; computed when not given), at equal power when not, so the join neither steps nor dips."""
-    if r is None:
-        r = float(leave @ lead) / (float(np.sqrt((leave @ leave) * (lead @ lead))) + 1e-12)
+    if r is None:  # einsum, not BLAS: OpenBLAS wakes a second thread for a dot this long, which stalled a busy core
+        r = float(np.einsum("i,i->", leave, lead)) / (
+            float(np.sqrt(np.einsum("i,i->", leave, leave) * np.einsum("i,i->", lead, lead))) + 1e-12)
     theta = np.linspace(0.0, 1.0, len(leave), endpoint=False)
     if r > 0.5:
         return (1.0 - theta) * leave + theta * lead

@@ -6,6 +6,8 @@ Numpy only: the filter's response is applied to each 400 ms block's spectrum, no
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 WINDOW_SECONDS = 0.4
@@ -25,12 +27,21 @@ def k_weighting(freqs: np.ndarray) -> np.ndarray:
     return gain
 
 
+@functools.lru_cache(maxsize=8)
+def _bin_weights(win: int, rate: int) -> np.ndarray:
+    """K-weighting per rfft bin of a `win`-sample block, doubled where a bin stands for two (read-only: cached, as
+    the bank measures every note it stores with the same block)."""
+    weights = k_weighting(np.fft.rfftfreq(win, 1.0 / rate))
+    weights[1:(win + 1) // 2] *= 2.0
+    weights.flags.writeable = False
+    return weights
+
+
 def k_weighted_power(blocks: np.ndarray, rate: int) -> np.ndarray:
     """Mean square of each K-weighted block (blocks along axis 0, samples along axis 1, any trailing channels),
     summed over channels, from the blocks' spectra (Parseval: every bin but DC and Nyquist stands for two)."""
     win = blocks.shape[1]
-    weights = k_weighting(np.fft.rfftfreq(win, 1.0 / rate))
-    weights[1:(win + 1) // 2] *= 2.0
+    weights = _bin_weights(win, rate)
     spec = np.abs(np.fft.rfft(blocks, axis=1)) ** 2
     weights = weights.reshape((1, -1) + (1,) * (spec.ndim - 2))
     return (spec * weights).reshape(len(blocks), -1).sum(axis=1) / win**2
