@@ -74,4 +74,7 @@ def _sound_row(a: argparse.Namespace, presets: list) -> dict:
                                        families=None if a.checkpoint else set(latents))
     print(f"sound by family, real / ours ({what}; {result['notes']} held-out notes):")
     print(voice_eval.format_family_table(result["families"]))
+    if result["brightness_by_velocity"]:
+        print(f"{voice_eval.VELOCITY_HEADING}:")
+        print(voice_eval.format_velocity_table(result["brightness_by_velocity"], result["brightness_rise_cents"]))
     return {"set": f"sound: {what}"} | result

@@ -248,6 +248,7 @@ class NoteSet:
     family: np.ndarray     # int64 family index
     program: np.ndarray    # int64
     unit: np.ndarray       # int64: the unit each note came from (one soundfont's program at one velocity)
+    soundfont: np.ndarray  # str: the soundfont each note came from
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -304,7 +305,22 @@ def load(data_dir: Path, split: str | None = None, limit: int | None = None, see
     units: dict[str, int] = {}
     return NoteSet(audio=audio, pitch=col("pitch"), velocity=col("velocity"), program=col("program"),
                    family=np.array([FAMILIES.index(r["family"]) for r in rows], dtype=np.int64),
-                   unit=np.array([units.setdefault(r["unit"], len(units)) for r in rows], dtype=np.int64))
+                   unit=np.array([units.setdefault(r["unit"], len(units)) for r in rows], dtype=np.int64),
+                   soundfont=np.array([r["soundfont"] for r in rows]))
+
+
+def layers_of(data_dir: Path, notes: list[tuple[str, int, int]]) -> list[dict[int, np.ndarray]]:
+    """For each (soundfont, program, pitch): the note set's notes of it at every velocity it has (float, any
+    split), by velocity. Reads only those notes."""
+    frames = int(NOTE_SECONDS * SAMPLE_RATE)
+    rows: dict[tuple[str, int, int], dict[int, dict[str, str]]] = {}
+    wanted = set(notes)
+    for r in _rows(data_dir):
+        key = (r["soundfont"], int(r["program"]), int(r["pitch"]))
+        if key in wanted:
+            rows.setdefault(key, {})[int(r["velocity"])] = r
+    return [{v: NoteSet.to_float(_read_unit(data_dir, r["unit"], int(r["index"]) * frames, frames))
+             for v, r in sorted(rows.get(key, {}).items())} for key in notes]
 
 
 def real_notes(data_dir: Path, program: int, pitches: list[int], velocity: int = 100,

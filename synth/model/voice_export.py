@@ -190,7 +190,7 @@ def _metric_lines(metrics: dict | list) -> list[str]:
     """eval's rows as its own tables: the classifier rows, then each sound row (real / ours per family, and the
     spectral centroid against velocity); anything else as JSON."""
     from synth.model.evaluate import format_table
-    from synth.model.voice_eval import format_family_table
+    from synth.model.voice_eval import VELOCITY_HEADING, format_family_table, format_velocity_table
 
     rows = metrics if isinstance(metrics, list) else []
     scored = [r for r in rows if "pitch_accuracy" in r]
@@ -203,11 +203,10 @@ def _metric_lines(metrics: dict | list) -> list[str]:
     for r in sound:
         lines += [f"Sound by family, real / ours ({r['set']}, {r.get('notes')} held-out notes):", "", "```",
                   format_family_table(r["families"]), "```", ""]
-        centroids = r.get("velocity_centroid") or {}
+        centroids = r.get("brightness_by_velocity") or {}  # not "velocity_centroid": it compared unlike notes
         if centroids:
-            lines += ["Spectral centroid (Hz) against velocity, real / ours:", "", "```"] + [
-                f"{fam:22s}" + "  ".join(f"v{v}: {c[0]:.0f} / {c[1]:.0f}" for v, c in by_vel.items())
-                for fam, by_vel in sorted(centroids.items())] + ["```", ""]
+            lines += [VELOCITY_HEADING + ":", "", "```",
+                      format_velocity_table(centroids, r.get("brightness_rise_cents") or {}), "```", ""]
     rest = [r for r in rows if r not in scored and r not in sound] if rows else [metrics] if metrics else []
     if rest:
         lines += ["```json", json.dumps(rest, indent=1), "```", ""]

@@ -28,6 +28,18 @@ def test_tiny_build_has_labelled_audible_notes(tiny_notes):
     assert {r["split"] for r in rows} <= {"train", "test"}
 
 
+def test_a_notes_other_velocities_are_its_own_instrument_at_its_own_pitch(tiny_notes):
+    """layers_of finds the same soundfont's program at the same pitch at every velocity: the note itself among them."""
+    notes = dataset.load(tiny_notes, "test")
+    keys = [(str(s), int(p), int(k)) for s, p, k in zip(notes.soundfont, notes.program, notes.pitch)]
+    layers = dataset.layers_of(tiny_notes, keys + [("timgm6mb", 0, 23)])
+    assert layers[-1] == {}  # a pitch the set lacks
+    for i, by_velocity in enumerate(layers[:-1]):
+        assert set(by_velocity) == {70, 110}
+        np.testing.assert_array_equal(by_velocity[int(notes.velocity[i])], dataset.NoteSet.to_float(notes.audio[i]))
+        assert not np.array_equal(by_velocity[70], by_velocity[110])
+
+
 def test_build_is_deterministic_and_resumes(tiny_notes, tmp_path):
     again = dataset.build(tmp_path, soundfonts=["timgm6mb"], programs=[0, 40], velocities=[70, 110],
                           pitches=list(range(24, 85, 7)), progress=False)

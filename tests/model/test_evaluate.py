@@ -82,6 +82,12 @@ def test_eval_rebuilds_the_held_out_notes_through_a_checkpoint(tiny_notes, tmp_p
     assert rebuilt["set"] == "rebuilt (checkpoint.pt)" and "rebuilt (checkpoint.pt)" in proc.stdout
     assert rebuilt["notes"] == real["notes"] and 0.0 <= rebuilt["family_accuracy"] <= 1.0
     assert rebuilt["fid"] != real["fid"] and sound["set"].startswith("sound: reconstructions")
+    # Brightness against velocity: each family's held-out instruments and pitches at both of the set's velocities.
+    for family in sound["families"]:
+        assert set(sound["brightness_by_velocity"][family]) == {"70", "110"}
+        assert all(real > 0 and ours > 0 for real, ours in sound["brightness_by_velocity"][family].values())
+        assert len(sound["brightness_rise_cents"][family]) == 2
+    assert "same instruments and pitches at each velocity" in proc.stdout
 
 
 def test_eval_without_data_is_one_clear_line(tmp_path):
