@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cross-pitch", type=float_in(0.0, 1.0), default=0.0, metavar="SHARE",
                    help="share of each batch (0-1) rebuilt at the pitch of another note of the same instrument and "
                         "velocity: latents then stand for instruments across the keyboard (default 0)")
+    t.add_argument("--cross-velocity", type=float_in(0.0, 1.0), default=0.0, metavar="SHARE",
+                   help="share of each batch (0-1) rebuilt at another velocity of the same instrument and pitch: "
+                        "a latent then keeps its timbre across the velocity layers (default 0)")
     t.add_argument("--adversarial", type=float_in(0.0, 10.0), default=0.0, metavar="WEIGHT",
                    help="weight of the adversarial stage: a spectrogram discriminator learns what sets real notes "
                         "apart from the voice's, and the voice learns from it (default 0: off)")
@@ -75,6 +78,9 @@ def run(a: argparse.Namespace) -> None:
     from synth.model.voice import VoiceConfig
     from synth.model.voice_train import VoiceTrainConfig, train
 
+    if a.cross_pitch + a.cross_velocity > 1.0:
+        raise ValueError(f"--cross-pitch {a.cross_pitch:g} and --cross-velocity {a.cross_velocity:g} share one batch: "
+                         "together they can be at most 1")
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison,
                       jitter=a.jitter, body=a.body)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
@@ -84,6 +90,7 @@ def run(a: argparse.Namespace) -> None:
                            texture_weight=a.texture_weight, onset_weight=a.onset_weight, mel_weight=a.mel_weight,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from,
-                           keep_weight=a.keep, cross_pitch=a.cross_pitch, adversarial=a.adversarial)
+                           keep_weight=a.keep, cross_pitch=a.cross_pitch, cross_velocity=a.cross_velocity,
+                           adversarial=a.adversarial)
     sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
     sys.stdout.flush()

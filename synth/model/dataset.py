@@ -263,6 +263,19 @@ class NoteSet:
         unit = self.unit[rows]
         return order[np.searchsorted(self.unit[order], unit) + rng.integers(0, np.bincount(self.unit)[unit])]
 
+    def same_pitch(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each row, a random note of the same soundfont, program and pitch at another velocity (the row
+        itself when the set holds no other)."""
+        font = np.unique(self.soundfont, return_inverse=True)[1].reshape(-1)
+        key = (font * 128 + self.program) * 128 + self.pitch
+        order = np.argsort(key, kind="stable")
+        at = np.empty_like(order)
+        at[order] = np.arange(len(order))
+        first = np.searchsorted(key[order], key[rows])
+        count = np.searchsorted(key[order], key[rows], side="right") - first
+        shift = rng.integers(1, np.maximum(count, 2))  # never the row itself while its group has another note
+        return order[first + (at[rows] - first + shift) % count]
+
     @staticmethod
     def to_float(audio: np.ndarray) -> np.ndarray:
         return audio.astype(np.float32) / 32768.0

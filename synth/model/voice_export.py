@@ -151,7 +151,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, met
         "objective": OBJECTIVE + _objective_extras(cfg),
         "steps": facts["step"], "train_seconds": round(facts["trained_s"]), "train_notes": facts["train_notes"],
         "batch": cfg.get("batch"), "crop_frames": cfg.get("crop_frames"), "kl_weight": cfg.get("kl_weight"),
-        "cross_pitch": cfg.get("cross_pitch", 0.0),
+        "cross_pitch": cfg.get("cross_pitch", 0.0), "cross_velocity": cfg.get("cross_velocity", 0.0),
         "hardware": facts["hardware"], "net": facts["net"], "pretrained": cfg.get("init_from"), "prior": prior}
     export_voice(voice, out, {"training_data": training, "metrics": metrics})
     save_encoder(encoder, voice, out)  # presets import encodes recorded notes with it

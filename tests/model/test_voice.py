@@ -503,6 +503,28 @@ def test_a_cross_pitch_partner_is_another_note_of_the_same_unit(tiny_notes):
     assert alone.same_unit(np.array([0, 0]), np.random.default_rng(0)).tolist() == [0, 0]
 
 
+def test_a_cross_velocity_partner_is_the_same_instrument_and_pitch_at_another_velocity(tiny_notes):
+    from synth.model import dataset
+
+    notes = dataset.load(tiny_notes, "train")
+    rows = np.repeat(np.arange(len(notes)), 20)
+    partners = notes.same_pitch(rows, np.random.default_rng(0))
+    assert (notes.program[partners] == notes.program[rows]).all() and (notes.pitch[partners] == notes.pitch[rows]).all()
+    assert (notes.soundfont[partners] == notes.soundfont[rows]).all()
+    has_other = np.array([((notes.program == notes.program[r]) & (notes.pitch == notes.pitch[r])).sum() > 1
+                          for r in rows])
+    assert has_other.any() and (notes.velocity[partners] != notes.velocity[rows])[has_other].all()
+    assert (partners == rows)[~has_other].all()  # a note alone at its pitch stands for itself
+
+
+def test_cross_pitch_and_velocity_shares_beyond_one_batch_are_one_line(tiny_notes, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "synth", "train", "--data", str(tiny_notes), "--out",
+                           str(tmp_path / "run"), "--cross-pitch", "0.6", "--cross-velocity", "0.5", "--steps", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "together they can be at most 1" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_cross_pitch_training_makes_a_latent_play_its_instrument_at_other_pitches(tiny_notes, tmp_path):
     """Decoded at another pitch of its instrument, a note's latent comes closer to that instrument's real note when
