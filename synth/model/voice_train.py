@@ -382,8 +382,8 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
           lr: float) -> tuple[float, float, float, float, float, bool, dict[str, float]]:
     """One optimisation step on a batch of notes: encode them, decode a sampled z (a `cross_pitch` share of them
     at the pitch of another note of their unit, a `cross_velocity` share at another velocity of their pitch, each
-    against that note), the spectral and average spectrum losses on a
-    crop plus the whole-note envelope loss plus the warming KL term. Returns (spectral loss, envelope loss,
+    against that note), the spectral and average spectrum losses on a crop plus the whole-note envelope loss plus
+    the warming KL term. Returns (spectral loss, envelope loss,
     average spectrum loss, KL, gradient norm, spike, the adversarial stage's losses); a spike's gradient is not
     applied."""
     for g in nets.opt.param_groups:
@@ -392,9 +392,9 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     targets, crossed = rows.copy(), int(round(cfg.cross_pitch * cfg.batch))
     if crossed:
         targets[:crossed] = notes.set.same_unit(rows[:crossed], rng)
-    louder = min(int(round(cfg.cross_velocity * cfg.batch)), cfg.batch - crossed)
-    if louder:
-        targets[crossed:crossed + louder] = notes.set.same_pitch(rows[crossed:crossed + louder], rng)
+    restruck = min(int(round(cfg.cross_velocity * cfg.batch)), cfg.batch - crossed)
+    if restruck:
+        targets[crossed:crossed + restruck] = notes.set.same_pitch(rows[crossed:crossed + restruck], rng)
     idx = torch.from_numpy(rows).to(notes.pitch.device)
     tgt = torch.from_numpy(targets).to(notes.pitch.device)
     start = crop_start(rng, cfg.crop_frames)
