@@ -371,3 +371,18 @@ def test_presets_find_and_encode_refuse_a_taken_name_before_the_search(tiny_note
     proc = subprocess.run([sys.executable, "-m", "synth", "presets", "find", "--data", str(tmp_path / "no-such-set"),
                            "--out", str(out), "--only", "Organ"], capture_output=True, text=True, timeout=120)
     assert "already exists" not in proc.stderr and "no note set in" in proc.stderr  # the missing family: goes on
+
+
+def test_the_card_shows_brightness_against_velocity_only_as_measured_on_like_notes():
+    """The card prints the same-instrument, same-pitch table with each family's rise; an old file's table, which
+    grouped unlike notes by velocity, is left out rather than shown under that heading."""
+    from synth.model.voice_export import _metric_lines
+
+    row = {"set": "sound: x", "notes": 2, "families": {"bass": {"attack_ms": [7.0, 11.0]}},
+           "brightness_by_velocity": {"bass": {"40": [217.0, 201.0], "120": [217.0, 210.0]}},
+           "brightness_rise_cents": {"bass": [0.0, 6.4]}}
+    text = "\n".join(_metric_lines([row]))
+    assert "same instruments and pitches at each velocity" in text and "v40: 217 / 201" in text
+    assert "rise: +0 / +6 cents" in text
+    old = {"set": "sound: x", "notes": 2, "families": row["families"], "velocity_centroid": {"bass": {"40": [689, 694]}}}
+    assert "689" not in "\n".join(_metric_lines([old]))
