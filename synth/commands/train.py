@@ -6,7 +6,7 @@ import json
 import sys
 
 from synth.commands.common import DEFAULT_DATA
-from synth.commands.options import float_in
+from synth.commands.options import float_in, int_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--body", action="store_true",
                    help="give each timbre a filter fixed in Hz over its harmonics, from the latent alone, so one "
                         "timbre keeps its body across the keyboard (a run may start from a model without it)")
+    t.add_argument("--frame-noise", type=int_in(4, 512), metavar="BANDS",
+                   help="draw the noise per control frame at 100 Hz resolution from this many bands (e.g. 128) instead "
+                        "of 32 fixed band recordings (a run may start from a model without it)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 diverged after 3,500 steps)")
@@ -75,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(a: argparse.Namespace) -> None:
+    from synth.model.hnsynth import NOISE_BANDS
     from synth.model.voice import VoiceConfig
     from synth.model.voice_train import VoiceTrainConfig, train
 
@@ -82,7 +86,8 @@ def run(a: argparse.Namespace) -> None:
         raise ValueError(f"--cross-pitch {a.cross_pitch:g} and --cross-velocity {a.cross_velocity:g} share one batch: "
                          "together they can be at most 1")
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison,
-                      jitter=a.jitter, body=a.body)
+                      jitter=a.jitter, body=a.body, frame_noise=a.frame_noise is not None,
+                      noise_bands=a.frame_noise or NOISE_BANDS)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,

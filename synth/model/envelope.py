@@ -28,10 +28,7 @@ class BandEnvelope(torch.nn.Module):
         super().__init__()
         self.synth = synth
         edges = np.array(EDGES_HZ)
-        noise = synth.noise.float().numpy().astype(np.float64)
-        spec = np.abs(np.fft.rfft(noise, axis=1)) ** 2 * 2 / noise.shape[1] ** 2   # power per bin
-        band = np.digitize(np.fft.rfftfreq(noise.shape[1], 1 / SAMPLE_RATE), edges) - 1
-        noise_power = np.stack([spec[:, band == c].sum(1) for c in range(len(edges) - 1)], 1)
+        noise_power = synth.noise_band_power(edges)
         self.register_buffer("noise_power", torch.from_numpy(noise_power).float(), persistent=False)
         stft_band = np.digitize(np.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE), edges) - 1
         bins = np.stack([(stft_band == c) for c in range(len(edges) - 1)], 1).astype(np.float32)
@@ -46,7 +43,7 @@ class BandEnvelope(torch.nn.Module):
     def controls(self, amplitudes: torch.Tensor, noise: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Band powers of the sound the synth makes of these controls ([B, T, HARMONICS], [B, T, NOISE_BANDS])."""
         harmonic = torch.matmul(0.5 * (amplitudes * self.synth.nyquist_mask(pitch)) ** 2, self.spread(pitch))
-        power = harmonic + torch.matmul(noise ** 2, self.noise_power)                     # [B, T, bands]
+        power = harmonic + torch.matmul(self.synth.noise_components(noise) ** 2, self.noise_power)  # [B, T, bands]
         b, t, c = power.shape
         flat = power.transpose(1, 2).reshape(b * c, 1, t)
         return torch.nn.functional.conv1d(flat, self.kernel, padding=2).reshape(b, c, t).transpose(1, 2)

@@ -56,6 +56,11 @@ class VoiceConfig:
     # (a program's mean latent over all its training notes kept its family at 4 of 5 pitches for 31 of 56 held-out
     # programs; the real instruments for 56). Starts flat. An experiment, off by default.
     body: bool = False
+    # The noise drawn per frame at 100 Hz resolution from `noise_bands` magnitudes (hnsynth.FrameNoise) instead of
+    # 32 fixed band recordings: the real notes' detail between the partials, which our 32 bands cannot draw, is most
+    # of what the classifier hears apart. An experiment, off by default.
+    frame_noise: bool = False
+    noise_bands: int = NOISE_BANDS
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -97,6 +102,28 @@ class FiLMBlock(nn.Module):
         return h + self.skip(x)
 
 
+def resample_bands(x: torch.Tensor, bands: int) -> torch.Tensor:
+    """Values over evenly spaced noise bands (the last axis) interpolated linearly to `bands` bands of the same span,
+    centre to centre: a model with another number of noise bands starts from, and is kept near, the same noise."""
+    if x.shape[-1] == bands:
+        return x
+    flat = x.reshape(-1, 1, x.shape[-1])
+    return F.interpolate(flat, size=bands, mode="linear", align_corners=False).reshape(*x.shape[:-1], bands)
+
+
+def grow_noise_head(state: dict[str, torch.Tensor], bands: int) -> dict[str, torch.Tensor]:
+    """A generator state whose head has another number of noise bands, its noise rows interpolated to `bands` (the
+    same noise spectrum at first); unchanged when it already has them."""
+    weight, bias = state["head.weight"], state["head.bias"]
+    old = weight.shape[0] - HARMONICS - 2
+    if old == bands:
+        return state
+    n0, n1 = 1 + HARMONICS, 1 + HARMONICS + old
+    rows = lambda t: torch.cat([t[:n0], resample_bands(t[n0:n1].movedim(0, -1), bands).movedim(-1, 0),  # noqa: E731
+                                t[n1:]])
+    return dict(state) | {"head.weight": rows(weight), "head.bias": rows(bias)}
+
+
 class Generator(nn.Module):
     """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
     the unison [B, 2] (detune in semitones, mix angle) or None."""
@@ -114,7 +141,7 @@ class Generator(nn.Module):
         c0 = cfg.channels[0]
         self.start = nn.Linear(cfg.cond, c0 * cfg.coarse)
         self.blocks = nn.ModuleList(FiLMBlock(a, b, cfg.cond) for a, b in zip([c0] + cfg.channels[:-1], cfg.channels))
-        self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + NOISE_BANDS + 1, 1)
+        self.head = nn.Conv1d(cfg.channels[-1], 1 + HARMONICS + cfg.noise_bands + 1, 1)
         if cfg.unison:  # the same for every note at first: 6 cents, the second voice 29 dB down
             self.unison = nn.Linear(cfg.cond, 2)
             nn.init.zeros_(self.unison.weight)
@@ -183,7 +210,7 @@ class Generator(nn.Module):
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         if self.cfg.jitter:
             amplitudes = amplitudes * self._wobble(c, pitch)
-        noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + NOISE_BANDS] - 5.0)
+        noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + self.cfg.noise_bands] - 5.0)
         # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials; and it
         # is a deviation about the note's pitch, never a detune (its mean over the note is removed): a run that
         # could offset it played random timbres a median 31 cents out of tune.
@@ -260,7 +287,7 @@ class Voice(nn.Module):
     def __init__(self, cfg: VoiceConfig) -> None:
         super().__init__()
         self.generator = Generator(cfg)
-        self.synth = HarmonicNoiseSynth()
+        self.synth = HarmonicNoiseSynth(bands=cfg.noise_bands, frame_noise=cfg.frame_noise)
         self.register_buffer("prior_mean", torch.zeros(cfg.z_dim))
         self.register_buffer("prior_map", torch.eye(cfg.z_dim))
 

@@ -27,7 +27,7 @@ from synth.model.harmonic_levels import HarmonicLevels
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, mel_loss, spectral_loss
 from synth.model.noise_course import NoiseCourse
 from synth.model.texture import Texture
-from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig
+from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig, grow_noise_head, resample_bands
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
 SPIKE_RATIO, SETTLED_STEPS = 4.0, 20  # a batch whose spectral loss is 4x the level of the steps before is skipped
@@ -334,6 +334,7 @@ def _keep_loss(nets: _Nets, rng: np.random.Generator, count: int = 4) -> torch.T
         a0, f0, n0, u0 = nets.parent.generator(latent, pitch, vel)
     a1, f1, n1, u1 = nets.gen(latent, pitch, vel)
     log = lambda x: torch.log(x + 1e-4)  # noqa: E731
+    n0 = resample_bands(n0, n1.shape[-1])  # a run that grew more noise bands keeps the parent's noise spectrum
     kept = (log(a1) - log(a0)).abs().mean() + (log(n1) - log(n0)).abs().mean() + (f1 - f0).abs().mean()
     return kept + (u1 - u0).abs().mean() if u0 is not None and u1 is not None else kept
 
@@ -539,6 +540,7 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
         if ck.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{path} is not a voice checkpoint")
         state, enc = ck["generator"], ck["encoder"]
+    state = grow_noise_head(state, voice.generator.cfg.noise_bands)
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
         # Only the unison, the jitter and the body may be missing (they start alike for every note); else another

@@ -1,6 +1,7 @@
 """The whole-note envelope loss compares like with like: the band powers it reads off the controls are the band
 powers of the audio the synth makes of them."""
 import numpy as np
+import pytest
 import torch
 
 from synth.model.envelope import BandEnvelope
@@ -17,16 +18,19 @@ def _controls(pitch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return amplitudes, noise
 
 
-def _note() -> tuple[BandEnvelope, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _note(frame_noise: bool = False) -> tuple[BandEnvelope, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The envelope loss's bands, and the plucked note's controls, pitch and audio."""
-    synth = HarmonicNoiseSynth()
+    synth = HarmonicNoiseSynth(bands=128, frame_noise=True) if frame_noise else HarmonicNoiseSynth()
     amplitudes, noise = _controls(57)
+    if frame_noise:
+        noise = torch.nn.functional.interpolate(noise, size=128, mode="linear", align_corners=False)
     pitch = torch.tensor([57])
     return BandEnvelope(synth), amplitudes, noise, pitch, synth(amplitudes, torch.zeros(1, FRAMES + 1), noise, pitch)
 
 
-def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio():
-    envelope, amplitudes, noise, pitch, audio = _note()
+@pytest.mark.parametrize("frame_noise", [False, True])
+def test_band_powers_of_the_controls_match_those_of_the_synthesised_audio(frame_noise):
+    envelope, amplitudes, noise, pitch, audio = _note(frame_noise)
     fake, real = envelope.controls(amplitudes, noise, pitch)[0], envelope.audio(audio)[0]
     assert fake.shape == real.shape == (FRAMES + 1, 8)
     loud = real > 1e-6
