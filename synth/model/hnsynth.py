@@ -3,8 +3,9 @@
 Harmonics: each 5 ms control frame becomes one period of a wavetable (harmonic amplitudes times a sine basis, a
 matmul), read at the note's phase with linear interpolation in phase and between frames. f0 is exact from the MIDI
 pitch; a small deviation curve (vibrato) shifts the phase. Noise: fixed band-limited noise signals, one per band,
-each scaled by its band's magnitude, interpolated linearly between frames. Both are phase-coherent and have no
-frame-rate grain by construction. A crop (start frame, frames) can be synthesised alone, as training does.
+each scaled by its band's magnitude, interpolated linearly between frames (or, for a voice with frame noise, drawn
+per frame from more bands at 100 Hz resolution: FrameNoise). Both are phase-coherent and have no frame-rate grain by
+construction. A crop (start frame, frames) can be synthesised alone, as training does.
 """
 from __future__ import annotations
 
