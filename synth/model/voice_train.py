@@ -384,9 +384,8 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     """One optimisation step on a batch of notes: encode them, decode a sampled z (a `cross_pitch` share of them
     at the pitch of another note of their unit, a `cross_velocity` share at another velocity of their pitch, each
     against that note), the spectral and average spectrum losses on a crop plus the whole-note envelope loss plus
-    the warming KL term. Returns (spectral loss, envelope loss,
-    average spectrum loss, KL, gradient norm, spike, the adversarial stage's losses); a spike's gradient is not
-    applied."""
+    the warming KL term. Returns (spectral loss, envelope loss, average spectrum loss, KL, gradient norm, spike, the
+    adversarial stage's losses); a spike's gradient is not applied."""
     for g in nets.opt.param_groups:
         g["lr"] = lr
     rows = rng.integers(0, len(notes.set), cfg.batch)
