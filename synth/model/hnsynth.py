@@ -35,11 +35,26 @@ def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
     return 440.0 * torch.pow(2.0, (pitch.to(torch.float32) - 69.0) / 12.0)
 
 
+def mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def mel_spaced(lo: float, hi: float, count: int) -> np.ndarray:
+    """`count` frequencies (Hz) from lo to hi, evenly spaced on the mel scale."""
+    return 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), count) / 2595.0) - 1.0)
+
+
 def band_edges(bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Band edges in Hz, evenly spaced on the mel scale from 0 to Nyquist (bands + 1 values)."""
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
-    return hz(np.linspace(0.0, mel(sr / 2), bands + 1))
+    return mel_spaced(0.0, sr / 2, bands + 1)
+
+
+def between(at: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """For fractional positions among `points` evenly spaced points (clipped to them): the point below each and
+    the weight of the point above (linear interpolation; at the last point, the one below it with weight 1)."""
+    at = np.clip(at, 0.0, points - 1.0)
+    low = np.minimum(np.floor(at).astype(int), max(points - 2, 0))
+    return low, at - low
 
 
 def stft_bands(n_fft: int, bands: int = NOISE_BANDS, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -106,9 +121,7 @@ def body_weights(bands: int = BODY_BANDS, harmonics: int = HARMONICS) -> np.ndar
     centres = np.linspace(np.log2(30.0), np.log2(SAMPLE_RATE / 2), bands)
     pitches = torch.arange(PITCH_MIN, PITCH_MAX + 1)
     hz = midi_to_hz(pitches).double().numpy()[:, None] * np.arange(1, harmonics + 1)[None, :]
-    at = np.clip((np.log2(hz) - centres[0]) / (centres[1] - centres[0]), 0.0, bands - 1.0)
-    low = np.minimum(np.floor(at).astype(int), bands - 2)
-    frac = at - low
+    low, frac = between((np.log2(hz) - centres[0]) / (centres[1] - centres[0]), bands)
     out = np.zeros((len(pitches), harmonics, bands), np.float32)
     np.put_along_axis(out, low[..., None], (1.0 - frac)[..., None], axis=2)
     np.put_along_axis(out, low[..., None] + 1, frac[..., None], axis=2)
@@ -163,30 +176,26 @@ class FrameNoise(torch.nn.Module):
         frequency ranges (its power spreads to the next bins' centres, as the window's main lobe spreads it)."""
         bins = self.interp.shape[1]
         freqs = np.fft.rfftfreq(NOTE_SAMPLES, 1.0 / SAMPLE_RATE)
-        at = np.clip(freqs / (SAMPLE_RATE / 2) * (bins - 1), 0.0, bins - 1.0)
-        low = np.minimum(np.floor(at).astype(int), bins - 2)
-        hat = np.zeros((bins, len(freqs)))
-        cols = np.arange(len(freqs))
-        hat[low, cols] = 1.0 - (at - low)
-        hat[low + 1, cols] += at - low
-        hat[:, freqs < LOW_CUT_HZ] = 0.0
+        freqs = freqs[freqs >= LOW_CUT_HZ]
+        low, frac = between(freqs / (SAMPLE_RATE / 2) * (bins - 1), bins)
         where = np.digitize(freqs, edges) - 1
-        share = np.stack([hat[:, where == c].sum(1) for c in range(len(edges) - 1)], 1)
-        return share / hat.sum()
+        share = np.zeros((bins, len(edges) - 1))
+        inside = (where >= 0) & (where < len(edges) - 1)
+        np.add.at(share, (low[inside], where[inside]), 1.0 - frac[inside])
+        np.add.at(share, (low[inside] + 1, where[inside]), frac[inside])
+        return share / len(freqs)
 
 
 def band_interpolation(bands: int, freqs: np.ndarray) -> np.ndarray:
     """[bands, len(freqs)] weights that interpolate band magnitudes (centres evenly spaced on the mel scale, as
     band_edges) linearly to these frequencies; below the first centre and above the last the end band holds."""
     edges = band_edges(bands)
-    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
-    at = np.clip((mel(freqs) - mel(edges[0])) / (mel(edges[1]) - mel(edges[0])) - 0.5, 0.0, bands - 1.0)
-    low = np.minimum(np.floor(at).astype(int), max(bands - 2, 0))
+    low, frac = between((mel(freqs) - mel(edges[0])) / (mel(edges[1]) - mel(edges[0])) - 0.5, bands)
     out = np.zeros((bands, len(freqs)), np.float32)
     cols = np.arange(len(freqs))
-    out[low, cols] = 1.0 - (at - low)
+    out[low, cols] = 1.0 - frac
     if bands > 1:
-        out[low + 1, cols] += at - low
+        out[low + 1, cols] += frac
     return out
 
 
@@ -356,17 +365,18 @@ def average_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, smooth: int = 
     return (torch.log(power(fake) + floor) - torch.log(power(real) + floor)).abs().mean()
 
 
-def mel_filters(bands: int = 192, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0) -> np.ndarray:
-    """Triangular filters [bands, n_fft // 2 + 1], even on the mel scale over the audible band, each averaging the
-    magnitudes under it."""
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    edges = 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), bands + 2) / 2595.0) - 1.0)
+def mel_filters(bands: int = 192, n_fft: int = 4096, lo: float = 20.0, hi: float = 20000.0,
+                average: bool = True) -> np.ndarray:
+    """Triangular filters [bands, n_fft // 2 + 1], even on the mel scale from lo to hi, each averaging the
+    magnitudes under it (or, `average` False, peaking at 1)."""
+    edges = mel_spaced(lo, hi, bands + 2)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
     fb = np.zeros((bands, len(freqs)), np.float32)
     for m in range(bands):
         a, b, c = edges[m:m + 3]
         fb[m] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
-        fb[m] /= max(fb[m].sum(), 1e-9)
+        if average:
+            fb[m] /= max(fb[m].sum(), 1e-9)
     return fb
 
 

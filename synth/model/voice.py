@@ -17,7 +17,8 @@ from torch import nn
 
 from synth.core.notes import N_PITCHES, PITCH_MAX as PITCH_MAX, PITCH_MIN  # PITCH_MAX: re-exported
 from synth.model.hnsynth import (BODY_BANDS, FRAMES, HARMONICS, HOLD_SECONDS, HOP, NOISE_BANDS, SAMPLE_RATE,
-                                 HarmonicNoiseSynth, body_weights, exp_sigmoid, partial_jitter, smooth_frames)
+                                 HarmonicNoiseSynth, body_weights, exp_sigmoid, mel_filters, partial_jitter,
+                                 smooth_frames)
 
 MEL_BANDS = 64
 MEL_HOP = 480
@@ -254,15 +255,7 @@ class MelFeatures(nn.Module):
 
     def __init__(self, n_fft: int = 2048) -> None:
         super().__init__()
-        import numpy as np
-
-        mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-        edges = 700.0 * (10.0 ** (np.linspace(mel(30.0), mel(16000.0), MEL_BANDS + 2) / 2595.0) - 1.0)
-        freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
-        fb = np.zeros((MEL_BANDS, len(freqs)), np.float32)
-        for m in range(MEL_BANDS):
-            lo, mid, hi = edges[m:m + 3]
-            fb[m] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+        fb = mel_filters(MEL_BANDS, n_fft, 30.0, 16000.0, average=False)
         self.register_buffer("fb", torch.from_numpy(fb), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.n_fft = n_fft
