@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import functools
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -263,16 +264,23 @@ class NoteSet:
         unit = self.unit[rows]
         return order[np.searchsorted(self.unit[order], unit) + rng.integers(0, np.bincount(self.unit)[unit])]
 
-    def same_pitch(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each row, a random note of the same soundfont, program and pitch at another velocity (the row
-        itself when the set holds no other)."""
+    @functools.cached_property
+    def _by_pitch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(key, sorted keys, order, at): each note's (soundfont, program, pitch) as one number, those sorted, the
+        notes in that order, and each note's place in it. Sorted once: training asks for partners every step."""
         font = np.unique(self.soundfont, return_inverse=True)[1].reshape(-1)
         key = (font * 128 + self.program) * 128 + self.pitch
         order = np.argsort(key, kind="stable")
         at = np.empty_like(order)
         at[order] = np.arange(len(order))
-        first = np.searchsorted(key[order], key[rows])
-        count = np.searchsorted(key[order], key[rows], side="right") - first
+        return key, key[order], order, at
+
+    def same_pitch(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each row, a random note of the same soundfont, program and pitch at another velocity (the row
+        itself when the set holds no other)."""
+        key, ordered, order, at = self._by_pitch
+        first = np.searchsorted(ordered, key[rows])
+        count = np.searchsorted(ordered, key[rows], side="right") - first
         shift = rng.integers(1, np.maximum(count, 2))  # never the row itself while its group has another note
         return order[first + (at[rows] - first + shift) % count]
 
