@@ -258,11 +258,17 @@ class NoteSet:
         """These notes only (a boolean mask or indices)."""
         return NoteSet(*(getattr(self, f.name)[keep] for f in fields(self)))
 
+    @functools.cached_property
+    def _by_unit(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, sorted units, notes per unit): sorted once, as training asks for partners every step."""
+        order = np.argsort(self.unit, kind="stable")
+        return order, self.unit[order], np.bincount(self.unit)
+
     def same_unit(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """For each row, a random note of the same unit (the row itself when its unit has only it)."""
-        order = np.argsort(self.unit, kind="stable")
+        order, ordered, count = self._by_unit
         unit = self.unit[rows]
-        return order[np.searchsorted(self.unit[order], unit) + rng.integers(0, np.bincount(self.unit)[unit])]
+        return order[np.searchsorted(ordered, unit) + rng.integers(0, count[unit])]
 
     @functools.cached_property
     def _by_pitch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
