@@ -197,13 +197,25 @@ class Generator(nn.Module):
         rel = (pitch.to(torch.float32) - 54.0) / 30.0
         return self.cond(torch.cat([z, self.pitch_embed(p), rel[:, None], velocity[:, None] * 2 - 1], dim=1))
 
-    def forward(self, z: torch.Tensor, pitch: torch.Tensor,
-                velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, vibrato_at: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The controls at `velocity`; with `vibrato_at` [B], the vibrato and the unison's detune those of that
+        velocity instead: the conv stack runs on the doubled batch, the head's other outputs only on the first half
+        (the played ones), so the second costs the stack alone."""
+        n = z.shape[0]
+        if vibrato_at is not None:
+            z, pitch, velocity = torch.cat([z, z]), torch.cat([pitch, pitch]), torch.cat([velocity, vibrato_at])
         c = self.condition(z, pitch, velocity)
         x = self.start(c).reshape(z.shape[0], self.cfg.channels[0], self.cfg.coarse)
         for block in self.blocks:
             x = block(x, c)
-        out = self.head(x).transpose(1, 2)                                       # [B, FRAMES, outputs]
+        if vibrato_at is None:
+            out = self.head(x).transpose(1, 2)                                   # [B, FRAMES, outputs]
+            vibrato, c_vibrato = out[..., -1:], c
+        else:
+            out = self.head(x[:n]).transpose(1, 2)
+            vibrato = F.conv1d(x[n:], self.head.weight[-1:], self.head.bias[-1:]).transpose(1, 2)
+            z, pitch, c, c_vibrato = z[:n], pitch[:n], c[:n], c[n:]
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
         if self.cfg.body:
@@ -215,13 +227,14 @@ class Generator(nn.Module):
         # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials; and it
         # is a deviation about the note's pitch, never a detune (its mean over the note is removed): a run that
         # could offset it played random timbres a median 31 cents out of tune.
-        f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(out[..., -1:]).transpose(1, 2), 9, stride=1,
+        f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(vibrato).transpose(1, 2), 9, stride=1,
                               padding=4, count_include_pad=False).transpose(1, 2)[..., 0]
         f0_dev = f0_dev - f0_dev.mean(dim=1, keepdim=True)
         unison = None
         if self.cfg.unison:
-            u = torch.sigmoid(UNISON_GAIN * self.unison(c))
-            unison = torch.stack([MAX_UNISON_CENTS / 100.0 * u[:, 0], 0.25 * math.pi * u[:, 1]], dim=1)
+            detune = torch.sigmoid(UNISON_GAIN * self.unison(c_vibrato)[:, 0])
+            angle = torch.sigmoid(UNISON_GAIN * self.unison(c)[:, 1])
+            unison = torch.stack([MAX_UNISON_CENTS / 100.0 * detune, 0.25 * math.pi * angle], dim=1)
         return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise), unison
 
 
@@ -295,14 +308,8 @@ class Voice(nn.Module):
     def controls(self, latent: torch.Tensor, pitch: torch.Tensor,
                  velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The generator's controls as played: its amplitudes and noise at `velocity`, its vibrato and the unison's
-        detune at VIBRATO_VELOCITY (one generator call on the doubled batch), so velocity layers blend in phase."""
-        n = latent.shape[0]
-        amplitudes, f0_dev, noise, unison = self.generator(
-            torch.cat([latent, latent]), torch.cat([pitch, pitch]),
-            torch.cat([velocity, torch.full_like(velocity, VIBRATO_VELOCITY)]))
-        if unison is not None:
-            unison = torch.stack([unison[n:, 0], unison[:n, 1]], dim=1)
-        return amplitudes[:n], f0_dev[n:], noise[:n], unison
+        detune at VIBRATO_VELOCITY, so velocity layers blend in phase."""
+        return self.generator(latent, pitch, velocity, torch.full_like(velocity, VIBRATO_VELOCITY))
 
     def to_input(self, latent: torch.Tensor) -> torch.Tensor:
         """The played z whose prior map is this generator latent (an encoded note's, for a preset)."""

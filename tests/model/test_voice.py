@@ -632,7 +632,8 @@ def test_one_wild_batch_among_the_first_does_not_blind_the_spike_filter():
 def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
     """The bank blends two velocity layers of a note: decoded, both get the vibrato and the unison's detune of
     VIBRATO_VELOCITY, so their partials stay in phase (with their own, a Brass note between layers beat by 5 dB),
-    though the generator's own differ with velocity; the unison's mix is each velocity's own."""
+    though the generator's own differ with velocity; the amplitudes, noise and the unison's mix are each velocity's
+    own (the head reads them from the doubled batch's first half only)."""
     from dataclasses import replace
 
     from synth.model.voice import VIBRATO_VELOCITY, Voice
@@ -645,9 +646,9 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
             p.add_(0.3 * torch.randn_like(p))
     latent = torch.randn(1, voice.prior_mean.shape[0], generator=torch.Generator().manual_seed(3))
     pitch = torch.tensor([60])
-    played: list[tuple[torch.Tensor, torch.Tensor]] = []
-    voice.synth.register_forward_pre_hook(lambda module, args, kwargs: played.append((args[1], kwargs["unison"])),
-                                          with_kwargs=True)
+    played: list[tuple[torch.Tensor, ...]] = []
+    voice.synth.register_forward_pre_hook(
+        lambda module, args, kwargs: played.append((args[1], kwargs["unison"], args[0], args[2])), with_kwargs=True)
     with torch.no_grad():
         own = [voice.generator(latent, pitch, torch.tensor([v])) for v in (0.3, 0.9)]
         assert not torch.allclose(own[0][1], own[1][1]) and not torch.allclose(own[0][3], own[1][3])
@@ -658,6 +659,12 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
     torch.testing.assert_close(played[0][0], top[1])
     torch.testing.assert_close(played[0][1][:, 0], top[3][:, 0])
     torch.testing.assert_close(played[0][1][:, 1], own[0][3][:, 1])
+    for (_, _, amplitudes, noise), (a, _, n, _) in zip(played, own):
+        # this wild random voice's pre-activations run to hundreds: a batch of one and of two round differently
+        torch.testing.assert_close(amplitudes, a, rtol=0.0, atol=1e-2 * float(a.abs().max()))
+        torch.testing.assert_close(noise, n, rtol=0.0, atol=1e-2 * float(n.abs().max()))
+    for k in (0, 2):  # and the two velocities' differ by far more than that
+        assert float((own[0][k] - own[1][k]).abs().max()) > 0.1 * float(own[0][k].abs().max())
 
 
 @pytest.mark.parametrize("grown", ["", "unison", "jitter", "body", "frame_noise"])
