@@ -214,7 +214,9 @@ class Generator(nn.Module):
             vibrato, c_vibrato = out[..., -1:], c
         else:
             out = self.head(x[:n]).transpose(1, 2)
-            vibrato = F.conv1d(x[n:], self.head.weight[-1:], self.head.bias[-1:]).transpose(1, 2)
+            bias = self.head.bias
+            assert bias is not None  # Conv1d's default, bias=True
+            vibrato = F.conv1d(x[n:], self.head.weight[-1:], bias[-1:]).transpose(1, 2)
             z, pitch, c, c_vibrato = z[:n], pitch[:n], c[:n], c[n:]
         level = exp_sigmoid(out[..., :1] - 1.0)  # harmonics start audible, noise quiet (as DDSP)
         shape = exp_sigmoid(out[..., 1:1 + HARMONICS])
