@@ -24,7 +24,7 @@ from synth.runtime.model import NoteModel, live_threads
 def bench_bank(model: NoteModel, rate: int, trials: int = 5) -> dict:
     """A new timbre while key 60 is held: time until that key is playable, and until every layer of every pitch is.
 
-    Measured as `play` renders: in the worker process, with one core fewer than the machine has."""
+    Measured as `play` renders: in the worker process, with live_threads() inference threads."""
     model = NoteModel(model.path, provider=model.provider, threads=live_threads())
     renderer = BankRenderer(model, rate, process=True)
     renderer.lanes[0].held[60] = 1
