@@ -49,14 +49,30 @@ def k_weighted_power(blocks: np.ndarray, rate: int) -> np.ndarray:
 
 def momentary_peak_lufs(x: np.ndarray, rate: int) -> float:
     """Loudness (LUFS) of the loudest 400 ms of x (a mono note, -1..1): found by plain energy, then K-weighted."""
-    x = np.asarray(x, np.float64)
+    x = np.asarray(x)
     win = min(int(WINDOW_SECONDS * rate), len(x))
     if win == 0:
         return -np.inf
-    cs = np.concatenate([[0.0], np.cumsum(x * x)])
-    start = int(np.argmax(cs[win:] - cs[:-win]))
-    power = float(k_weighted_power(x[None, start:start + win], rate)[0])
+    start = _loudest(x, win, max(rate // 100, 1))
+    power = float(k_weighted_power(np.asarray(x[None, start:start + win], np.float64), rate)[0])
     return -0.691 + 10.0 * np.log10(max(power, 1e-20))
+
+
+def _loudest(x: np.ndarray, win: int, hop: int) -> int:
+    """Where the `win` samples of x with the most energy start: looked for every `hop` samples, then to the sample
+    around the best of those (the bank measures every note it stores; a cumulative sum of every sample of a note
+    cost five times as much)."""
+    blocks = len(x) // hop
+    if blocks > win // hop:
+        chunks = x[:blocks * hop].reshape(blocks, hop)
+        cs = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->i", chunks, chunks, dtype=np.float64))])
+        near = int(np.argmax(cs[win // hop:] - cs[:-(win // hop)])) * hop
+    else:
+        near = 0
+    lo, hi = max(near - hop, 0), min(near + hop, len(x) - win)
+    part = np.asarray(x[lo:hi + win], np.float64)
+    cs = np.concatenate([[0.0], np.cumsum(part * part)])
+    return lo + int(np.argmax(cs[win:] - cs[:-win]))
 
 
 def integrated_lufs(audio: np.ndarray, rate: int) -> float:
