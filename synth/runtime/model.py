@@ -96,8 +96,8 @@ def check_output(path: Path, audio: np.ndarray, notes: int, samples: int) -> np.
 def live_threads() -> int:
     """Inference threads while audio plays: every core. The render worker runs niced in its own process and the
     audio threads above it (JACK's real-time threads, our helpers at SCHED_FIFO), so the kernel hands the callback
-    its core at once; on 2 cores a 120 s soak counted as many underruns with two inference threads as with one
-    (16 and 17 against 20 and 11; docs/measurements.md), and a whole bank took 2.7 s instead of 3.4-3.7 s."""
+    its core at once; on 2 cores 120 s soaks counted as many underruns with two inference threads as with one
+    (17 and 16 against 11 and 20; docs/measurements.md), and a whole bank took 2.8-2.9 s instead of 3.4-3.7 s."""
     return max(1, os.cpu_count() or 1)
 
 

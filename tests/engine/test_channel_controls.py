@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synth.engine.bank import BankRenderer
 from synth.core.timbre import Preset, save_preset
@@ -294,13 +296,10 @@ def test_data_entry_after_an_nrpn_leaves_the_bend_range_alone(model):
     assert v.bend_range[0] == 2
 
 
-
 def test_a_starting_voice_gets_the_gains_the_block_glides_to(model):
     """A note-on sets its voices' channel gains with plain floats (Voices._voice_gains: the vectorised form cost
     40 µs a voice in the callback); they are, to the float32 bit, what _channel_targets gives the same voices for
     any volume, expression, pan, wheel, pressure, aftertouch, spread and morph pairing."""
-    from hypothesis import given, settings, strategies as st
-
     v = two_lane_voices(model)
     cc = st.integers(0, 127)
     voice = st.tuples(st.integers(0, 15), cc, cc, cc, cc, cc, st.floats(0, 1), st.booleans(), st.booleans(),
