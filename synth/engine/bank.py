@@ -229,6 +229,28 @@ def note_gain(note: np.ndarray, rate: int, layer_velocity: int) -> float:
     return 10.0 ** (min(REFERENCE_LUFS - lufs, MAX_NOTE_GAIN_DB) / 20.0)
 
 
+Blend = tuple[int, int, int, int]  # two stored notes of one key, layers i and i + 1: (slot, slot, velocity, velocity)
+
+
+def blend_likeness(data: np.ndarray, layout: NoteLayout, blend: Blend, levelled: bool) -> float:
+    """How alike the two stored notes of a key's adjacent layers are: the correlation that makes the voices' gain
+    law, (1-w)² + w² + 2w(1-w)ρ, give the half-and-half blend's measured loudness (the loudest 400 ms, K-weighted,
+    as the notes were levelled; likeness varies along a note, so a correlation over the whole note does not
+    predict its loudest stretch). `levelled`: the notes were stored at their layers' GM levels (unless
+    near-silent); 1.0 where a loudness cannot be measured."""
+    a, b, va, vb = blend
+    x = data[a, :layout.hold] / va ** 2  # each at the level the voices give it at one velocity
+    y = data[b, :layout.hold] / vb ** 2
+    if levelled:
+        alone = REFERENCE_LUFS - 40.0 * math.log10(REFERENCE_VELOCITY)
+    else:
+        alone = 0.5 * (momentary_peak_lufs(x, layout.rate) + momentary_peak_lufs(y, layout.rate))
+    both = momentary_peak_lufs(0.5 * (x + y), layout.rate)
+    if not (np.isfinite(alone) and np.isfinite(both)):
+        return 1.0
+    return min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
+
+
 def render_into(model: NoteModel, data: np.ndarray, layout: NoteLayout, z: np.ndarray, pitches: list[int],
                 velocities: list[int], slots: list[int], loops: list[Loop] | None = None,
                 gain: float | None = 1.0) -> list[NoteShape]:
@@ -363,7 +385,7 @@ class Lane:
 
     def __init__(self, layers: int = 1) -> None:
         self.slot_for = np.full((layers, N_KEYS), -1, dtype=np.int32)
-        # how alike each key's stored notes of layers i and i + 1 are (slot_for's; BankRenderer._layer_likeness): a
+        # how alike each key's stored notes of layers i and i + 1 are (slot_for's; bank.blend_likeness): a
         # voice blending the two scales them so the blend is as loud as each layer (unlike layers summed half and
         # half lose up to 3 dB, partly cancelling ones more)
         self.blend_rho = np.ones((max(layers - 1, 1), N_KEYS), dtype=np.float64)
@@ -587,47 +609,46 @@ class BankRenderer:
         loops = [self._loop(bank, p) for p in pitches]
         slots = [self._take_slot() for _ in keys]
         gain = None if self.match_loudness else 1.0
+        newest = ln.banks[-1] is bank  # else a newer bank has these keys: this one's notes change no blend
+        pairs = self._blends(ln, keys, slots) if newest else []
+        blends = [(a, b, self.layers[lo], self.layers[lo + 1]) for lo, _, a, b in pairs]
         try:
-            if self._worker is not None:
-                shapes = self._worker.render(bank.z, pitches, velocities, slots, loops, gain)
+            if self._worker is not None:  # the worker measures the blends too: no numpy work for the audio process
+                shapes, rhos = self._worker.render(bank.z, pitches, velocities, slots, loops, gain, blends)
             else:
                 shapes = render_into(self.model, self.pool.data, self.layout, bank.z, pitches, velocities, slots,
                                      loops, gain)
+                rhos = [blend_likeness(self.pool.data, self.layout, b, self.match_loudness) for b in blends]
         except Exception:
             self.pool.free.extend(slots)
             raise
-        pairs: set[tuple[int, int]] = set()  # (lower layer, pitch) of the layer pairs whose notes changed
         for k, slot, shape in zip(keys, slots, shapes):
             self.pool.store(slot, shape)
             bank.slot_of[k] = slot
-            if ln.banks[-1] is bank:  # a newer bank may have started meanwhile; it wins the key
+            if newest:
                 ln.slot_for[k // N_KEYS, k % N_KEYS] = slot
-                pairs.update((lo, k % N_KEYS) for lo in (k // N_KEYS - 1, k // N_KEYS)
-                             if 0 <= lo < len(self.layers) - 1)
             ln.wanted[k % N_KEYS] = 0
-        for lo, pitch in sorted(pairs):  # once the batch is stored: a pair whose both notes it holds is measured once
-            self._layer_likeness(ln, lo, pitch)
+        for (lo, pitch, _, _), rho in zip(pairs, rhos):
+            ln.blend_rho[lo, pitch] = rho
         if bank.first_ready is None:
             bank.first_ready = time.monotonic()
             self.last_first_note_seconds = bank.first_ready - bank.started
 
-    def _layer_likeness(self, ln: Lane, lo: int, pitch: int) -> None:
-        """Lane.blend_rho of this key's layers lo and lo + 1, from the notes the voices now play: the correlation
-        that makes the voices' gain law, (1-w)² + w² + 2w(1-w)ρ, give the half-and-half blend's measured loudness
-        (the loudest 400 ms, K-weighted, as the notes were levelled; likeness varies along a note, so a correlation
-        over the whole note does not predict its loudest stretch)."""
-        a, b = int(ln.slot_for[lo, pitch]), int(ln.slot_for[lo + 1, pitch])
-        if a < 0 or b < 0:
-            return
-        x = self.pool.data[a, :self.layout.hold] / self.layers[lo] ** 2  # each at the level the voices give it
-        y = self.pool.data[b, :self.layout.hold] / self.layers[lo + 1] ** 2  # at one velocity
-        if self.match_loudness:  # levelled: each stores at its layer's GM level (unless near-silent)
-            alone = REFERENCE_LUFS - 40.0 * math.log10(REFERENCE_VELOCITY)
-        else:
-            alone = 0.5 * (momentary_peak_lufs(x, self.layout.rate) + momentary_peak_lufs(y, self.layout.rate))
-        both = momentary_peak_lufs(0.5 * (x + y), self.layout.rate)
-        if np.isfinite(alone) and np.isfinite(both):
-            ln.blend_rho[lo, pitch] = min(max(2.0 * 10.0 ** ((both - alone) / 10.0) - 1.0, -1.0), 1.0)
+    def _blends(self, ln: Lane, keys: list[int], slots: list[int]) -> list[tuple[int, int, int, int]]:
+        """(lower layer, pitch, its slot, the upper layer's slot) of each key's layer pair that these notes
+        (`keys` into `slots`) change, with the slot each layer will play once they are stored: a pair whose both
+        notes the batch holds is measured once (Lane.blend_rho, blend_likeness)."""
+        new = dict(zip(keys, slots))
+        pairs = set()
+        for k in keys:
+            layer, pitch = divmod(k, N_KEYS)
+            for lo in (layer - 1, layer):
+                if 0 <= lo < len(self.layers) - 1:
+                    a = new.get(lo * N_KEYS + pitch, int(ln.slot_for[lo, pitch]))
+                    b = new.get((lo + 1) * N_KEYS + pitch, int(ln.slot_for[lo + 1, pitch]))
+                    if a >= 0 and b >= 0:
+                        pairs.add((lo, pitch, a, b))
+        return sorted(pairs)
 
     def _loop(self, bank: Bank, pitch: int) -> Loop:
         """The loop end and jump targets the bank's other layers of this pitch have, else those the other lanes'

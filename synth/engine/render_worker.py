@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from synth.engine.bank import Loop, NoteLayout
+    from synth.engine.bank import Blend, Loop, NoteLayout
 
 NICE = 15
 
@@ -42,10 +42,12 @@ class RenderWorker:
             raise RenderError(message)
 
     def render(self, z: np.ndarray, pitches: list[int], velocities: list[int], slots: list[int],
-               loops: list[Loop], gain: float | None = 1.0) -> list:
-        """Render the notes (pitch, layer velocity) into these slots (see bank.render_into); returns NoteShapes."""
+               loops: list[Loop], gain: float | None, blends: list[Blend]) -> tuple[list, list[float]]:
+        """Render the notes (pitch, layer velocity) into these slots (see bank.render_into), then measure how alike
+        each of `blends` is (bank.blend_likeness; levelled when `gain` is None); returns the notes' NoteShapes and
+        the blends' likenesses."""
         self._conn.send((np.asarray(z, np.float32), list(pitches), list(velocities), list(slots), list(loops),
-                         gain))
+                         gain, list(blends)))
         kind, value = self._conn.recv()
         if kind != "ok":
             raise RenderError(value)
@@ -68,7 +70,7 @@ def _serve(conn: Connection, model_path: str, provider: str, threads: int, shm_n
     try:
         if hasattr(os, "nice"):
             os.nice(NICE)
-        from synth.engine.bank import render_into
+        from synth.engine.bank import blend_likeness, render_into
         from synth.runtime.model import NoteModel
 
         model = NoteModel(model_path, provider=provider, threads=threads)
@@ -86,7 +88,9 @@ def _serve(conn: Connection, model_path: str, provider: str, threads: int, shm_n
         if job is None:
             break
         try:
-            conn.send(("ok", render_into(model, data, layout, *job)))
+            z, pitches, velocities, slots, loops, gain, blends = job
+            shapes = render_into(model, data, layout, z, pitches, velocities, slots, loops, gain)
+            conn.send(("ok", (shapes, [blend_likeness(data, layout, b, gain is None) for b in blends])))
         except Exception as e:
             conn.send(("error", str(e)))
     del data

@@ -379,6 +379,25 @@ def test_a_held_note_does_not_repeat_its_loop_pass_after_pass(tmp_path):
     assert spikes[RATE:-480].max() < 1.2 * spikes[RATE // 2:RATE].max()  # (the last 10 ms: the RMS edge)
 
 
+@pytest.mark.parametrize("levelled", [True, False])
+def test_the_render_worker_measures_each_blend_of_layers_as_the_renderer_does(tmp_path, levelled):
+    """In the live rig the render worker measures how alike a key's adjacent layers are (no numpy work for the
+    audio process): the bank it fills has the same likeness for every key as a bank rendered in-process."""
+    model = NoteModel(tone_onnx(tmp_path / "u.onnx", envelope("sustained"), layers=LAYERS, stretch=1.0),
+                      provider="cpu")
+    local = voices_for(model, match_loudness=levelled).renderer
+    remote = BankRenderer(model, RATE, polyphony=8, match_loudness=levelled, process=True)
+    remote.start()
+    try:
+        remote.set_timbre(np.zeros(model.info.z_dim, np.float32))
+        assert remote.wait_complete(timeout=60), remote.error
+        keys = slice(model.info.pitch_min, model.info.pitch_max + 1)
+        assert (local.lanes[0].blend_rho[:, keys] < 0.99).any()  # the layers differ somewhere: measured, not 1
+        np.testing.assert_allclose(remote.lanes[0].blend_rho[:, keys], local.lanes[0].blend_rho[:, keys], atol=1e-9)
+    finally:
+        remote.stop()
+
+
 def test_a_note_between_two_unlike_layers_is_as_loud_as_either(tmp_path):
     """Layers whose third partials differ (mistuned by the velocity) are partly unlike: summed half and half they
     would lose level; the voices scale a blend by the layers' correlation so it plays at GM's level."""
