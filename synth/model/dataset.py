@@ -8,13 +8,13 @@ rebuilt from the units at the end.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import re
 import shutil
 import subprocess
-import functools
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
