@@ -3,12 +3,12 @@ the real voices into an output buffer as the audio callback does: nothing raises
 the buffer is finite and within full scale. The bank holds every MIDI key of the analytic tone model."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from synth.engine.engine import Engine
 from synth.engine.midi_bytes import parse
-from synth.engine.voices import Voices
+from synth.engine.voices import HELD, KILLED, SUSTAINED, Voices
 from synth.runtime.model import NoteModel
 
 MAX_BLOCK = 1024
@@ -101,3 +101,69 @@ def test_parser_output_is_always_channel_messages(data):
 def test_well_formed_messages_come_back_unchanged(messages):
     flat = sum(messages, [])
     assert parse(flat) == ([(m[0], m[1], m[2] if len(m) > 2 else 0) for m in messages], 0)
+
+
+def bookkeeping_holds(v: Voices, down: set[tuple[int, int]]) -> None:
+    """What the voices' vectorised event handling (retrigger, steal, release, pedal) must keep true; `down`: the
+    (channel, key) pairs whose key is down."""
+    n = v.n
+    alive = v.v_state[:n] != KILLED
+    for age in np.unique(v.v_age[:n]):
+        note = v.v_age[:n] == age
+        assert len(set(zip(v.v_chan[:n][note].tolist(), v.v_pitch[:n][note].tolist()))) == 1, "a note spans keys"
+        assert v.v_primary[:n][note].sum() == 1, "a note has one primary voice"
+    assert (v.v_primary[:n] & alive).sum() <= v.polyphony, "more notes sound than the polyphony"
+    keys = list(zip(v.v_chan[:n][alive].tolist(), v.v_pitch[:n][alive].tolist(), v.v_age[:n][alive].tolist()))
+    assert len({k[:2] for k in keys}) == len(set(keys)), "a key sounds twice: its retrigger did not fade the first"
+    for i in range(n):
+        key = (int(v.v_chan[i]), int(v.v_pitch[i]))
+        if v.v_state[i] == HELD:
+            assert key in down, "a voice is held whose key is up"
+        if v.v_state[i] == SUSTAINED:
+            assert key not in down and v.sustain[key[0]], "a voice is sustained with its key down or the pedal up"
+    users = np.bincount(v.v_slot[:n], minlength=len(v.pool.users))
+    assert (v.pool.users == users).all(), "a slot's user count is off"
+
+
+def keys_down(down: set[tuple[int, int]], status: int, d1: int, d2: int) -> None:
+    """Follow which keys are down, as a player's hands would say."""
+    kind, ch = status & 0xF0, status & 0x0F
+    if kind == 0x90 and d2 > 0:
+        down.add((ch, d1))
+    elif kind in (0x80, 0x90):
+        down.discard((ch, d1))
+    elif kind == 0xB0 and d1 in (120, 123):
+        down -= {k for k in down if k[0] == ch}
+
+
+note_on = st.builds(lambda ch, k, vel: (0x90 | ch, k, vel), st.integers(0, 1), st.integers(56, 71),
+                    st.integers(0, 127))
+note_off = st.builds(lambda ch, k: (0x80 | ch, k, 0), st.integers(0, 1), st.integers(56, 71))
+pedal = st.builds(lambda ch, val: (0xB0 | ch, 64, val), st.integers(0, 1), st.sampled_from([0, 127]))
+crowd = st.one_of(  # few keys and channels, so notes retrigger, steal, sustain and are cut off often
+    note_on, note_on, note_on, note_off, note_off, pedal, pedal,
+    st.builds(lambda ch, cc, val: (0xB0 | ch, cc, val), st.integers(0, 1), st.sampled_from([120, 121, 123]),
+              st.sampled_from([0, 127])),
+    st.builds(lambda ch, k, val: (0xA0 | ch, k, val), st.integers(0, 1), st.integers(56, 71), st.integers(0, 127)),
+    st.builds(lambda ch: (0xE0 | ch, 0, 96), st.integers(0, 1)))
+chord = st.lists(crowd, min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(steps=st.lists(st.one_of(st.tuples(st.just("bytes"), chord), st.tuples(st.just("play"), st.integers(1, 600))),
+                      max_size=40))
+@example(steps=[("bytes", [(0x90, 56 + k, 100) for k in range(12)]), ("play", 128)])  # more notes than the polyphony
+def test_voice_bookkeeping_holds_under_any_event_order(engine, steps):
+    fresh_voices(engine)
+    outdata = np.zeros((MAX_BLOCK, 2), np.float32)
+    down: set[tuple[int, int]] = set()
+    for kind, value in steps:
+        if kind == "bytes":
+            for message in value:
+                engine.send(*message)
+                keys_down(down, *message)
+        else:
+            play(engine, outdata, value)
+            bookkeeping_holds(engine.voices, down)
+    play(engine, outdata, MAX_BLOCK)
+    bookkeeping_holds(engine.voices, down)
