@@ -50,6 +50,7 @@ NO_JUMP = 1e18  # no second jump (then_at), and no wrapping round (jump_mod) on 
 VOLUME_REF = 100  # GM's default CC7: plays at unity
 SMOOTH_SECONDS = 0.005  # time constant of controller smoothing
 SQRT2 = math.sqrt(2.0)
+JUMP_ROWS = 12  # up to this many voices jumping in one block, their rows are moved one by one (cheaper than all)
 
 
 
@@ -600,7 +601,13 @@ class Voices:
         vt = self._vtmp[:n]
         np.multiply(self.v_rate[:n], b, out=vt)
         np.add(vt, self.v_pos[:n], out=vt)
-        if (vt >= self.v_jump_at[:n]).any():  # some voice reaches its next jump in this block
+        due = self._vb[0, :n]
+        np.greater_equal(vt, self.v_jump_at[:n], out=due)
+        jumping = np.count_nonzero(due)  # voices that reach their next jump in this block
+        if 0 < jumping <= JUMP_ROWS:  # usually a note's one or two voices: their rows alone
+            for i in np.flatnonzero(due):
+                self._jump_row(int(i), idx[i], tmp[i], mask[i])
+        elif jumping:
             np.copyto(w, self.v_jump_at[:n, None])
             np.greater_equal(idx, w, out=mask)
             np.subtract(idx, w, out=tmp)
@@ -652,6 +659,22 @@ class Voices:
         np.multiply(s0, env, out=s0)
         self._pan_mix(n, b, s0, mix2)
         self._advance(n, b)
+
+    def _jump_row(self, i: int, row: np.ndarray, tmp: np.ndarray, mask: np.ndarray) -> None:
+        """Voice i's read positions over the block (`row`), moved past its jump as _mix_voices moves every row when
+        many voices jump at once; `tmp` and `mask` are the row's scratch."""
+        at = self.v_jump_at[i]
+        np.greater_equal(row, at, out=mask)
+        np.subtract(row, at, out=tmp)
+        np.remainder(tmp, self.v_jump_mod[i], out=tmp)
+        np.add(tmp, self.v_jump_to[i], out=tmp)
+        np.copyto(row, tmp, where=mask)
+        then = self.v_then_at[i]
+        if then != NO_JUMP:  # into a segment: and out of it, if that is in this block too
+            np.greater_equal(row, then, out=mask)
+            np.subtract(row, then, out=tmp)
+            np.add(tmp, self.v_then_to[i], out=tmp)
+            np.copyto(row, tmp, where=mask)
 
     def _advance(self, n: int, b: int) -> None:
         """Move each voice on by the block: position (wrapped into its loop), release curve and envelope; free

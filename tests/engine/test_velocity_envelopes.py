@@ -416,3 +416,25 @@ def test_a_note_between_two_unlike_layers_is_as_loud_as_either(tmp_path):
         run(v, 1.5)
         want = REFERENCE_LUFS + 20 * np.log10(0.5) + 40 * np.log10(velocity / 100)
         assert momentary_peak_lufs(x, RATE) == pytest.approx(want, abs=0.25), velocity
+
+
+def test_jumps_moved_row_by_row_play_as_all_rows_at_once(models, monkeypatch):
+    """A block moves the read positions of the few voices that jump in it one row at a time, and of many at once:
+    held notes, sustained and percussive, bent, play the same samples either way, to the bit, through wraps and
+    jump segments, also in blocks longer than a segment (a voice jumps into one and out of it within a block)."""
+    import synth.engine.voices as voices_module
+
+    def held(rows: int, block: int, model: str) -> np.ndarray:
+        monkeypatch.setattr(voices_module, "JUMP_ROWS", rows)
+        v = voices_for(models[model], max_block=block)
+        for p in (48, 55, 60, 64, 67, 72):
+            v.handle(0x90, p, 60 if p % 2 else 100)  # some between two layers: two voices a note
+        v.handle(0xE0, 0, 70)  # a bend: positions move at a rate that is not 1
+        out = np.concatenate([v.process(block)[:, 0].copy() for _ in range(12 * RATE // block)])
+        assert v.v_passes[:v.n].min() >= 3  # every voice has taken several jumps
+        return out
+
+    rows = voices_module.JUMP_ROWS
+    for model in ("sustained", "percussive"):
+        for block in (BLOCK, 4096):
+            assert np.array_equal(held(rows, block, model), held(0, block, model))
