@@ -136,7 +136,7 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
         out.start()
         time.sleep(0.5)
         promote_thread()  # this thread plays the part of the MIDI input thread (synth.engine.realtime)
-        base_underruns, base_xruns, base_blocks = out.underruns, watcher.count, out.blocks
+        base_underruns, base_xruns, base_blocks, base_overran = out.underruns, watcher.count, out.blocks, out.overran
         rng = np.random.default_rng(3)
         for k in range(voices):
             engine.note_on(36 + k, 90)
@@ -151,12 +151,15 @@ def bench_soak(model_path: str, rate: int, block: int, seconds: float, voices: i
                 for k in range(0, voices, 4):  # re-strike some keys so new notes use the new timbre
                     engine.note_on(36 + k, 90)
         p50, p99, _ = out.callback_us()
+        _, delay_p99, delay_max = out.start_delay_us()
         result = {"jack_realtime": getattr(server, "realtime", False), "seconds": seconds, "voices": voices,
                   "block": block,
                   "rate": rate, "timbre_changes": changes,
                   "blocks": out.blocks - base_blocks, "underruns": out.underruns - base_underruns,
                   "jack_xruns": watcher.count - base_xruns, "callback_p50_us": p50, "callback_p99_us": p99,
                   "callback_max_us": out.slowest * 1e6,
+                  "start_delay_p99_us": delay_p99, "start_delay_max_us": delay_max,
+                  "overran": out.overran - base_overran,
                   "sounding_at_end": engine.voices.sounding}
         ordinary_thread()
         out.stop()
@@ -184,8 +187,13 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
         sd._terminate()
         sd._initialize()
         counts = {"underruns": 0, "blocks": 0}
+        delays = np.zeros(int(seconds * rate / block) + 1000)
+        stream_time = sd._lib.Pa_GetStreamTime
+        stream_ptr: list = []  # the stream's cffi pointer, once the stream exists
 
-        def callback(outdata, frames, time_info, status):
+        def callback(outdata, frames, time_info, status):  # what AudioOutput measures, for a client doing nothing
+            if counts["blocks"] < len(delays) and stream_ptr:
+                delays[counts["blocks"]] = stream_time(stream_ptr[0]) - time_info.currentTime
             counts["underruns"] += bool(status.output_underflow)
             counts["blocks"] += 1
             outdata.fill(0)
@@ -194,11 +202,16 @@ def bench_floor(rate: int, block: int, seconds: float) -> dict:
         jack_device = next(i for i, d in enumerate(sd.query_devices())
                            if d["max_output_channels"] > 0
                            and sd.query_hostapis(d["hostapi"])["name"].startswith("JACK"))
-        with sd.OutputStream(device=jack_device, samplerate=rate, blocksize=block, channels=2, callback=callback):
+        stream = sd.OutputStream(device=jack_device, samplerate=rate, blocksize=block, channels=2, callback=callback)
+        stream_ptr.append(stream._ptr)
+        with stream:
             time.sleep(seconds)
         watcher.close()
+        d = delays[:min(counts["blocks"], len(delays))] * 1e6
         return {"seconds": seconds, "blocks": counts["blocks"], "underruns": counts["underruns"],
-                "jack_xruns": watcher.count, "jack_realtime": getattr(server, "realtime", False)}
+                "jack_xruns": watcher.count, "jack_realtime": getattr(server, "realtime", False),
+                "start_delay_p99_us": float(np.percentile(d, 99)) if len(d) else 0.0,
+                "start_delay_max_us": float(d.max()) if len(d) else 0.0}
     finally:
         sd._terminate()
         server.terminate()
@@ -242,10 +255,14 @@ def format_report(r: dict) -> str:
                          f"{s['seconds']:.0f} s, {s['voices']} voices, {s['timbre_changes']} "
                          f"timbre changes, {s['blocks']} blocks of {s['block']}: {s['underruns']} underruns, "
                          f"{s['jack_xruns']} JACK xruns; callback p50 {s['callback_p50_us']:.0f} us, "
-                         f"p99 {s['callback_p99_us']:.0f} us, longest {s['callback_max_us']:.0f} us")
+                         f"p99 {s['callback_p99_us']:.0f} us, longest {s['callback_max_us']:.0f} us; its start "
+                         f"delay (the GIL) p99 {s['start_delay_p99_us']:.0f} us, longest "
+                         f"{s['start_delay_max_us']:.0f} us; blocks of ours past their period (start delay + "
+                         f"callback): {s['overran']}")
     if "floor" in r:
         f = r["floor"]
         lines.append(f"machine floor: {f.get('error') or ''}" if "error" in f else
                      f"machine floor (a client that only writes silence, same server, {f['seconds']:.0f} s): "
-                     f"{f['underruns']} underruns, {f['jack_xruns']} JACK xruns")
+                     f"{f['underruns']} underruns, {f['jack_xruns']} JACK xruns; its start delay p99 "
+                     f"{f['start_delay_p99_us']:.0f} us, longest {f['start_delay_max_us']:.0f} us")
     return "\n".join(lines)

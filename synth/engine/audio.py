@@ -142,6 +142,13 @@ class AudioOutput:
         self.blocks = 0
         self.timings = np.zeros(TIMING_RING, dtype=np.float64)
         self.slowest = 0.0  # longest callback so far, seconds
+        # How long after PortAudio began the block our callback's code began (sounddevice's wrapper and the wait
+        # for the GIL), and the blocks whose start delay plus own time passed the block's period: those are late
+        # by our doing. The period is the block's, so the count means that where the server's period is the block
+        # (as `bench` runs JACK).
+        self.start_delays = np.zeros(TIMING_RING, dtype=np.float64)
+        self.overran = 0
+        self._period = block / engine.rate
         self.failed_blocks = 0  # blocks whose callback (or producer) raised: silenced, reported by problems()
         self.last_error: Exception | None = None
         self.server_lost = False  # the stream stopped without being asked: the audio server went away
@@ -163,13 +170,16 @@ class AudioOutput:
         self.stream = sd.OutputStream(device=self.device, samplerate=engine.rate, blocksize=block,
                                       channels=channels, dtype="float32", latency=latency, callback=callback,
                                       finished_callback=self._on_finished)
+        self._stream_time = sd._lib.Pa_GetStreamTime  # stream.time without its Python wrapper (it raises on 0)
+        self._stream_ptr = self.stream._ptr
         self.hostapi = sd.query_hostapis(info["hostapi"])["name"]
         self.device_name = f"{info['name']} ({self.hostapi})"
         if info["name"] == "pulse" and os.environ.get("PULSE_SINK"):
             self.device_name += f" → sink {os.environ['PULSE_SINK']}"
 
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: object) -> None:
         t0 = self._perf()
+        delay = self._stream_time(self._stream_ptr) - time_info.currentTime
         try:
             block = self.engine.process(frames)  # [frames, 2]
             if self.channels == 2:
@@ -183,10 +193,11 @@ class AudioOutput:
             self._failed_in_a_row = False
         except Exception as e:  # an exception would stop the stream for good: silence this block, go on
             self._failed(outdata, e)
-        self._account(t0, status)
+        self._account(t0, status, delay)
 
-    def _staged_callback(self, outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+    def _staged_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: object) -> None:
         t0 = self._perf()
+        delay = self._stream_time(self._stream_ptr) - time_info.currentTime
         try:
             got = self.ring.read_into(outdata)
             if got < frames:
@@ -195,7 +206,7 @@ class AudioOutput:
                 self.underruns += 1
         except Exception as e:
             self._failed(outdata, e, voices=False)  # the producer thread owns the voices here
-        self._account(t0, status)
+        self._account(t0, status, delay)
 
     def _failed(self, outdata: np.ndarray, error: Exception, voices: bool = True) -> None:
         """A block that raised: silence it and count it; `problems()` reports it off the audio thread. With
@@ -209,15 +220,21 @@ class AudioOutput:
                 self.engine.voices.reset()
             self._failed_in_a_row = True
 
-    def _account(self, t0: float, status: Any) -> None:
-        """Both callbacks' bookkeeping: the device's underflow flag and how long this block took."""
+    def _account(self, t0: float, status: Any, delay: float) -> None:
+        """Both callbacks' bookkeeping: the device's underflow flag, how long this block took and how late its
+        code began (`delay`, seconds; a host API whose clocks disagree gives nonsense, not counted)."""
         # status: a sounddevice.CallbackFlags (sounddevice ships no type hints)
         if status.output_underflow:
             self.underruns += 1
         took = self._perf() - t0
-        self.timings[self.blocks % TIMING_RING] = took
+        k = self.blocks % TIMING_RING
+        self.timings[k] = took
         if took > self.slowest:
             self.slowest = took
+        if -1.0 < delay < 1.0:
+            self.start_delays[k] = delay
+            if delay + took > self._period:
+                self.overran += 1
         self.blocks += 1
 
     def _produce(self) -> None:
@@ -317,8 +334,16 @@ class AudioOutput:
 
     def callback_us(self) -> tuple[float, float, float]:
         """Median, 99th percentile and longest callback time (µs) over the recent blocks."""
+        return self._percentiles(self.timings)
+
+    def start_delay_us(self) -> tuple[float, float, float]:
+        """Median, 99th percentile and longest delay (µs) from PortAudio beginning a block to our callback's code
+        beginning it, over the recent blocks."""
+        return self._percentiles(self.start_delays)
+
+    def _percentiles(self, ring: np.ndarray) -> tuple[float, float, float]:
         n = min(self.blocks, TIMING_RING)
         if n == 0:
             return 0.0, 0.0, 0.0
-        t = self.timings[:n] * 1e6
+        t = ring[:n] * 1e6
         return float(np.percentile(t, 50)), float(np.percentile(t, 99)), float(t.max())

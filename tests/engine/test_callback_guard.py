@@ -68,6 +68,47 @@ def corrupt_voice_on_jack(model_path: str, effects: str) -> None:
     print("all checked", flush=True)
 
 
+def test_blocks_that_run_past_their_period_are_counted_as_ours(jack_server, tone_model):
+    """The bench tells the instrument's underruns from the machine's: a block whose start delay (the GIL) plus its
+    own time passes its period is counted. In a child process, as above."""
+    proc = subprocess.run([sys.executable, "-c", f"from tests.engine.test_callback_guard import slow_blocks_on_jack; "
+                           f"slow_blocks_on_jack({str(tone_model)!r})"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "all checked" in proc.stdout, proc.stdout + proc.stderr
+
+
+def slow_blocks_on_jack(model_path: str) -> None:
+    from synth.engine.audio import AudioOutput
+
+    engine = Engine(NoteModel(model_path, provider="cpu"), rate=48000, block=128, polyphony=4, render_process=False)
+    engine.renderer.render_all()
+    out = AudioOutput(engine, hostapi="jack", block=128)
+    process, slow = engine.process, [0]
+
+    def slowed(frames: int) -> np.ndarray:
+        if slow[0] > 0:
+            slow[0] -= 1
+            time.sleep(3 * frames / engine.rate)  # three periods: past its own period whatever the machine
+        return process(frames)
+
+    engine.process = slowed
+    out.start()
+    try:
+        deadline = time.monotonic() + 30
+        while out.blocks < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before, slow[0] = out.overran, 5
+        while slow[0] > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert out.overran - before >= 5, (before, out.overran)
+        n = min(out.blocks, len(out.start_delays))
+        assert np.abs(out.start_delays[:n]).max() < 1.0 and out.start_delays[:n].any()  # PortAudio's clocks agree
+    finally:
+        out.stop()
+        engine.stop()
+    print("all checked", flush=True)
+
+
 def test_a_non_finite_note_is_played_as_silence_and_does_not_stick(tone_model):
     engine = Engine(NoteModel(tone_model, provider="cpu"), rate=48000, block=256, polyphony=4, render_process=False)
     engine.renderer.render_all()
