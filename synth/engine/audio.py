@@ -147,6 +147,7 @@ class AudioOutput:
         # by our doing. The period is the block's, so the count means that where the server's period is the block
         # (as `bench` runs JACK).
         self.start_delays = np.zeros(TIMING_RING, dtype=np.float64)
+        self.longest_delay = 0.0  # seconds, since the start
         self.overran = 0
         self._period = block / engine.rate
         self.failed_blocks = 0  # blocks whose callback (or producer) raised: silenced, reported by problems()
@@ -233,6 +234,8 @@ class AudioOutput:
             self.slowest = took
         if -1.0 < delay < 1.0:
             self.start_delays[k] = delay
+            if delay > self.longest_delay:
+                self.longest_delay = delay
             if delay + took > self._period:
                 self.overran += 1
         self.blocks += 1
