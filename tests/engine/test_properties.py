@@ -1,6 +1,7 @@
 """Property-based (hypothesis): random MIDI byte streams through the real parser and the real engine, mixed by
 the real voices into an output buffer as the audio callback does: nothing raises, and every sample that reaches
-the buffer is finite and within full scale. The bank holds every MIDI key of the analytic tone model."""
+the buffer is finite and within full scale, and the voices' bookkeeping (notes, keys, pedal, polyphony, slot users)
+stays consistent. The bank holds every MIDI key of the analytic tone model."""
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
