@@ -62,7 +62,8 @@ class Meter:
 
     def read(self) -> dict:
         """Peak and RMS per side in dBFS since the last read (-120 for silence), whether either side reached the
-        clip level, and the scope's frames oldest first ([SCOPE_FRAMES, 2] as lists); resets the accumulators."""
+        clip level, and the scope's frames oldest first ([SCOPE_FRAMES, 2] float32, a copy); resets the
+        accumulators. The scope stays an array: as lists it took 0.3 ms of the sound process's GIL a status."""
         frames = max(self.frames, 1)
         peak = [_db(float(p)) for p in self.peak]
         rms = [_db(math.sqrt(float(s) / frames)) for s in self.square]
@@ -72,7 +73,7 @@ class Meter:
         self.clips.fill(0)
         self.frames = 0
         scope = np.roll(self.scope, -self.at, axis=0)
-        return {"peak_db": peak, "rms_db": rms, "clipped": clipped, "scope": scope.tolist()}
+        return {"peak_db": peak, "rms_db": rms, "clipped": clipped, "scope": scope}
 
 
 def _db(x: float) -> float:
