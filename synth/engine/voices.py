@@ -326,7 +326,7 @@ class Voices:
 
     def _key_voices(self, ch: int, pitch: int = -1, but: int = -1) -> np.ndarray:
         """bool [n], a scratch view valid until the next call: the voices on channel `ch` (of key `pitch`; not in
-        state `but`). Vectorised without allocating: a Python loop over 64 voices cost ~20 µs an event."""
+        state `but`). Vectorised without allocating: a note-on's Python loops over 64 voices were ~8 of its 37 µs."""
         n = self.n
         on, t = self._vb[0, :n], self._vb[1, :n]
         np.equal(self.v_chan[:n], ch, out=on)
