@@ -320,9 +320,7 @@ class Voices:
     def _apply_bend(self, ch: int) -> None:
         ratio = 2.0 ** (self.bend_value[ch] / 8192.0 * self.bend_range[ch] / 12.0)
         self.bend_ratio[ch] = ratio
-        on = self._vb[0, :self.n]
-        np.equal(self.v_chan[:self.n], ch, out=on)
-        np.copyto(self.v_rate[:self.n], ratio, where=on)
+        np.copyto(self.v_rate[:self.n], ratio, where=self._key_voices(ch))
 
     def _key_voices(self, ch: int, pitch: int = -1, but: int = -1) -> np.ndarray:
         """bool [n], a scratch view valid until the next call: the voices on channel `ch` (of key `pitch`; not in
@@ -333,8 +331,19 @@ class Voices:
         if pitch >= 0:
             np.equal(self.v_pitch[:n], pitch, out=t)
             np.logical_and(on, t, out=on)
-        if but >= 0:
-            np.not_equal(self.v_state[:n], but, out=t)
+        return self._but(on, but)
+
+    def _note_voices(self, i: int, but: int = -1) -> np.ndarray:
+        """As _key_voices, the voices of voice i's note (its age; not in state `but`)."""
+        on = self._vb[0, :self.n]
+        np.equal(self.v_age[:self.n], self.v_age[i], out=on)
+        return self._but(on, but)
+
+    def _but(self, on: np.ndarray, state: int) -> np.ndarray:
+        """`on` narrowed, in place, to the voices not in `state` (all of them for -1)."""
+        if state >= 0:
+            t = self._vb[1, :len(on)]
+            np.not_equal(self.v_state[:len(on)], state, out=t)
             np.logical_and(on, t, out=on)
         return on
 
@@ -522,12 +531,7 @@ class Voices:
 
     def _kill_note(self, i: int) -> None:
         """Fade out voice i and the other voice of its note."""
-        n = self.n
-        on, t = self._vb[0, :n], self._vb[1, :n]
-        np.equal(self.v_age[:n], self.v_age[i], out=on)
-        np.not_equal(self.v_state[:n], KILLED, out=t)
-        np.logical_and(on, t, out=on)
-        self._kill_where(on)
+        self._kill_where(self._note_voices(i, KILLED))
 
     def _free(self, i: int) -> None:
         self.pool.users[self.v_slot[i]] -= 1
@@ -548,13 +552,8 @@ class Voices:
                 continue
             if i == -2:
                 self.dropped_notes += 1
-            if self.p_released[k] and i >= 0:
-                for j in range(self.n):
-                    if self.v_age[j] == self.v_age[i]:
-                        if self.sustain[ch]:
-                            self.v_state[j] = SUSTAINED
-                        else:
-                            self._release(j)
+            if self.p_released[k] and i >= 0:  # its key went up while it waited
+                self._let_go(ch, self._note_voices(i))
             self.max_wait_blocks = max(self.max_wait_blocks, clock - int(self.p_since[k]) + 1)
             self._drop_pending(k)
 
