@@ -234,8 +234,9 @@ class Generator(nn.Module):
         f0_dev = f0_dev - f0_dev.mean(dim=1, keepdim=True)
         unison = None
         if self.cfg.unison:
-            detune = torch.sigmoid(UNISON_GAIN * self.unison(c_vibrato)[:, 0])
-            angle = torch.sigmoid(UNISON_GAIN * self.unison(c)[:, 1])
+            u = self.unison(c)
+            detune = torch.sigmoid(UNISON_GAIN * (u if vibrato_at is None else self.unison(c_vibrato))[:, 0])
+            angle = torch.sigmoid(UNISON_GAIN * u[:, 1])
             unison = torch.stack([MAX_UNISON_CENTS / 100.0 * detune, 0.25 * math.pi * angle], dim=1)
         return smooth_frames(amplitudes), smooth_frames(f0_dev), smooth_frames(noise), unison
 
