@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--frame-noise", type=int_in(4, 512), metavar="BANDS",
                    help="draw the noise per control frame at 100 Hz resolution from this many bands (e.g. 128) instead "
                         "of 32 fixed band recordings (a run may start from a model without it)")
+    t.add_argument("--noise-draw", type=int_in(1, 64), default=0, metavar="CURVES",
+                   help="random curves the noise bands may follow, so a note's noise can swell and burst on a course "
+                        "of its own (experimental; default: none)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop-frames", type=int, default=96, help="5 ms frames of audio synthesised per note per step")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 diverged after 3,500 steps)")
@@ -74,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--adversarial", type=float_in(0.0, 10.0), default=0.0, metavar="WEIGHT",
                    help="weight of the adversarial stage: a spectrogram discriminator learns what sets real notes "
                         "apart from the voice's, and the voice learns from it (default 0: off)")
+    t.add_argument("--noise-adversarial", type=float_in(0.0, 10.0), default=0.0, metavar="WEIGHT",
+                   help="weight of the noise adversarial stage: a critic of the power between the partials over "
+                        "time, and the voice learns from it (default 0: off)")
     t.set_defaults(func=run)
 
 
@@ -87,7 +93,7 @@ def run(a: argparse.Namespace) -> None:
                          "together they can be at most 1")
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison,
                       jitter=a.jitter, body=a.body, frame_noise=a.frame_noise is not None,
-                      noise_bands=a.frame_noise or NOISE_BANDS)
+                      noise_bands=a.frame_noise or NOISE_BANDS, noise_draw=a.noise_draw)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,
@@ -96,6 +102,6 @@ def run(a: argparse.Namespace) -> None:
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from,
                            keep_weight=a.keep, cross_pitch=a.cross_pitch, cross_velocity=a.cross_velocity,
-                           adversarial=a.adversarial)
+                           adversarial=a.adversarial, noise_adversarial=a.noise_adversarial)
     sys.stdout.write(json.dumps(train(cfg)) + "\n")  # one write: under torchrun every process prints to one pipe
     sys.stdout.flush()

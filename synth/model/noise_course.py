@@ -47,6 +47,13 @@ class NoiseCourse(torch.nn.Module):
         """[B, frames, NOISE_BANDS] power between the harmonics, per band and 20 ms frame."""
         return self._band_power(audio, self.between(pitch))
 
+    def log_course(self, audio: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, NOISE_BANDS, frames] log power between the harmonics, the critic's input: bands with no such bin at
+        the note's pitch read the floor, for real and generated notes alike."""
+        between = self.between(pitch)
+        counted = (torch.matmul(between, self.bands) > 0).float()[:, :, None]            # [B, bands, 1]
+        return torch.log(self._band_power(audio, between).transpose(1, 2) * counted + FLOOR)
+
     def _band_power(self, audio: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
         power = stft_power(audio, self.window, HOP_SAMPLES)                             # [B, bins, frames]
         return torch.matmul((power * between[:, :, None]).transpose(1, 2), self.bands)

@@ -34,6 +34,7 @@ MAX_JITTER = 0.5     # the partials' wobble: at most this standard deviation (ne
 JITTER_GAIN = 20.0   # as UNISON_GAIN, for the wobble's depths
 MAX_BODY = 3.0       # the body filter's gain at most ± this (nepers, about ±26 dB) at any frequency
 BODY_GAIN = 10.0     # as UNISON_GAIN, for the body filter
+DRAW_GAIN = 5.0      # as UNISON_GAIN, for the noise draw's gains
 
 
 @dataclass
@@ -62,6 +63,13 @@ class VoiceConfig:
     # of what the classifier hears apart. An experiment, off by default.
     frame_noise: bool = False
     noise_bands: int = NOISE_BANDS
+    # Random curves (this many, slow and fast: twice as many channels) beside the noise bands' head, scaled per band
+    # by the condition, so the noise can take a course of its own over a note (a swell, a burst) rather than the mean
+    # course a regression loss asks for; the noise adversarial stage (noise_critic.py) judges those courses. Drawn
+    # anew per note in training; a played note reads them from a place set by its pitch (as the jitter), so the
+    # bank renders the same note every time. Starts at zero gain: the voice it grows from plays as before. An
+    # experiment, off (0) by default.
+    noise_draw: int = 0
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -129,9 +137,10 @@ class Generator(nn.Module):
     """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
     the unison [B, 2] (detune in semitones, mix angle) or None."""
 
-    jitter_curves: torch.Tensor  # buffers of a voice with --jitter or --body (register_buffer), named for mypy
-    jitter_tilt: torch.Tensor
+    jitter_curves: torch.Tensor  # buffers of a voice with --jitter, --body or --noise-draw (register_buffer),
+    jitter_tilt: torch.Tensor    # named for mypy
     body_weights: torch.Tensor
+    draw_curves: torch.Tensor
 
     def __init__(self, cfg: VoiceConfig) -> None:
         super().__init__()
@@ -161,6 +170,14 @@ class Generator(nn.Module):
             nn.init.zeros_(last.bias)
             self.body = nn.Sequential(nn.Linear(cfg.z_dim, 128), nn.LeakyReLU(0.2), last)
             self.register_buffer("body_weights", torch.from_numpy(body_weights()), persistent=False)
+        if cfg.noise_draw:  # zero gain at first: the noise as without the draw
+            self.draw = nn.Conv1d(2 * cfg.noise_draw, cfg.noise_bands, 5, padding=2)
+            self.draw_gain = nn.Linear(cfg.cond, cfg.noise_bands)
+            nn.init.zeros_(self.draw_gain.weight)
+            nn.init.zeros_(self.draw_gain.bias)
+            curves = partial_jitter(harmonics=cfg.noise_draw, seed=2468)                 # [2, FRAMES, draw]
+            self.register_buffer("draw_curves", torch.from_numpy(curves).permute(0, 2, 1).reshape(-1, FRAMES),
+                                 persistent=False)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -185,6 +202,18 @@ class Generator(nn.Module):
         at = (torch.arange(frames, device=c.device)[None, :] + (pitch[:, None] * 97) % frames) % frames
         curves = self.jitter_curves[:, at]                                                   # [2, B, FRAMES, H]
         return torch.exp(slow * curves[0] + fast * curves[1] - (slow * slow + fast * fast))
+
+    def _noise_draw(self, c: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """[B, FRAMES, noise bands] what the random curves add to the noise bands' logits: read from a random place
+        per note in training, from a place set by the pitch when played (eval mode, the export)."""
+        frames = self.draw_curves.shape[1]
+        if self.training:
+            offset = torch.randint(0, frames, pitch.shape, device=c.device)
+        else:
+            offset = (pitch * 97) % frames
+        at = (torch.arange(frames, device=c.device)[None, :] + offset[:, None]) % frames
+        curves = self.draw_curves[:, at].transpose(0, 1)                                     # [B, 2 draw, FRAMES]
+        return self.draw(curves).transpose(1, 2) * (DRAW_GAIN * self.draw_gain(c))[:, None, :]
 
     def body_gain(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """[B, HARMONICS] each harmonic's gain from the timbre's body filter, read at the harmonic's frequency."""
@@ -225,7 +254,10 @@ class Generator(nn.Module):
         amplitudes = level * shape / shape.sum(dim=-1, keepdim=True)
         if self.cfg.jitter:
             amplitudes = amplitudes * self._wobble(c, pitch)
-        noise = exp_sigmoid(out[..., 1 + HARMONICS:1 + HARMONICS + self.cfg.noise_bands] - 5.0)
+        noise_logits = out[..., 1 + HARMONICS:1 + HARMONICS + self.cfg.noise_bands]
+        if self.cfg.noise_draw:
+            noise_logits = noise_logits + self._noise_draw(c, pitch)
+        noise = exp_sigmoid(noise_logits - 5.0)
         # Vibrato is slow (5-7 Hz): the f0 curve is smoothed over 40 ms, so it cannot jitter the partials; and it
         # is a deviation about the note's pitch, never a detune (its mean over the note is removed): a run that
         # could offset it played random timbres a median 31 cents out of tune.

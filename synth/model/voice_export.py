@@ -90,6 +90,8 @@ def _objective_extras(cfg: dict) -> str:
         extras.append(f"average-spectrum weight {cfg['spectrum_weight']:g}")
     if cfg.get("adversarial"):
         extras.append(f"adversarial stage (spectrogram discriminator, weight {cfg['adversarial']:g})")
+    if cfg.get("noise_adversarial"):
+        extras.append(f"noise adversarial stage (between-partials critic, weight {cfg['noise_adversarial']:g})")
     return "".join(f"; {e}" for e in extras)
 
 

@@ -26,6 +26,7 @@ from synth.model.envelope import BandEnvelope
 from synth.model.harmonic_levels import HarmonicLevels
 from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_spectrum_loss, mel_loss, spectral_loss
 from synth.model.noise_course import NoiseCourse
+from synth.model.noise_critic import NoiseCritic
 from synth.model.texture import Texture
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig, grow_noise_head, resample_bands
 
@@ -33,6 +34,7 @@ CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
 SPIKE_RATIO, SETTLED_STEPS = 4.0, 20  # a batch whose spectral loss is 4x the level of the steps before is skipped
 DISC_LR = 1e-4  # the discriminator's rate, fixed: at a fine-tune's generator rate (5e-5) it was still at chance
                 # after 100 steps (hinge loss 1.98 of 2; at 1e-4, 1.85 by step 350)
+CRITIC_LR = 4e-4  # the noise critic's: at 1e-4 it was still at chance (1.995 of 2) after 100 steps
 
 
 @dataclass
@@ -78,6 +80,9 @@ class VoiceTrainConfig:
     # Weight of the adversarial stage (discriminator.py): this times the generator's hinge loss plus twice this
     # times feature matching; 0 trains on the reconstruction losses alone.
     adversarial: float = 0.0
+    # Weight of the noise adversarial stage (noise_critic.py): the same losses, from a critic that sees only the
+    # crops' power between the partials per noise band every 20 ms; 0 leaves it out.
+    noise_adversarial: float = 0.0
     # Weight of the whole-note harmonic level loss (harmonic_levels.py): each harmonic's amplitude every 20 ms
     # against the real note's; 0 leaves it out.
     harmonic_weight: float = 0.0
@@ -185,7 +190,7 @@ def train(cfg: VoiceTrainConfig, progress: bool = True) -> dict:
         final["replica_max_diff"] = _replica_spread(nets)
         # The DDP wrappers hold the process group; dropped first, it is torn down here, while every process still
         # runs, and not at interpreter exit, where gloo's threads aborted rank 0 in 8 of 26 runs.
-        nets.gen, nets.enc, nets.dsc = nets.voice.generator, nets.encoder, nets.disc
+        nets.gen, nets.enc, nets.dsc, nets.crt = nets.voice.generator, nets.encoder, nets.disc, nets.critic
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()
@@ -212,6 +217,9 @@ class _Nets:
     disc: Discriminator | None = None    # the adversarial stage's discriminator, its optimiser, and what a step
     disc_opt: torch.optim.Optimizer | None = None  # calls (its DDP wrapper under torchrun)
     dsc: torch.nn.Module | None = None
+    critic: NoiseCritic | None = None    # the noise adversarial stage's critic, its optimiser, and what a step
+    critic_opt: torch.optim.Optimizer | None = None  # calls (its DDP wrapper under torchrun)
+    crt: torch.nn.Module | None = None
 
 
 @dataclass
@@ -272,6 +280,9 @@ def _networks(cfg: VoiceTrainConfig, device: torch.device) -> _Nets:
     if cfg.adversarial > 0:
         nets.disc = nets.dsc = Discriminator().to(device)
         nets.disc_opt = torch.optim.Adam(nets.disc.parameters(), lr=DISC_LR, betas=(0.8, 0.99))
+    if cfg.noise_adversarial > 0:
+        nets.critic = nets.crt = NoiseCritic(int(nets.noise_course.bands.shape[1])).to(device)
+        nets.critic_opt = torch.optim.Adam(nets.critic.parameters(), lr=CRITIC_LR, betas=(0.8, 0.99))
     return nets
 
 
@@ -288,6 +299,9 @@ def _resume(cfg: VoiceTrainConfig, ck_path: Path, nets: _Nets, device: torch.dev
         if nets.disc is not None and nets.disc_opt is not None and "discriminator" in ck:  # else it starts anew
             nets.disc.load_state_dict(ck["discriminator"])
             nets.disc_opt.load_state_dict(ck["disc_optimizer"])
+        if nets.critic is not None and nets.critic_opt is not None and "noise_critic" in ck:
+            nets.critic.load_state_dict(ck["noise_critic"])
+            nets.critic_opt.load_state_dict(ck["critic_optimizer"])
         return _Progress(step=int(ck["step"]), trained_s=float(ck["trained_s"]))
     if cfg.init_from:
         _init_from(cfg.init_from, nets.voice, nets.encoder)
@@ -346,6 +360,8 @@ def _wrap_ddp(nets: _Nets) -> None:
     nets.gen, nets.enc = DDP(nets.voice.generator), DDP(nets.encoder)
     if nets.disc is not None:
         nets.dsc = DDP(nets.disc)
+    if nets.critic is not None:
+        nets.crt = DDP(nets.critic)
 
 
 def _device_notes(cfg: VoiceTrainConfig, device: torch.device) -> _Notes:
@@ -437,6 +453,12 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         adv, fm = generator_losses(*_scores(nets.dsc, real, fake, pitch))
         loss = loss + cfg.adversarial * (adv + 2.0 * fm)
         extra |= {"adversarial": adv.item(), "feature_matching": fm.item()}
+    courses = None
+    if nets.crt is not None:
+        courses = nets.noise_course.log_course(real, pitch), nets.noise_course.log_course(fake, pitch)
+        adv, fm = generator_losses(*_critic_scores(nets.crt, *courses, pitch, vel, start * HOP))
+        loss = loss + cfg.noise_adversarial * (adv + 2.0 * fm)
+        extra |= {"noise_adversarial": adv.item(), "noise_feature_matching": fm.item()}
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.nn.utils.clip_grad_norm_(nets.params, 1.0)
@@ -447,14 +469,31 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         nets.opt.step()
     if nets.dsc is not None and nets.disc_opt is not None:  # every step: under torchrun each process must join in
         extra["discriminator"] = _discriminator_step(nets.dsc, nets.disc_opt, real, fake.detach(), pitch)
+    if nets.crt is not None and nets.critic_opt is not None and courses is not None:
+        critic_loss = discriminator_loss(*_critic_scores(nets.crt, courses[0], courses[1].detach(), pitch, vel,
+                                                         start * HOP))
+        nets.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nets.critic_opt.step()
+        extra["noise_critic"] = critic_loss.item()
     return spec.item(), env.item(), avg.item(), kl.item(), float(grad), spike, extra
 
 
 def _scores(dsc: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, pitch: torch.Tensor) -> tuple[list, list]:
     """The discriminator's (scores, activations) of real and generated crops, from one call on both (under DDP a
     module is called once per backward)."""
-    both = dsc(torch.cat([real, fake]), torch.cat([pitch, pitch]))
-    n = len(real)
+    return _split(dsc(torch.cat([real, fake]), torch.cat([pitch, pitch])), len(real))
+
+
+def _critic_scores(crt: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, pitch: torch.Tensor,
+                   vel: torch.Tensor, start_sample: int) -> tuple[list, list]:
+    """The noise critic's (scores, activations) of real and generated between-partials courses, from one call."""
+    return _split(crt(torch.cat([real, fake]), torch.cat([pitch, pitch]), torch.cat([vel, vel]), start_sample),
+                  len(real))
+
+
+def _split(both: list, n: int) -> tuple[list, list]:
+    """A critic's outputs on real crops then generated ones (the first n, the rest) as two lists."""
     split = lambda x: (x[:n], x[n:])  # noqa: E731
     real_out, fake_out = [], []
     for score, feats in both:
@@ -502,6 +541,8 @@ def _checkpoint(path: Path, cfg: VoiceTrainConfig, nets: _Nets, run: _Progress, 
     """Save everything a resume, an export and the model card need (the keys load_voice and _resume read)."""
     disc = {} if nets.disc is None or nets.disc_opt is None else {
         "discriminator": nets.disc.state_dict(), "disc_optimizer": nets.disc_opt.state_dict()}
+    if nets.critic is not None and nets.critic_opt is not None:
+        disc |= {"noise_critic": nets.critic.state_dict(), "critic_optimizer": nets.critic_opt.state_dict()}
     atomic_save({"version": CHECKPOINT_VERSION, "generator": nets.voice.generator.state_dict(),
                  "encoder": nets.encoder.state_dict(), "optimizer": nets.opt.state_dict(), "step": run.step,
                  "trained_s": run.trained_s, "net": cfg.net.to_dict(), "config": asdict(cfg) | {"net": None},
@@ -513,7 +554,7 @@ def _replica_spread(nets: _Nets) -> float:
     stayed in sync)."""
     import torch.distributed as dist
 
-    params = list(nets.voice.generator.parameters()) + ([] if nets.disc is None else list(nets.disc.parameters()))
+    params = [p for net in (nets.voice.generator, nets.disc, nets.critic) if net is not None for p in net.parameters()]
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     hi, lo = flat.clone(), flat.clone()
     dist.all_reduce(hi, op=dist.ReduceOp.MAX)
@@ -542,9 +583,9 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
     state = grow_noise_head(state, voice.generator.cfg.noise_bands)
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
-        # Only the unison, the jitter and the body may be missing (they start alike for every note); else another
+        # Only the unison, the jitter, the body and the noise draw may be missing (they start alike for every note); else another
         # network.
-        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.", "body."))
+        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.", "body.", "draw"))
                                           for k in missing.missing_keys):
             raise RuntimeError
         if enc is not None:

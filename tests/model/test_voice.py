@@ -357,6 +357,74 @@ def test_adversarial_training_keeps_its_discriminator_across_a_resume(tiny_notes
     assert not torch.equal(first["discriminator"][w], again["discriminator"][w])
 
 
+def test_the_noise_critic_learns_to_tell_a_steady_noise_from_one_that_swells():
+    """What the noise adversarial stage relies on: a few steps teach the critic a difference in the noise's course
+    alone (here the same mean level, steady or swelling by 6 dB at 4 Hz) and it scores the real kind higher."""
+    from synth.model.noise_course import NoiseCourse
+    from synth.model.noise_critic import NoiseCritic
+
+    torch.manual_seed(0)
+    course, pitch, vel = NoiseCourse(), torch.full((8,), 57), torch.full((8,), 0.8)
+    t = torch.arange(24000) / SAMPLE_RATE
+    tone = sum(torch.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 6)) * 0.2
+    swell = torch.exp(0.35 * torch.sin(2 * np.pi * 4 * t + torch.rand(8, 1) * 6.28))
+
+    def courses():
+        noise = 0.01 * torch.randn(16, len(t))
+        return course.log_course(tone + torch.cat([noise[:8], noise[8:] * swell / swell.pow(2).mean().sqrt()]),
+                                 torch.cat([pitch, pitch]))
+
+    critic = NoiseCritic(NOISE_BANDS, width=16)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+    for _ in range(40):
+        (score, _), = critic(courses(), torch.cat([pitch, pitch]), torch.cat([vel, vel]), 0)
+        loss = discriminator_loss([(score[:8], [])], [(score[8:], [])])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        (score, _), = critic(courses(), torch.cat([pitch, pitch]), torch.cat([vel, vel]), 0)
+    assert score[:8].mean() > score[8:].mean() + 0.5
+
+
+def test_the_noise_draw_is_drawn_anew_in_training_and_fixed_per_key_when_played():
+    """--noise-draw: at zero gain the voice plays as without it; with a gain the noise takes a course of its own,
+    the same every time a key is played (the bank renders it once), another per key, and another per training draw."""
+    from dataclasses import replace
+
+    from synth.model.voice import Voice
+
+    torch.manual_seed(0)
+    voice = Voice(replace(TINY_NET, noise_draw=4)).eval()
+    plain = Voice(TINY_NET).eval()
+    plain.generator.load_state_dict(voice.generator.state_dict(), strict=False)
+    z, pitch, vel = torch.randn(1, 16).repeat(2, 1), torch.tensor([57, 58]), torch.tensor([0.8, 0.8])
+    with torch.no_grad():
+        assert torch.equal(plain.generator(z, pitch, vel)[2], voice.generator(z, pitch, vel)[2])
+        voice.generator.draw_gain.bias.fill_(0.2)
+        played = [voice.generator(z, pitch, vel)[2] for _ in range(2)]
+        drawn = [voice.generator.train()(z, pitch, vel)[2] for _ in range(2)]
+    course = lambda noise: noise[0, :, 3].log()  # noqa: E731
+    assert torch.equal(played[0], played[1])
+    assert float((course(played[0]) - course(plain.generator(z, pitch, vel)[2])).std()) > 0.05
+    assert not torch.allclose(played[0][0], played[0][1], atol=1e-3)        # one latent, two keys: two courses
+    assert not torch.allclose(drawn[0], drawn[1], atol=1e-3)
+
+
+def test_noise_adversarial_training_keeps_its_critic_across_a_resume(tiny_notes, tmp_path):
+    run = tmp_path / "run"
+    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, limit_notes=2,
+                           crop_frames=48, max_steps=4, noise_adversarial=0.1)
+    train(cfg, progress=False)
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 7}), progress=False)
+    again = torch.load(run / "checkpoint.pt", weights_only=True)
+    adam_steps = lambda ck: int(next(iter(ck["critic_optimizer"]["state"].values()))["step"])  # noqa: E731
+    assert (adam_steps(first), adam_steps(again)) == (4, 7)              # resumed, not started anew
+    w = "convs.0.weight"
+    assert not torch.equal(first["noise_critic"][w], again["noise_critic"][w])
+
+
 def test_a_checkpoint_keeps_the_one_before_and_no_temp_file(tmp_path):
     path = tmp_path / "checkpoint.pt"
     atomic_save({"step": 1}, path)
@@ -393,7 +461,7 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     run = tmp_path / "run"
     train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=2,
                            adversarial=0.1, harmonic_weight=0.5, noise_weight=0.5, texture_weight=0.5,
-                           onset_weight=0.5, mel_weight=0.5), progress=False)
+                           onset_weight=0.5, mel_weight=0.5, noise_adversarial=0.1), progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx"), "--card", str(tmp_path / "card.md")])
     model = NoteModel(tmp_path / "m.onnx")
     facts = json.loads(model.info.training_data)
@@ -402,7 +470,7 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     assert facts["objective"].endswith("; harmonic level loss, weight 0.5; noise course loss, weight 0.5; texture "
                                        "(modulation spectrum) loss, weight 0.5; onset envelope loss, weight 0.5; "
                                        "log-mel loss, weight 0.5; adversarial stage (spectrogram discriminator, "
-                                       "weight 0.1)")
+                                       "weight 0.1); noise adversarial stage (between-partials critic, weight 0.1)")
     assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
     assert "| steps | 2 |" in (tmp_path / "card.md").read_text()
@@ -469,14 +537,15 @@ def test_a_shape_that_does_not_fit_is_one_line(tiny_notes, tiny_model, tmp_path)
 
 def test_torchrun_trains_data_parallel_with_replicas_in_sync(tiny_notes, tmp_path):
     """Two CPU processes under torchrun (gloo): each trains on its own batches, DistributedDataParallel averages
-    the gradients, so the generators (and the adversarial stage's discriminators) stay identical while the
-    per-process losses differ."""
+    the gradients, so the generators (and the adversarial stages' critics) stay identical while the per-process
+    losses differ."""
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "synth",
                            "train", "--data", str(tiny_notes), "--out", str(run), "--channels", "16", "16", "8", "8",
                            "8", "--z-dim", "16", "--batch", "2", "--steps", "3", "--device", "cpu",
-                           "--crop-frames", "32", "--adversarial", "0.1"], capture_output=True, text=True, timeout=300, env=env)
+                           "--crop-frames", "32", "--adversarial", "0.1", "--noise-adversarial", "0.1", "--noise-draw",
+                           "2"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Both processes print their result to one pipe, so two lines may interleave: read each object whole.
     finals = [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", proc.stdout)]
@@ -667,7 +736,10 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
         assert float((own[0][k] - own[1][k]).abs().max()) > 0.1 * float(own[0][k].abs().max())
 
 
-@pytest.mark.parametrize("grown", ["", "unison", "jitter", "body", "frame_noise"])
+GROWN = {"unison": True, "jitter": True, "body": True, "frame_noise": True, "noise_draw": 4}
+
+
+@pytest.mark.parametrize("grown", ["", "unison", "jitter", "body", "frame_noise", "noise_draw"])
 def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
     the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
@@ -679,7 +751,7 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
     from tests.torch_voices import TINY_NET
 
     torch.manual_seed(2)
-    voice = Voice(replace(TINY_NET, **({grown: True} if grown else {}))).eval()
+    voice = Voice(replace(TINY_NET, **({grown: GROWN[grown]} if grown else {}))).eval()
     with torch.no_grad():
         for p in voice.generator.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -696,17 +768,17 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
                                                   voice.generator.state_dict().values()))
 
 
-@pytest.mark.parametrize("grown", ["unison", "jitter", "body"])
+@pytest.mark.parametrize("grown", ["unison", "jitter", "body", "noise_draw"])
 def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path, grown):
-    """--unison (or --jitter, --body) on a run started from a checkpoint without it: every other weight is the
-    checkpoint's and the second voice starts 29 dB down (the wobble shallow, the body flat), so the voice plays
-    nearly as the checkpoint did; training then moves it."""
+    """--unison (or --jitter, --body, --noise-draw) on a run started from a checkpoint without it: every other
+    weight is the checkpoint's and the second voice starts 29 dB down (the wobble shallow, the body flat, the draw
+    at zero gain), so the voice plays nearly as the checkpoint did; training then moves it."""
     from dataclasses import replace
 
     base = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(tmp_path / "a"), net=TINY_NET, batch=2,
                             limit_notes=2, crop_frames=48, max_steps=2)
     train(base, progress=False)
-    grow = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, **{grown: True}), max_steps=0,
+    grow = replace(base, out_dir=str(tmp_path / "b"), net=replace(TINY_NET, **{grown: GROWN[grown]}), max_steps=0,
                     init_from=str(tmp_path / "a" / "checkpoint.pt"), lr=3e-3)
     train(grow, progress=False)
     before, _, _ = load_voice(tmp_path / "a" / "checkpoint.pt")
@@ -719,7 +791,7 @@ def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_le
     assert float((now - was).pow(2).mean() / was.pow(2).mean()) < 0.01
     train(replace(grow, max_steps=5), progress=False)
     learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
-    last = getattr(learnt.generator, grown)
+    last = getattr(learnt.generator, "draw_gain" if grown == "noise_draw" else grown)
     assert (last[-1] if isinstance(last, torch.nn.Sequential) else last).weight.abs().max() > 0
 
 
