@@ -343,18 +343,20 @@ def test_the_discriminator_learns_to_tell_a_clean_tone_from_one_with_grain():
     assert all(s[:8].mean() > s[8:].mean() + 0.5 for s, _ in out)
 
 
-def test_adversarial_training_keeps_its_discriminator_across_a_resume(tiny_notes, tmp_path):
+@pytest.mark.parametrize("stage, state, opt, weight", [
+    ("adversarial", "discriminator", "disc_optimizer", "scales.0.convs.0.weight"),
+    ("noise_adversarial", "noise_critic", "critic_optimizer", "convs.0.weight")])
+def test_adversarial_training_keeps_its_critic_across_a_resume(tiny_notes, tmp_path, stage, state, opt, weight):
     run = tmp_path / "run"
     cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, limit_notes=2,
-                           crop_frames=48, max_steps=4, adversarial=0.1)
+                           crop_frames=48, max_steps=4, **{stage: 0.1})
     train(cfg, progress=False)
     first = torch.load(run / "checkpoint.pt", weights_only=True)
     train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 7}), progress=False)
     again = torch.load(run / "checkpoint.pt", weights_only=True)
-    adam_steps = lambda ck: int(next(iter(ck["disc_optimizer"]["state"].values()))["step"])  # noqa: E731
+    adam_steps = lambda ck: int(next(iter(ck[opt]["state"].values()))["step"])  # noqa: E731
     assert (adam_steps(first), adam_steps(again)) == (4, 7)              # resumed, not started anew
-    w = "scales.0.convs.0.weight"
-    assert not torch.equal(first["discriminator"][w], again["discriminator"][w])
+    assert not torch.equal(first[state][weight], again[state][weight])
 
 
 def test_the_noise_critic_learns_to_tell_a_steady_noise_from_one_that_swells():
@@ -409,20 +411,6 @@ def test_the_noise_draw_is_drawn_anew_in_training_and_fixed_per_key_when_played(
     assert float((course(played[0]) - course(plain.generator(z, pitch, vel)[2])).std()) > 0.05
     assert not torch.allclose(played[0][0], played[0][1], atol=1e-3)        # one latent, two keys: two courses
     assert not torch.allclose(drawn[0], drawn[1], atol=1e-3)
-
-
-def test_noise_adversarial_training_keeps_its_critic_across_a_resume(tiny_notes, tmp_path):
-    run = tmp_path / "run"
-    cfg = VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, limit_notes=2,
-                           crop_frames=48, max_steps=4, noise_adversarial=0.1)
-    train(cfg, progress=False)
-    first = torch.load(run / "checkpoint.pt", weights_only=True)
-    train(VoiceTrainConfig(**{**cfg.__dict__, "max_steps": 7}), progress=False)
-    again = torch.load(run / "checkpoint.pt", weights_only=True)
-    adam_steps = lambda ck: int(next(iter(ck["critic_optimizer"]["state"].values()))["step"])  # noqa: E731
-    assert (adam_steps(first), adam_steps(again)) == (4, 7)              # resumed, not started anew
-    w = "convs.0.weight"
-    assert not torch.equal(first["noise_critic"][w], again["noise_critic"][w])
 
 
 def test_a_checkpoint_keeps_the_one_before_and_no_temp_file(tmp_path):
