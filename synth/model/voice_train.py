@@ -34,7 +34,7 @@ CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
 SPIKE_RATIO, SETTLED_STEPS = 4.0, 20  # a batch whose spectral loss is 4x the level of the steps before is skipped
 DISC_LR = 1e-4  # the discriminator's rate, fixed: at a fine-tune's generator rate (5e-5) it was still at chance
                 # after 100 steps (hinge loss 1.98 of 2; at 1e-4, 1.85 by step 350)
-CRITIC_LR = 4e-4  # the noise critic's: at 1e-4 it was still at chance (1.995 of 2) after 100 steps
+CRITIC_LR = 4e-4  # the noise critic's: at 1e-4 a first form of it was still at chance (1.995 of 2) after 100 steps
 
 
 @dataclass
