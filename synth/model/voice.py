@@ -133,6 +133,17 @@ def grow_noise_head(state: dict[str, torch.Tensor], bands: int) -> dict[str, tor
     return dict(state) | {"head.weight": rows(weight), "head.bias": rows(bias)}
 
 
+def _key_place(pitch: torch.Tensor, frames: int) -> torch.Tensor:
+    """[B] where a played key reads fixed circular curves of `frames` (so the notes of a chord read them apart)."""
+    return (pitch * 97) % frames
+
+
+def _read_from(curves: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
+    """[C, B, frames, ...] fixed circular curves [C, frames, ...] read from each note's place [B] on."""
+    frames = curves.shape[1]
+    return curves[:, (torch.arange(frames, device=place.device)[None, :] + place[:, None]) % frames]
+
+
 class Generator(nn.Module):
     """G(z, pitch, velocity) → controls (amplitudes, f0 deviation, noise bands), each [B, FRAMES + 1, ...], and
     the unison [B, 2] (detune in semitones, mix angle) or None."""
@@ -198,21 +209,15 @@ class Generator(nn.Module):
         tilt = self.jitter_tilt
         slow = depth[..., :1] * (1 - tilt) + depth[..., 1:2] * tilt                          # [B, 1, H]
         fast = depth[..., 2:3] * (1 - tilt) + depth[..., 3:4] * tilt
-        frames = self.jitter_curves.shape[1]
-        at = (torch.arange(frames, device=c.device)[None, :] + (pitch[:, None] * 97) % frames) % frames
-        curves = self.jitter_curves[:, at]                                                   # [2, B, FRAMES, H]
+        curves = _read_from(self.jitter_curves, _key_place(pitch, self.jitter_curves.shape[1]))  # [2, B, FRAMES, H]
         return torch.exp(slow * curves[0] + fast * curves[1] - (slow * slow + fast * fast))
 
     def _noise_draw(self, c: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """[B, FRAMES, noise bands] what the random curves add to the noise bands' logits: read from a random place
         per note in training, from a place set by the pitch when played (eval mode, the export)."""
         frames = self.draw_curves.shape[1]
-        if self.training:
-            offset = torch.randint(0, frames, pitch.shape, device=c.device)
-        else:
-            offset = (pitch * 97) % frames
-        at = (torch.arange(frames, device=c.device)[None, :] + offset[:, None]) % frames
-        curves = self.draw_curves[:, at].transpose(0, 1)                                     # [B, 2 draw, FRAMES]
+        place = torch.randint(0, frames, pitch.shape, device=c.device) if self.training else _key_place(pitch, frames)
+        curves = _read_from(self.draw_curves, place).transpose(0, 1)                          # [B, 2 draw, FRAMES]
         return self.draw(curves).transpose(1, 2) * (DRAW_GAIN * self.draw_gain(c))[:, None, :]
 
     def body_gain(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:

@@ -454,9 +454,9 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         loss = loss + cfg.adversarial * (adv + 2.0 * fm)
         extra |= {"adversarial": adv.item(), "feature_matching": fm.item()}
     courses = None
-    if nets.crt is not None:
-        courses = nets.noise_course.log_course(real, pitch), nets.noise_course.log_course(fake, pitch)
-        adv, fm = generator_losses(*_critic_scores(nets.crt, *courses, pitch, vel, start * HOP))
+    if nets.crt is not None:  # real then generated crops, in one measure and one critic call (as DDP wants)
+        courses = nets.noise_course.log_course(torch.cat([real, fake]), torch.cat([pitch, pitch]))
+        adv, fm = generator_losses(*_critic_scores(nets.crt, courses, pitch, vel, start * HOP))
         loss = loss + cfg.noise_adversarial * (adv + 2.0 * fm)
         extra |= {"noise_adversarial": adv.item(), "noise_feature_matching": fm.item()}
     nets.opt.zero_grad(set_to_none=True)
@@ -470,8 +470,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
     if nets.dsc is not None and nets.disc_opt is not None:  # every step: under torchrun each process must join in
         extra["discriminator"] = _discriminator_step(nets.dsc, nets.disc_opt, real, fake.detach(), pitch)
     if nets.crt is not None and nets.critic_opt is not None and courses is not None:
-        critic_loss = discriminator_loss(*_critic_scores(nets.crt, courses[0], courses[1].detach(), pitch, vel,
-                                                         start * HOP))
+        critic_loss = discriminator_loss(*_critic_scores(nets.crt, courses.detach(), pitch, vel, start * HOP))
         nets.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         nets.critic_opt.step()
@@ -485,11 +484,11 @@ def _scores(dsc: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, pitch:
     return _split(dsc(torch.cat([real, fake]), torch.cat([pitch, pitch])), len(real))
 
 
-def _critic_scores(crt: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, pitch: torch.Tensor,
-                   vel: torch.Tensor, start_sample: int) -> tuple[list, list]:
-    """The noise critic's (scores, activations) of real and generated between-partials courses, from one call."""
-    return _split(crt(torch.cat([real, fake]), torch.cat([pitch, pitch]), torch.cat([vel, vel]), start_sample),
-                  len(real))
+def _critic_scores(crt: torch.nn.Module, courses: torch.Tensor, pitch: torch.Tensor, vel: torch.Tensor,
+                   start_sample: int) -> tuple[list, list]:
+    """The noise critic's (scores, activations) of the real crops' between-partials courses and the generated ones
+    (`courses`: the real first, then as many generated), from one call."""
+    return _split(crt(courses, torch.cat([pitch, pitch]), torch.cat([vel, vel]), start_sample), len(pitch))
 
 
 def _split(both: list, n: int) -> tuple[list, list]:
