@@ -3,7 +3,8 @@
 Inference and the per-note numpy work (resampling, loop preparation) then never hold the audio process's GIL;
 the bank renderer's thread only sends a job (latent, pitches, layer velocities, slots) and waits for each note's
 loop, tail and release (a NoteShape) back.
-The process runs niced, below the audio callback.
+The process runs niced a little below the audio callback: enough that a callback thread without real-time
+priority still wins the core, not so much that other busy programs starve the bank (see docs/measurements.md).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     from synth.engine.bank import Blend, Loop, NoteLayout
 
-NICE = 15
+NICE = 5
 
 
 class RenderError(ValueError):
