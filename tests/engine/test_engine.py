@@ -1,8 +1,11 @@
 """The engine's note bank and voices, driven through the real ONNX loader with the analytic tone model."""
+import os
+
 import numpy as np
 import pytest
 
 from synth.engine.bank import BankRenderer, NoteLayout, prepare_loop, render_order
+from synth.engine.render_worker import NICE
 from synth.engine.voices import Voices, velocity_gain
 from synth.runtime.model import NoteModel
 
@@ -72,6 +75,18 @@ def test_bank_renders_every_pitch_at_the_output_rate(model):
         note = renderer.pool.data[slot, int(0.5 * RATE):int(1.5 * RATE)]
         assert abs(cents(freq(note), pitch)) < 5
     assert renderer.lanes[0].slot_for[0, 100] == -1  # outside the model's range: only on demand
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="process priorities are a POSIX call")
+def test_render_worker_runs_niced_a_little_below_the_audio(model):
+    renderer = BankRenderer(model, RATE, process=True)
+    renderer.start()
+    try:
+        pid = renderer._worker.process.pid
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(own + NICE, 19) > own
+    finally:
+        renderer.stop()
 
 
 def test_note_plays_its_pitch_and_velocity(model):
