@@ -84,6 +84,8 @@ def test_render_worker_runs_niced_a_little_below_the_audio(model):
     try:
         pid = renderer._worker.process.pid
         own = os.getpriority(os.PRIO_PROCESS, 0)
+        if own >= 19:
+            pytest.skip("the tests run at the lowest priority already: nothing can be niced under them")
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(own + NICE, 19) > own
     finally:
         renderer.stop()
