@@ -79,14 +79,13 @@ def test_bank_renders_every_pitch_at_the_output_rate(model):
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="process priorities are a POSIX call")
 def test_render_worker_runs_niced_a_little_below_the_audio(model):
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    if own >= 19:
+        pytest.skip("the tests run at the lowest priority already: nothing can be niced under them")
     renderer = BankRenderer(model, RATE, process=True)
     renderer.start()
     try:
-        pid = renderer._worker.process.pid
-        own = os.getpriority(os.PRIO_PROCESS, 0)
-        if own >= 19:
-            pytest.skip("the tests run at the lowest priority already: nothing can be niced under them")
-        assert os.getpriority(os.PRIO_PROCESS, pid) == min(own + NICE, 19) > own
+        assert os.getpriority(os.PRIO_PROCESS, renderer._worker.process.pid) == min(own + NICE, 19) > own
     finally:
         renderer.stop()
 
