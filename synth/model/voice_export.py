@@ -84,6 +84,8 @@ def _objective_extras(cfg: dict) -> str:
         extras.append(f"texture (modulation spectrum) loss, weight {cfg['texture_weight']:g}")
     if cfg.get("onset_weight"):
         extras.append(f"onset envelope loss, weight {cfg['onset_weight']:g}")
+    if cfg.get("vibrato_weight"):
+        extras.append(f"vibrato loss, weight {cfg['vibrato_weight']:g}")
     if cfg.get("mel_weight"):
         extras.append(f"log-mel loss, weight {cfg['mel_weight']:g}")
     if cfg.get("spectrum_weight", 0.1) != 0.1:

@@ -28,6 +28,7 @@ from synth.model.hnsynth import FRAMES, HOLD_SECONDS, HOP, SAMPLE_RATE, average_
 from synth.model.noise_course import NoiseCourse
 from synth.model.noise_critic import NoiseCritic
 from synth.model.texture import Texture
+from synth.model.vibrato import track_all, vibrato_loss
 from synth.model.voice import Encoder, MelFeatures, Voice, VoiceConfig, grow_noise_head, resample_bands
 
 CHECKPOINT_VERSION = 2  # 1 was the IF-Mel GAN
@@ -98,6 +99,8 @@ class VoiceTrainConfig:
     # Weight of the log-mel loss (hnsynth.mel_loss): the crops' spectra on the mel scale, where the low partials
     # weigh as a listener hears them; 0 leaves it out.
     mel_weight: float = 0.0
+    # Weight of the vibrato loss (vibrato.py): the pitch curve against the real note's tracked one; 0 leaves it out.
+    vibrato_weight: float = 0.0
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -230,6 +233,7 @@ class _Notes:
     mels: torch.Tensor
     pitch: torch.Tensor
     vel: torch.Tensor
+    vibrato: tuple[torch.Tensor, torch.Tensor] | None = None  # tracked pitch curves (cents) and their weights
 
 
 @dataclass
@@ -367,8 +371,12 @@ def _wrap_ddp(nets: _Nets) -> None:
 def _device_notes(cfg: VoiceTrainConfig, device: torch.device) -> _Notes:
     """The training split (up to limit_notes, chosen by the seed) with its encoder inputs computed once."""
     notes = dataset.load(Path(cfg.data_dir), "train", limit=cfg.limit_notes, seed=cfg.seed)
+    vibrato = None
+    if cfg.vibrato_weight > 0:
+        cents, weight = track_all(notes.audio, notes.pitch)
+        vibrato = (torch.from_numpy(cents).to(device), torch.from_numpy(weight).to(device))
     return _Notes(notes, mel_features(notes.audio, device), torch.from_numpy(notes.pitch).to(device),
-                  torch.from_numpy(notes.velocity.astype(np.float32) / 127.0).to(device))
+                  torch.from_numpy(notes.velocity.astype(np.float32) / 127.0).to(device), vibrato)
 
 
 def _stop_on_signals() -> dict[str, bool]:
@@ -437,6 +445,10 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         mel = mel_loss(fake, real)
         loss = loss + cfg.mel_weight * mel
         extra["mel"] = mel.item()
+    if notes.vibrato is not None:
+        vib = vibrato_loss(f0_dev, notes.vibrato[0][tgt], notes.vibrato[1][tgt], HOP)
+        loss = loss + cfg.vibrato_weight * vib
+        extra["vibrato"] = vib.item()
     if cfg.harmonic_weight > 0:
         harm = nets.harmonics.loss(amplitudes, pitch, whole)
         loss = loss + cfg.harmonic_weight * harm

@@ -42,6 +42,7 @@ def parse_error(argv, capsys) -> str:
     (["train", "--out", "run", "--noise-weight", "nan"], "argument --noise-weight: nan is not from 0 to 10"),
     (["train", "--out", "run", "--texture-weight", "-1"], "argument --texture-weight: -1 is not from 0 to 10"),
     (["train", "--out", "run", "--onset-weight", "11"], "argument --onset-weight: 11 is not from 0 to 10"),
+    (["train", "--out", "run", "--vibrato-weight", "-0.5"], "argument --vibrato-weight: -0.5 is not from 0 to 10"),
     (["train", "--out", "run", "--mel-weight", "-0.5"], "argument --mel-weight: -0.5 is not from 0 to 10"),
 ])
 def test_bad_option_is_one_line(argv, says, capsys):

@@ -450,7 +450,8 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     run = tmp_path / "run"
     train(VoiceTrainConfig(data_dir=str(tiny_notes), out_dir=str(run), net=TINY_NET, batch=2, max_steps=2,
                            adversarial=0.1, harmonic_weight=0.5, noise_weight=0.5, texture_weight=0.5,
-                           onset_weight=0.5, mel_weight=0.5, noise_adversarial=0.1), progress=False)
+                           onset_weight=0.5, mel_weight=0.5, vibrato_weight=0.5, noise_adversarial=0.1),
+          progress=False)
     main(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "m.onnx"), "--card", str(tmp_path / "card.md")])
     model = NoteModel(tmp_path / "m.onnx")
     facts = json.loads(model.info.training_data)
@@ -458,7 +459,7 @@ def test_export_command_writes_contract_model_and_card(tiny_notes, tmp_path):
     assert facts["prior"].startswith("Gaussian fit of the encoder's posteriors of ")
     assert facts["objective"].endswith("; harmonic level loss, weight 0.5; noise course loss, weight 0.5; texture "
                                        "(modulation spectrum) loss, weight 0.5; onset envelope loss, weight 0.5; "
-                                       "log-mel loss, weight 0.5; adversarial stage (spectrogram discriminator, "
+                                       "vibrato loss, weight 0.5; log-mel loss, weight 0.5; adversarial stage (spectrogram discriminator, "
                                        "weight 0.1); noise adversarial stage (between-partials critic, weight 0.1)")
     assert model.info.sample_rate == 48000 and model.takes_velocity
     assert model.render(np.zeros((1, 16), np.float32), [60], [0.5]).shape == (1, 192000)
