@@ -2,6 +2,8 @@
 leads a free pitch curve onto the tracked one."""
 import numpy as np
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synth.model.hnsynth import HOP
 from synth.model.vibrato import track, vibrato_loss
@@ -54,3 +56,14 @@ def test_the_loss_prefers_the_true_curve_and_leads_a_free_curve_onto_it():
         vibrato_loss(free, cents, weight, HOP).backward()
         opt.step()
     assert vibrato_loss(free.detach(), cents, weight, HOP).item() < 0.3 * flat
+
+
+@settings(max_examples=25, deadline=None)
+@given(pitch=st.integers(21, 108), level=st.floats(0.0, 1.0), depth=st.floats(0.0, 40.0),
+       noise=st.floats(0.0, 0.5), seed=st.integers(0, 2**16))
+def test_the_tracker_gives_finite_curves_and_binary_weights_for_any_tone(pitch, level, depth, noise, seed):
+    audio, _ = _note(pitch, depth)
+    audio = level * audio + noise * np.random.default_rng(seed).standard_normal(len(audio)).astype(np.float32)
+    cents, weight = track(audio[None].astype(np.float32), np.array([pitch]))
+    assert np.isfinite(cents).all() and set(np.unique(weight)) <= {0.0, 1.0}
+    assert (cents[weight == 0] == 0).all()
