@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--vibrato-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
                    help="weight of the vibrato loss: the voice's pitch curve against the real note's tracked one, "
                         "so reeds, pipes and strings waver as theirs do (default 0: off)")
+    t.add_argument("--vibrato-any-phase", action="store_true",
+                   help="the vibrato loss compares the curves' depth and rate only, not when they swing")
     t.add_argument("--mel-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
                    help="weight of the log-mel loss: the crops' spectra on the mel scale, where the low partials "
                         "weigh as a listener hears them (default 0: off)")
@@ -102,7 +104,7 @@ def run(a: argparse.Namespace) -> None:
                            envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,
                            harmonic_weight=a.harmonic_weight, noise_weight=a.noise_weight,
                            texture_weight=a.texture_weight, onset_weight=a.onset_weight, mel_weight=a.mel_weight,
-                           vibrato_weight=a.vibrato_weight,
+                           vibrato_weight=a.vibrato_weight, vibrato_any_phase=a.vibrato_any_phase,
                            limit_notes=a.limit_notes, seed=a.seed, max_minutes=a.minutes, max_steps=a.steps,
                            device=a.device, threads=a.threads, init_from=a.init_from,
                            keep_weight=a.keep, cross_pitch=a.cross_pitch, cross_velocity=a.cross_velocity,

@@ -82,10 +82,12 @@ def _tracker_smoothing(hop: int) -> torch.Tensor:
     return (w / w.sum()).reshape(1, 1, -1)
 
 
-def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor, hop: int) -> torch.Tensor:
+def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor, hop: int,
+                 any_phase: bool = False) -> torch.Tensor:
     """Mean distance (in 10-cent units) between the voice's pitch curve `f0_dev` [B, control frames] (semitones
     at `hop` samples a frame, from the onset) and the real notes' tracked curves [B, tracked frames], over the
-    frames the tracker trusts, each curve taken about its own mean there."""
+    frames the tracker trusts, each curve taken about its own mean there. With `any_phase`, between the curves'
+    magnitude spectra instead: the vibrato's depth and rate, whenever it swings."""
     kernel = _tracker_smoothing(hop).to(f0_dev)
     seen = F.conv1d(100.0 * f0_dev[:, None], kernel, padding=kernel.shape[-1] // 2)[:, 0]
     step = TRACK_HOP // hop
@@ -94,4 +96,8 @@ def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor
     count = w.sum(1, keepdim=True).clamp(min=1.0)
     ours = ours - (ours * w).sum(1, keepdim=True) / count
     real = real - (real * w).sum(1, keepdim=True) / count
+    if any_phase:  # the RMS distance of the magnitudes (Parseval: a flat curve scores the real one's RMS)
+        power = torch.view_as_real(torch.fft.rfft(torch.stack([ours * w, real * w]))).pow(2).sum(-1)
+        gap = ((power[0] + 1e-6).sqrt() - (power[1] + 1e-6).sqrt()).pow(2).sum()
+        return (2.0 * gap / (frames * w.sum().clamp(min=1.0)) + 1e-9).sqrt() / CENTS_SCALE
     return ((ours - real).abs() * w).sum() / w.sum().clamp(min=1.0) / CENTS_SCALE

@@ -85,7 +85,8 @@ def _objective_extras(cfg: dict) -> str:
     if cfg.get("onset_weight"):
         extras.append(f"onset envelope loss, weight {cfg['onset_weight']:g}")
     if cfg.get("vibrato_weight"):
-        extras.append(f"vibrato loss, weight {cfg['vibrato_weight']:g}")
+        extras.append(f"vibrato loss{' (depth and rate)' if cfg.get('vibrato_any_phase') else ''}, weight "
+                      f"{cfg['vibrato_weight']:g}")
     if cfg.get("mel_weight"):
         extras.append(f"log-mel loss, weight {cfg['mel_weight']:g}")
     if cfg.get("spectrum_weight", 0.1) != 0.1:

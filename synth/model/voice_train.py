@@ -101,6 +101,7 @@ class VoiceTrainConfig:
     mel_weight: float = 0.0
     # Weight of the vibrato loss (vibrato.py): the pitch curve against the real note's tracked one; 0 leaves it out.
     vibrato_weight: float = 0.0
+    vibrato_any_phase: bool = False     # compare its depth and rate only (the curves' magnitude spectra)
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -446,7 +447,7 @@ def _step(cfg: VoiceTrainConfig, nets: _Nets, notes: _Notes, rng: np.random.Gene
         loss = loss + cfg.mel_weight * mel
         extra["mel"] = mel.item()
     if notes.vibrato is not None:
-        vib = vibrato_loss(f0_dev, notes.vibrato[0][tgt], notes.vibrato[1][tgt], HOP)
+        vib = vibrato_loss(f0_dev, notes.vibrato[0][tgt], notes.vibrato[1][tgt], HOP, cfg.vibrato_any_phase)
         loss = loss + cfg.vibrato_weight * vib
         extra["vibrato"] = vib.item()
     if cfg.harmonic_weight > 0:

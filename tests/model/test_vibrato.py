@@ -67,3 +67,23 @@ def test_the_tracker_gives_finite_curves_and_binary_weights_for_any_tone(pitch, 
     cents, weight = track(audio[None].astype(np.float32), np.array([pitch]))
     assert np.isfinite(cents).all() and set(np.unique(weight)) <= {0.0, 1.0}
     assert (cents[weight == 0] == 0).all()
+
+
+def test_the_any_phase_loss_asks_for_depth_and_rate_whenever_the_vibrato_swings():
+    audio, truth = _note(64, 15.0)
+    cents, weight = map(torch.from_numpy, track(audio[None], np.array([64])))
+    truth_t = torch.from_numpy(truth)[None]
+
+    def loss(curve: torch.Tensor) -> float:
+        return vibrato_loss(curve, cents, weight, HOP, any_phase=True).item()
+
+    flat = loss(torch.zeros_like(truth_t))
+    assert loss(truth_t) < 0.1 * flat and loss(torch.roll(truth_t, 20, 1)) < 0.1 * flat  # late is as good
+    assert loss(0.5 * truth_t) > 0.4 * flat and loss(2.0 * truth_t) > 0.8 * flat         # the wrong depth is not
+    free = (0.01 * torch.randn_like(truth_t, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
+    opt = torch.optim.Adam([free], lr=0.01)
+    for _ in range(300):
+        opt.zero_grad()
+        vibrato_loss(free, cents, weight, HOP, any_phase=True).backward()
+        opt.step()
+    assert loss(free.detach()) < 0.1 * flat
