@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--vibrato-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
                    help="weight of the vibrato loss: the voice's pitch curve against the real note's tracked one, "
                         "so reeds, pipes and strings waver as theirs do (default 0: off)")
+    t.add_argument("--vibrato-lfo", action="store_true",
+                   help="give each note a vibrato LFO (depth, rate, onset set by the generator) on top of its free "
+                        "pitch curve; a run may grow it from a model without one")
     t.add_argument("--vibrato-any-phase", action="store_true",
                    help="the vibrato loss compares the curves' depth and rate only, not when they swing")
     t.add_argument("--mel-weight", type=float_in(0.0, 10.0), default=0.0, metavar="W",
@@ -98,7 +101,7 @@ def run(a: argparse.Namespace) -> None:
                          "together they can be at most 1")
     net = VoiceConfig(z_dim=a.z_dim, channels=a.channels or VoiceConfig().channels, unison=a.unison,
                       jitter=a.jitter, body=a.body, frame_noise=a.frame_noise is not None,
-                      noise_bands=a.frame_noise or NOISE_BANDS, noise_draw=a.noise_draw)
+                      noise_bands=a.frame_noise or NOISE_BANDS, noise_draw=a.noise_draw, lfo=a.vibrato_lfo)
     cfg = VoiceTrainConfig(data_dir=a.data, out_dir=a.out, net=net, batch=a.batch, crop_frames=a.crop_frames,
                            lr=a.lr, lr_final=a.lr / 10, decay_steps=a.decay_steps, kl_weight=a.kl_weight,
                            envelope_weight=a.envelope_weight, spectrum_weight=a.spectrum_weight,

@@ -35,6 +35,11 @@ JITTER_GAIN = 20.0   # as UNISON_GAIN, for the wobble's depths
 MAX_BODY = 3.0       # the body filter's gain at most ± this (nepers, about ±26 dB) at any frequency
 BODY_GAIN = 10.0     # as UNISON_GAIN, for the body filter
 DRAW_GAIN = 5.0      # as UNISON_GAIN, for the noise draw's gains
+MAX_LFO_CENTS = 30.0  # the vibrato LFO's depth (amplitude) at most this
+LFO_RATES = (3.0, 8.0)  # Hz
+MAX_LFO_DELAY = 1.0   # seconds before it swings (it fades in over LFO_FADE)
+LFO_FADE = 0.25
+LFO_GAIN = 10.0      # as UNISON_GAIN, for the LFO
 
 
 @dataclass
@@ -70,6 +75,11 @@ class VoiceConfig:
     # bank renders the same note every time. Starts at zero gain: the voice it grows from plays as before. An
     # experiment, off (0) by default.
     noise_draw: int = 0
+    # A vibrato per note on top of the free pitch curve: a sine whose depth, rate and onset the generator sets from
+    # the condition, as a soundfont's vibrato LFO has. The free curve, asked for the real vibrato's depth and rate
+    # (train --vibrato-any-phase), moved slowly: a 5 Hz swing across 800 frames is hard to draw from a conv stack,
+    # three numbers are not. Starts at 0.3 cents: the voice it grows from plays as before. Off by default.
+    lfo: bool = False
 
     @staticmethod
     def from_dict(d: dict) -> "VoiceConfig":
@@ -189,6 +199,11 @@ class Generator(nn.Module):
             curves = partial_jitter(harmonics=cfg.noise_draw, seed=2468)                 # [2, FRAMES, draw]
             self.register_buffer("draw_curves", torch.from_numpy(curves).permute(0, 2, 1).reshape(-1, FRAMES),
                                  persistent=False)
+        if cfg.lfo:  # depth 0.3 cents, 5.5 Hz, after 0.2 s, for every note at first
+            self.lfo = nn.Linear(cfg.cond, 3)
+            nn.init.zeros_(self.lfo.weight)
+            with torch.no_grad():
+                self.lfo.bias.copy_(torch.tensor([math.log(0.01 / 0.99), 0.0, math.log(0.2 / 0.8)]) / LFO_GAIN)
         bias = self.head.bias
         assert bias is not None  # Conv1d's default, bias=True
         with torch.no_grad():  # no vibrato at the start: a random f0 curve smears the partials into noise
@@ -211,6 +226,14 @@ class Generator(nn.Module):
         fast = depth[..., 2:3] * (1 - tilt) + depth[..., 3:4] * tilt
         curves = _read_from(self.jitter_curves, _key_place(pitch, self.jitter_curves.shape[1]))  # [2, B, FRAMES, H]
         return torch.exp(slow * curves[0] + fast * curves[1] - (slow * slow + fast * fast))
+
+    def _lfo(self, c: torch.Tensor) -> torch.Tensor:
+        """[B, FRAMES] the vibrato LFO in semitones: depth × fade-in after the onset delay × sin(2π rate t)."""
+        depth, rate, delay = torch.sigmoid(LFO_GAIN * self.lfo(c)).unbind(1)
+        t = torch.arange(FRAMES, device=c.device, dtype=c.dtype)[None, :] * (HOP / SAMPLE_RATE)
+        fade = torch.clamp((t - MAX_LFO_DELAY * delay[:, None]) / LFO_FADE, 0.0, 1.0)
+        hz = LFO_RATES[0] + (LFO_RATES[1] - LFO_RATES[0]) * rate[:, None]
+        return MAX_LFO_CENTS / 100.0 * depth[:, None] * fade * torch.sin(2 * math.pi * hz * t)
 
     def _noise_draw(self, c: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """[B, FRAMES, noise bands] what the random curves add to the noise bands' logits: read from a random place
@@ -269,6 +292,8 @@ class Generator(nn.Module):
         f0_dev = F.avg_pool1d(self.cfg.max_vibrato * torch.tanh(vibrato).transpose(1, 2), 9, stride=1,
                               padding=4, count_include_pad=False).transpose(1, 2)[..., 0]
         f0_dev = f0_dev - f0_dev.mean(dim=1, keepdim=True)
+        if self.cfg.lfo:
+            f0_dev = f0_dev + self._lfo(c_vibrato)
         unison = None
         if self.cfg.unison:
             u = self.unison(c)

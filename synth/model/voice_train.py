@@ -595,9 +595,9 @@ def _init_from(path: str, voice: Voice, encoder: Encoder) -> None:
     state = grow_noise_head(state, voice.generator.cfg.noise_bands)
     try:
         missing = voice.generator.load_state_dict(state, strict=False)
-        # Only the unison, the jitter, the body and the noise draw may be missing (they start alike for every note); else another
-        # network.
-        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.", "body.", "draw"))
+        # Only the unison, the jitter, the body, the noise draw and the LFO may be missing (they start alike for
+        # every note); else another network.
+        if missing.unexpected_keys or any(not k.startswith(("unison.", "jitter.", "body.", "draw", "lfo."))
                                           for k in missing.missing_keys):
             raise RuntimeError
         if enc is not None:

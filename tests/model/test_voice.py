@@ -726,10 +726,10 @@ def test_every_velocity_of_a_note_plays_one_vibrato_and_one_detune():
         assert float((own[0][k] - own[1][k]).abs().max()) > 0.1 * float(own[0][k].abs().max())
 
 
-GROWN = {"unison": True, "jitter": True, "body": True, "frame_noise": True, "noise_draw": 4}
+GROWN = {"unison": True, "jitter": True, "body": True, "frame_noise": True, "noise_draw": 4, "lfo": True}
 
 
-@pytest.mark.parametrize("grown", ["", "unison", "jitter", "body", "frame_noise", "noise_draw"])
+@pytest.mark.parametrize("grown", ["", "unison", "jitter", "body", "frame_noise", "noise_draw", "lfo"])
 def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
     """The file plays batches of any size (the bank renders 4, 8 and 16; the export traced 2) as Voice.decode does,
     the vibrato's doubled batch included; and the voice rebuilt from it is the one exported."""
@@ -758,7 +758,7 @@ def test_the_exported_voice_plays_any_batch_as_decode_does(tmp_path, grown):
                                                   voice.generator.state_dict().values()))
 
 
-@pytest.mark.parametrize("grown", ["unison", "jitter", "body", "noise_draw"])
+@pytest.mark.parametrize("grown", ["unison", "jitter", "body", "noise_draw", "lfo"])
 def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_learns_it(tiny_notes, tmp_path, grown):
     """--unison (or --jitter, --body, --noise-draw) on a run started from a checkpoint without it: every other
     weight is the checkpoint's and the second voice starts 29 dB down (the wobble shallow, the body flat, the draw
@@ -783,6 +783,26 @@ def test_a_voice_grown_a_unison_or_wobble_starts_from_the_checkpoint_and_then_le
     learnt, _, _ = load_voice(tmp_path / "b" / "checkpoint.pt")
     last = getattr(learnt.generator, "draw_gain" if grown == "noise_draw" else grown)
     assert (last[-1] if isinstance(last, torch.nn.Sequential) else last).weight.abs().max() > 0
+
+
+def test_the_vibrato_lfo_swings_at_the_rate_and_depth_the_generator_sets_and_not_before_its_onset():
+    from dataclasses import replace
+
+    from synth.model.hnsynth import FRAMES, HOP, SAMPLE_RATE
+    from synth.model.voice import LFO_GAIN, Voice
+    from tests.torch_voices import TINY_NET
+
+    voice = Voice(replace(TINY_NET, lfo=True)).eval()
+    with torch.no_grad():  # depth 0.5 of 30 cents, rate 3 + 0.5 × 5 = 5.5 Hz, onset 0.5 s
+        voice.generator.lfo.bias.copy_(torch.tensor([0.0, 0.0, 0.0]) / LFO_GAIN)
+        curve = voice.generator._lfo(torch.zeros(1, TINY_NET.cond))[0].numpy() * 100.0        # cents
+    t = np.arange(FRAMES) * HOP / SAMPLE_RATE
+    assert np.abs(curve[t < 0.5]).max() == 0.0
+    held = curve[t > 0.8]
+    assert abs(np.abs(held).max() - 15.0) < 0.2
+    spectrum = np.abs(np.fft.rfft(held * np.hanning(len(held))))
+    rate = np.fft.rfftfreq(len(held), HOP / SAMPLE_RATE)[spectrum.argmax()]
+    assert abs(rate - 5.5) < 0.5
 
 
 def test_voices_saved_while_the_global_shape_option_existed_still_load():
