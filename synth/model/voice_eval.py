@@ -26,7 +26,8 @@ class Renderer(Protocol):
                  at: np.ndarray | None = None) -> np.ndarray: ...
 
 
-METRICS = ("ripple_db", "sideband_db", "hnr_db", "attack_ms", "decay_db", "above8k_db", "centroid_hz", "level_db")
+METRICS = ("ripple_db", "sideband_db", "hnr_db", "attack_ms", "decay_db", "above8k_db", "centroid_hz", "level_db",
+           "vibrato_cents")
 
 
 def held_out(data_dir: Path, per_family: int = 24, seed: int = 3, families: set[int] | None = None) -> dataset.NoteSet:

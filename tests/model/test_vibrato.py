@@ -87,3 +87,15 @@ def test_the_any_phase_loss_asks_for_depth_and_rate_whenever_the_vibrato_swings(
         vibrato_loss(free, cents, weight, HOP, any_phase=True).backward()
         opt.step()
     assert loss(free.detach()) < 0.1 * flat
+
+
+def test_evals_vibrato_measure_reads_the_depth_of_a_vibrato_and_next_to_nothing_on_a_steady_tone():
+    from synth.model.sound_metrics import vibrato_depth
+
+    for pitch in (24, 60, 100):
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        wavering, _ = _note(pitch, 20.0)
+        steady, _ = _note(pitch, 0.0)
+        assert 12.0 < vibrato_depth(wavering.astype(np.float64), SR, f0) < 15.0, pitch  # a ±20-cent sine: 14.1
+        assert vibrato_depth(steady.astype(np.float64), SR, f0) < 0.5, pitch
+    assert np.isnan(vibrato_depth(np.zeros(int(SECONDS * SR)), SR, 261.6))
