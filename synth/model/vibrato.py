@@ -23,6 +23,7 @@ FLOOR = np.log(1e-2)            # and louder than a sine 80 dB under full scale 
 HELD = (0.15, HOLD_SECONDS - 0.1)
 MIN_FRAMES = 20                 # a note with fewer trusted frames gives no target
 CENTS_SCALE = 10.0              # the loss in units of 10 cents
+RATE_BLUR_HZ = 1.0              # the any-phase loss compares the curves' rates this coarsely
 
 
 def track(audio: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +83,14 @@ def _tracker_smoothing(hop: int) -> torch.Tensor:
     return (w / w.sum()).reshape(1, 1, -1)
 
 
+def _rate_blur(bins: int, seconds: float) -> torch.Tensor:
+    """[bins, bins] spreads each rate bin's power over ±RATE_BLUR_HZ (Gaussian, power kept): a vibrato at 5.5 Hz
+    asked for by a real one at 4.5 Hz then still gains from a deeper swing, and the rate comes from the overlap."""
+    hz = torch.arange(bins, dtype=torch.float32) / seconds
+    k = torch.exp(-0.5 * ((hz[:, None] - hz[None, :]) / RATE_BLUR_HZ) ** 2)
+    return k / k.sum(1, keepdim=True)
+
+
 def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor, hop: int,
                  any_phase: bool = False) -> torch.Tensor:
     """Mean distance (in 10-cent units) between the voice's pitch curve `f0_dev` [B, control frames] (semitones
@@ -98,6 +107,7 @@ def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor
     real = real - (real * w).sum(1, keepdim=True) / count
     if any_phase:  # the RMS distance of the magnitudes (Parseval: a flat curve scores the real one's RMS)
         power = torch.view_as_real(torch.fft.rfft(torch.stack([ours * w, real * w]))).pow(2).sum(-1)
+        power = power @ _rate_blur(power.shape[-1], TRACK_HOP / SAMPLE_RATE * 2 * (power.shape[-1] - 1)).to(power)
         gap = ((power[0] + 1e-6).sqrt() - (power[1] + 1e-6).sqrt()).pow(2).sum()
         return (2.0 * gap / (frames * w.sum().clamp(min=1.0)) + 1e-9).sqrt() / CENTS_SCALE
     return ((ours - real).abs() * w).sum() / w.sum().clamp(min=1.0) / CENTS_SCALE

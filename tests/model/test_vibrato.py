@@ -80,6 +80,9 @@ def test_the_any_phase_loss_asks_for_depth_and_rate_whenever_the_vibrato_swings(
     flat = loss(torch.zeros_like(truth_t))
     assert loss(truth_t) < 0.1 * flat and loss(torch.roll(truth_t, 20, 1)) < 0.1 * flat  # late is as good
     assert loss(0.5 * truth_t) > 0.4 * flat and loss(2.0 * truth_t) > 0.8 * flat         # the wrong depth is not
+    t = torch.arange(truth_t.shape[1]) * HOP / SR  # a swing 1 Hz faster still gains from the real depth
+    off_rate = [loss(d / 100.0 * torch.sin(2 * np.pi * 6.0 * t)[None]) for d in (1.0, 5.0, 15.0, 30.0)]
+    assert off_rate[0] > off_rate[1] > off_rate[2] < off_rate[3]
     free = (0.01 * torch.randn_like(truth_t, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
     opt = torch.optim.Adam([free], lr=0.01)
     for _ in range(300):
