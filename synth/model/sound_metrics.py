@@ -71,6 +71,16 @@ def harmonic_to_noise(audio: np.ndarray, sr: int, f0: float) -> float:
     return float(10.0 * np.log10((total_h + 1e-20) / (total_n + 1e-20)))
 
 
+def peak_cents(power: np.ndarray, lo: int, hi: int, f: float, df: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of `power` [frames, bins] (bins `df` Hz apart): the pitch, in cents about `f`, of the peak within
+    bins lo..hi-1, read between bins by a parabola on the log power; and the peak's log power."""
+    i = np.clip(lo + np.argmax(power[:, lo:hi], axis=1), 1, power.shape[1] - 2)
+    rows = np.arange(len(i))
+    a, b, c = (np.log(power[rows, j] + 1e-20) for j in (i - 1, i, i + 1))
+    peak = (i + 0.5 * (a - c) / np.minimum(a - 2 * b + c, -1e-6)) * df
+    return 1200.0 * np.log2(np.maximum(peak, 1e-3) / f), b
+
+
 def vibrato_depth(audio: np.ndarray, sr: int, f0: float) -> float:
     """Std (cents) of the held pitch: the strongest of the first 8 partials within 150 Hz-6 kHz (below, a 12 Hz
     bin is too coarse to read cents from) followed over 0.5-2.5 s in 4096-point frames every 10 ms, its peak read
@@ -82,26 +92,14 @@ def vibrato_depth(audio: np.ndarray, sr: int, f0: float) -> float:
         return float("nan")
     frames = np.lib.stride_tricks.sliding_window_view(x, size)[::hop] * np.hanning(size)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    df = sr / size
-    mean = power.mean(axis=0)
-    best, k_best = 0.0, 0
-    for k in range(1, 9):
-        lo, hi = int(k * f0 * 0.97 / df), int(k * f0 * 1.03 / df) + 2
-        if k * f0 > 6000.0 or hi >= power.shape[1] - 1:
-            break
-        if k * f0 < 150.0:
-            continue
-        if mean[lo:hi].max() > best:
-            best, k_best = float(mean[lo:hi].max()), k
-    if k_best == 0 or best <= 0.0:
+    freqs = np.fft.rfftfreq(size, 1.0 / sr)
+    found = [(p, k) for k, (_, p) in enumerate(_partials(freqs, power.mean(axis=0), f0, sr, limit=6000.0)[:8], 1)
+             if k * f0 >= 150.0]
+    best, k = max(found, default=(0.0, 0))
+    if best <= 0.0:
         return float("nan")
-    f = k_best * f0
-    lo, hi = max(1, int(f * 0.95 / df)), min(power.shape[1] - 1, int(f * 1.05 / df) + 1)
-    i = lo + np.argmax(power[:, lo:hi], axis=1)
-    rows = np.arange(len(i))
-    a, b, c = (np.log(power[rows, j] + 1e-30) for j in (i - 1, i, i + 1))
-    peak = (i + 0.5 * (a - c) / np.minimum(a - 2 * b + c, -1e-12)) * df
-    cents = 1200.0 * np.log2(np.maximum(peak, 1e-3) / f)
+    f = k * f0
+    cents, _ = peak_cents(power, max(1, int(f * 0.95 / freqs[1])), int(f * 1.05 / freqs[1]) + 1, f, freqs[1])
     return float(np.std(cents - np.median(cents)))
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from synth.core.notes import HOLD_SECONDS, SAMPLE_RATE
+from synth.model import dataset
+from synth.model.sound_metrics import peak_cents
 
 N_FFT = 4096                    # 85 ms frames: the partials of an A1 (55 Hz) still apart
 TRACK_HOP = 960                 # 20 ms: vibrato (4-7 Hz) and slower drift
@@ -33,11 +35,9 @@ def track(audio: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     power = torch.stft(torch.from_numpy(np.ascontiguousarray(audio, np.float32)), N_FFT, TRACK_HOP,
                        window=torch.hann_window(N_FFT), center=True, return_complex=True).abs().pow(2).numpy()
     n, bins, frames = power.shape
-    log_power = np.log(power + 1e-20)
     df = SAMPLE_RATE / N_FFT
     t = np.arange(frames) * TRACK_HOP / SAMPLE_RATE
     held = (t > HELD[0]) & (t < HELD[1])
-    cols = np.arange(frames)
     cents, weight = np.zeros((n, frames), np.float32), np.zeros((n, frames), np.float32)
     f0s = 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69.0) / 12.0)
     for b in range(n):
@@ -49,11 +49,9 @@ def track(audio: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             continue
         curves, trusted = [], held.copy()
         for lo, hi, k in windows[:2]:
-            i = np.clip(power[b, lo:hi].argmax(0) + lo, 1, bins - 2)
-            a, c, d = log_power[b, i - 1, cols], log_power[b, i, cols], log_power[b, i + 1, cols]
-            shift = 0.5 * (a - d) / np.minimum(a - 2 * c + d, -1e-6)   # the peak between bins (parabola)
-            curves.append(1200.0 * np.log2(np.maximum((i + shift) * df, 1e-3) / (k * f0s[b])))
-            trusted &= (c > c[held].max() - RANGE) & (c > FLOOR)
+            curve, level = peak_cents(power[b].T, lo, hi, k * f0s[b], df)
+            curves.append(curve)
+            trusted &= (level > level[held].max() - RANGE) & (level > FLOOR)
         if trusted.sum() < MIN_FRAMES:
             continue
         # About their medians: a peak read between bins is off by a steady few cents that differs by partial.
@@ -69,7 +67,7 @@ def track(audio: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def track_all(audio_int16: np.ndarray, pitch: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """track() over a whole note set's int16 audio, a chunk at a time (about 11 ms a note on one core)."""
-    parts = [track(audio_int16[i:i + chunk].astype(np.float32) / 32768.0, pitch[i:i + chunk])
+    parts = [track(dataset.NoteSet.to_float(audio_int16[i:i + chunk]), pitch[i:i + chunk])
              for i in range(0, len(audio_int16), chunk)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -107,7 +105,7 @@ def vibrato_loss(f0_dev: torch.Tensor, cents: torch.Tensor, weight: torch.Tensor
     real = real - (real * w).sum(1, keepdim=True) / count
     if any_phase:  # the RMS distance of the magnitudes (Parseval: a flat curve scores the real one's RMS)
         power = torch.view_as_real(torch.fft.rfft(torch.stack([ours * w, real * w]))).pow(2).sum(-1)
-        power = power @ _rate_blur(power.shape[-1], TRACK_HOP / SAMPLE_RATE * 2 * (power.shape[-1] - 1)).to(power)
+        power = power @ _rate_blur(power.shape[-1], frames * TRACK_HOP / SAMPLE_RATE).to(power)
         gap = ((power[0] + 1e-6).sqrt() - (power[1] + 1e-6).sqrt()).pow(2).sum()
         return (2.0 * gap / (frames * w.sum().clamp(min=1.0)) + 1e-9).sqrt() / CENTS_SCALE
     return ((ours - real).abs() * w).sum() / w.sum().clamp(min=1.0) / CENTS_SCALE
